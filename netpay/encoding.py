@@ -1,0 +1,169 @@
+"""Canonical JSON and strict field readers.
+
+Canonical form: UTF-8 JSON, keys sorted, no insignificant white space, integers only (no floats), strings,
+booleans, null, arrays and objects. Binary values are lowercase hex strings. Signatures are made over this form,
+so two parties that agree on the values agree on the bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from netpay.errors import MalformedMessage
+
+__all__ = ["MAX_STRING", "FieldReader", "canonical_json", "from_hex", "parse_json", "to_hex"]
+
+T = TypeVar("T")
+
+#: Longest string accepted in any field unless a field says otherwise.
+MAX_STRING = 2048
+_HEX = re.compile(r"\A[0-9a-f]*\Z")
+_MAX_INT = 2**63 - 1
+
+
+def _check(value: Any, depth: int = 0) -> None:
+    if depth > 32:
+        raise MalformedMessage("message nested too deeply")
+    if value is None or isinstance(value, (bool, str)):
+        return
+    if isinstance(value, int):
+        if not -_MAX_INT <= value <= _MAX_INT:
+            raise MalformedMessage("integer out of range")
+        return
+    if isinstance(value, float):
+        raise MalformedMessage("floats are not allowed; amounts are integer minor units")
+    if isinstance(value, list):
+        for item in value:
+            _check(item, depth + 1)
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise MalformedMessage("object keys must be strings")
+            _check(item, depth + 1)
+        return
+    raise MalformedMessage(f"value of type {type(value).__name__} cannot be encoded")
+
+
+def canonical_json(value: Any) -> bytes:
+    """Encode ``value`` canonically (sorted keys, compact, UTF-8, no floats)."""
+    _check(value)
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+
+
+def _reject_float(text: str) -> Any:
+    raise MalformedMessage("floats are not allowed; amounts are integer minor units")
+
+
+def _reject_constant(text: str) -> Any:
+    raise MalformedMessage(f"{text} is not valid JSON")
+
+
+def parse_json(data: bytes | str) -> Any:
+    """Parse JSON strictly: no floats, no NaN, no duplicate keys; errors become :class:`MalformedMessage`."""
+
+    def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in out:
+                raise MalformedMessage(f"duplicate key {key!r}")
+            out[key] = value
+        return out
+
+    try:
+        value = json.loads(
+            data,
+            parse_float=_reject_float,
+            parse_constant=_reject_constant,
+            object_pairs_hook=no_duplicates,
+        )
+    except MalformedMessage:
+        raise
+    except (ValueError, RecursionError) as exc:
+        raise MalformedMessage(f"body is not valid JSON: {exc}") from None
+    _check(value)
+    return value
+
+
+def to_hex(data: bytes) -> str:
+    return data.hex()
+
+
+def from_hex(text: Any, nbytes: int | None, field: str) -> bytes:
+    """Decode lowercase hex of exactly ``nbytes`` bytes (any length when None)."""
+    if not isinstance(text, str) or not _HEX.match(text) or len(text) % 2:
+        raise MalformedMessage(f"{field} must be lowercase hex", field=field)
+    if nbytes is not None and len(text) != 2 * nbytes:
+        raise MalformedMessage(f"{field} must be {nbytes} bytes of hex", field=field)
+    return bytes.fromhex(text)
+
+
+class FieldReader:
+    """Reads typed fields out of a decoded JSON object, raising :class:`MalformedMessage` naming the field.
+
+    ``done()`` rejects unknown fields, so a message never carries data its signer did not mean to sign.
+    """
+
+    def __init__(self, data: Any, where: str) -> None:
+        if not isinstance(data, dict):
+            raise MalformedMessage(f"{where} must be a JSON object", field=where)
+        self._data: dict[str, Any] = data
+        self._where = where
+        self._seen: set[str] = set()
+
+    def _get(self, name: str, optional: bool = False) -> Any:
+        self._seen.add(name)
+        if name not in self._data:
+            if optional:
+                return None
+            raise MalformedMessage(f"{self._where}.{name} is missing", field=f"{self._where}.{name}")
+        return self._data[name]
+
+    def _bad(self, name: str, what: str) -> MalformedMessage:
+        return MalformedMessage(f"{self._where}.{name} must be {what}", field=f"{self._where}.{name}")
+
+    def text(self, name: str, max_len: int = MAX_STRING, min_len: int = 1, optional: bool = False) -> Any:
+        value = self._get(name, optional)
+        if value is None and optional:
+            return None
+        if not isinstance(value, str) or not min_len <= len(value) <= max_len:
+            raise self._bad(name, f"a string of {min_len} to {max_len} characters")
+        return value
+
+    def integer(self, name: str, lo: int = 0, hi: int = _MAX_INT, optional: bool = False) -> Any:
+        value = self._get(name, optional)
+        if value is None and optional:
+            return None
+        if type(value) is not int or not lo <= value <= hi:
+            raise self._bad(name, f"an integer from {lo} to {hi}")
+        return value
+
+    def flag(self, name: str) -> bool:
+        value = self._get(name)
+        if type(value) is not bool:
+            raise self._bad(name, "true or false")
+        return value
+
+    def hex(self, name: str, nbytes: int | None = None, optional: bool = False) -> Any:
+        value = self._get(name, optional)
+        if value is None and optional:
+            return None
+        return from_hex(value, nbytes, f"{self._where}.{name}")
+
+    def raw(self, name: str, optional: bool = False) -> Any:
+        return self._get(name, optional)
+
+    def items(self, name: str, item: Callable[[Any, str], T], max_items: int = 1000, min_items: int = 0) -> list[T]:
+        value = self._get(name)
+        if not isinstance(value, list) or not min_items <= len(value) <= max_items:
+            raise self._bad(name, f"a list of {min_items} to {max_items} items")
+        return [item(v, f"{self._where}.{name}[{i}]") for i, v in enumerate(value)]
+
+    def done(self) -> None:
+        extra = set(self._data) - self._seen
+        if extra:
+            name = sorted(extra)[0]
+            raise MalformedMessage(f"{self._where}.{name} is not a known field", field=f"{self._where}.{name}")

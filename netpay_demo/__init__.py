@@ -1,0 +1,1 @@
+"""netpay_demo package."""

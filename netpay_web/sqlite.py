@@ -1,0 +1,84 @@
+"""SQLite storage for the reference servers: one file, WAL, synchronous=FULL, numbered migrations.
+
+Migrations are a list of SQL scripts; migration i (1-based) runs once and sets ``PRAGMA user_version = i`` in the
+same transaction, so a crash mid-migration leaves the database at the previous version. A database from a newer
+version (user_version beyond the list) is refused.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+__all__ = ["Database", "SchemaTooNew"]
+
+
+class SchemaTooNew(RuntimeError):
+    """The database was written by a newer version of this program."""
+
+
+class Database:
+    """One SQLite connection guarded by a lock; use :meth:`tx` for every write (BEGIN IMMEDIATE ... COMMIT)."""
+
+    def __init__(self, path: Path | str, migrations: Sequence[str], synchronous: str = "FULL") -> None:
+        self.path = Path(path)
+        self._lock = threading.RLock()
+        self.conn = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False, timeout=30)
+        self.conn.row_factory = sqlite3.Row
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute(f"PRAGMA synchronous={synchronous}")
+        self.conn.execute("PRAGMA foreign_keys=ON")
+        self._migrate(migrations)
+
+    def _migrate(self, migrations: Sequence[str]) -> None:
+        current = self.conn.execute("PRAGMA user_version").fetchone()[0]
+        if current > len(migrations):
+            raise SchemaTooNew(f"{self.path} has schema version {current}; this program knows {len(migrations)}")
+        for number in range(current + 1, len(migrations) + 1):
+            script = migrations[number - 1]
+            with self.tx() as c:
+                for statement in _split(script):
+                    c.execute(statement)
+                c.execute(f"PRAGMA user_version = {number}")
+
+    @property
+    def lock(self) -> threading.RLock:
+        return self._lock
+
+    @contextmanager
+    def tx(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction: all or nothing."""
+        with self._lock:
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.conn
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            else:
+                self.conn.execute("COMMIT")
+
+    def query(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self.conn.execute(sql, params).fetchall()
+
+    def one(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> sqlite3.Row | None:
+        with self._lock:
+            return self.conn.execute(sql, params).fetchone()
+
+    def dump(self) -> str:
+        """Every row of every table as text, for tests that prove a refused request changed nothing."""
+        with self._lock:
+            return "\n".join(self.conn.iterdump())
+
+    def close(self) -> None:
+        with self._lock:
+            self.conn.close()
+
+
+def _split(script: str) -> list[str]:
+    return [s.strip() for s in script.split(";") if s.strip()]
