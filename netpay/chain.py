@@ -15,6 +15,7 @@ import hashlib
 import hmac
 import secrets
 import struct
+from functools import lru_cache
 
 from netpay.errors import InvalidPayword, MalformedMessage
 
@@ -36,6 +37,14 @@ DEFAULT_CHAIN_LENGTH = 10_000
 DOMAIN = b"NPW"
 
 _pack_index = struct.Struct(">I").pack
+_sha256 = hashlib.sha256
+_compare = hmac.compare_digest
+
+
+@lru_cache(maxsize=8192)
+def _prefix_state(chain_id: bytes) -> hashlib._Hash:
+    """SHA-256 state after absorbing ``"NPW" || chain_id``; copied for every step of that chain."""
+    return _sha256(DOMAIN + chain_id)
 
 
 def new_chain_id() -> bytes:
@@ -57,7 +66,7 @@ class ChainHasher:
         if not isinstance(chain_id, bytes) or len(chain_id) != CHAIN_ID_BYTES:
             raise MalformedMessage(f"a chain id is {CHAIN_ID_BYTES} bytes")
         self.chain_id = chain_id
-        self._base = hashlib.sha256(DOMAIN + chain_id)
+        self._base = _prefix_state(chain_id)
 
     def step(self, index: int, upper: bytes) -> bytes:
         """W_index, computed from W_{index+1} = ``upper``."""
@@ -83,8 +92,14 @@ def verify_paywords(chain_id: bytes, known_index: int, known_value: bytes, new_i
     """
     if not known_index < new_index <= MAX_CHAIN_LENGTH:
         raise InvalidPayword(f"index {new_index} is not above the known index {known_index}")
-    if len(new_value) != PAYWORD_BYTES:
-        raise InvalidPayword("a payword is 32 bytes")
-    computed = ChainHasher(chain_id).walk(new_value, new_index, known_index)
-    if not hmac.compare_digest(computed, known_value):
+    if len(new_value) != PAYWORD_BYTES or len(chain_id) != CHAIN_ID_BYTES:
+        raise InvalidPayword("a payword is 32 bytes and a chain id 16")
+    copy = _prefix_state(chain_id).copy
+    pack = _pack_index
+    value = new_value
+    for i in range(new_index - 1, known_index - 1, -1):
+        h = copy()
+        h.update(pack(i) + value)
+        value = h.digest()
+    if not _compare(value, known_value):
         raise InvalidPayword(f"payword at index {new_index} does not hash back to index {known_index}")

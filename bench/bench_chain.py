@@ -1,0 +1,93 @@
+"""Protocol-core benchmarks: chain creation, traversal bounds, and payment verification.
+
+- ``chain_create_ratio``: creating a 2^20 chain ÷ a bare ``hashlib.sha256`` loop of 2^20 steps (medians of
+  interleaved runs).
+- ``traversal_max_hashes`` / ``traversal_max_stored``: counted (not timed) over every step of a 2^20 chain.
+- ``verify_10_coins_ratio``: verifying a 10-coin payment ÷ ten bare hashes plus one constant-time compare.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import statistics
+import time
+from collections.abc import Callable
+
+from netpay.chain import new_chain_id, verify_paywords
+from netpay.traversal import create_chain
+
+N = 2**20
+
+
+def _median_time(fn: Callable[[], object], reps: int) -> float:
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def _bare_loop(steps: int) -> bytes:
+    sha, x = hashlib.sha256, b"\x00" * 32
+    for _ in range(steps):
+        x = sha(x).digest()
+    return x
+
+
+def chain_create_ratio(reps: int = 5) -> tuple[float, float]:
+    bare, ours = [], []
+    for _ in range(reps):  # interleaved so drift hits both alike
+        bare.append(_median_time(lambda: _bare_loop(N), 1))
+        ours.append(_median_time(lambda: create_chain(new_chain_id(), N), 1))
+    return statistics.median(ours) / statistics.median(bare), statistics.median(ours)
+
+
+def traversal_bounds() -> tuple[int, int, float]:
+    _, walker = create_chain(new_chain_id(), N)
+    max_hashes = max_stored = 0
+    t0 = time.perf_counter()
+    for _ in range(N):
+        max_stored = max(max_stored, walker.stored_values)
+        walker.next()
+        max_hashes = max(max_hashes, walker.last_step_hashes)
+    per_step_us = (time.perf_counter() - t0) / N * 1e6
+    return max_hashes, max_stored, per_step_us
+
+
+def verify_ratio(calls: int = 20000, reps: int = 7) -> float:
+    chain_id = new_chain_id()
+    touchstone, walker = create_chain(chain_id, 1000)
+    index, payword = walker.advance(10)
+
+    def bare() -> None:
+        sha, cmp = hashlib.sha256, hmac.compare_digest
+        for _ in range(calls):
+            x = payword
+            for _ in range(10):
+                x = sha(x).digest()
+            cmp(x, touchstone)
+
+    def ours() -> None:
+        for _ in range(calls):
+            verify_paywords(chain_id, 0, touchstone, index, payword)
+
+    b, o = [], []
+    for _ in range(reps):
+        b.append(_median_time(bare, 1))
+        o.append(_median_time(ours, 1))
+    return statistics.median(o) / statistics.median(b)
+
+
+def run() -> dict[str, float | int]:
+    ratio, seconds = chain_create_ratio()
+    max_hashes, max_stored, step_us = traversal_bounds()
+    return {
+        "chain_create_ratio": round(ratio, 3),
+        "chain_create_2_20_seconds": round(seconds, 3),
+        "traversal_max_hashes": max_hashes,
+        "traversal_max_stored": max_stored,
+        "traversal_step_us": round(step_us, 2),
+        "verify_10_coins_ratio": round(verify_ratio(), 3),
+    }
