@@ -1,0 +1,251 @@
+/*!
+ * netpay.js — hands a purchase from a vendor page to the customer's NetPay Wallet. No dependencies.
+ *
+ * Include it on a vendor page:   <script src="/static/netpay.js" defer></script>
+ * Optional attribute on that tag: data-wallet-url="http://127.0.0.1:8765" (the wallet's callback; that is the default)
+ *
+ * API (window.netpay):
+ *   netpay.available()                 -> Promise<boolean>   true when a wallet answers GET /v1/hello
+ *   netpay.buy({itemId, quoteUrl})     -> Promise<{accessToken, itemUrl, validUntil}>
+ *        Fetches a signed quote from the vendor (POST quoteUrl {"item_id"}), hands it to the wallet
+ *        (POST /v1/purchase), waits for the customer's answer (GET /v1/purchase/{id}?token=) and resolves when paid.
+ *        Rejects with an Error whose .code is:
+ *          no_wallet     no wallet answered (show how to install/start one)
+ *          declined      the customer said no
+ *          expired       the offer expired before an answer
+ *          failed        the payment did not go through (.message says why)
+ *          quote_failed  the vendor gave no quote
+ *          or the wallet's stable error code (locked, rate_limited, forbidden, quote_paid, ...)
+ *        If the browser blocks page-to-wallet requests, buy() navigates to the wallet's fallback page instead
+ *        (GET /v1/pay?quote_url=...&item=...), which redirects back to the item when paid.
+ *   netpay.itemLink(itemUrl, token)    -> string             itemUrl with ?access=TOKEN
+ *   netpay.bind(root?)                 binds every .np-buy button (done automatically when the page loads)
+ *   netpay.config                      {walletUrl, pollMs, helloTimeoutMs, waitMs}
+ *
+ * Buttons:  <button class="np-buy" data-netpay-item="ITEM_ID" data-netpay-quote-url="/v1/quotes">Buy</button>
+ * Hint:     <div class="np-hint" data-netpay-hint hidden>How to install and start NetPay Wallet…</div>
+ * A bound button gets data-netpay-state = waiting | paid | <error code>, and fires a "netpay:state" event.
+ * On success the page opens itemUrl?access=TOKEN.
+ */
+(function (window, document) {
+  "use strict";
+
+  var script = document.currentScript;
+  var config = {
+    walletUrl: (script && script.getAttribute("data-wallet-url")) || "http://127.0.0.1:8765",
+    pollMs: 400,
+    helloTimeoutMs: 1500,
+    waitMs: 10 * 60 * 1000
+  };
+
+  function netpayError(code, message) {
+    var err = new Error(message || code);
+    err.name = "NetPayError";
+    err.code = code;
+    return err;
+  }
+
+  function fetchWithTimeout(url, options, ms) {
+    if (typeof AbortController === "undefined") return window.fetch(url, options);
+    var ctl = new AbortController();
+    var timer = setTimeout(function () { ctl.abort(); }, ms);
+    options.signal = ctl.signal;
+    return window.fetch(url, options).then(function (resp) {
+      clearTimeout(timer);
+      return resp;
+    }, function (err) {
+      clearTimeout(timer);
+      throw err;
+    });
+  }
+
+  function readJson(resp) {
+    return resp.json().catch(function () { return {}; });
+  }
+
+  function errorFromBody(body, status) {
+    var e = body && body.error;
+    if (e && typeof e.code === "string") return netpayError(e.code, e.message || e.code);
+    return netpayError("failed", "the wallet answered HTTP " + status);
+  }
+
+  function available() {
+    return fetchWithTimeout(config.walletUrl + "/v1/hello",
+      { method: "GET", mode: "cors", cache: "no-store", credentials: "omit" }, config.helloTimeoutMs)
+      .then(function (resp) { return resp.ok ? readJson(resp) : null; })
+      .then(function (body) { return !!(body && body.protocols && body.protocols.indexOf(1) >= 0); })
+      .catch(function () { return false; });
+  }
+
+  function getQuote(itemId, quoteUrl) {
+    return window.fetch(quoteUrl, {
+      method: "POST",
+      credentials: "same-origin",
+      cache: "no-store",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ item_id: itemId })
+    }).catch(function () {
+      throw netpayError("quote_failed", "the shop could not be reached");
+    }).then(function (resp) {
+      return readJson(resp).then(function (body) {
+        if (!resp.ok || !body.quote || !body.vendor_certificate) {
+          var err = errorFromBody(body, resp.status);
+          throw netpayError("quote_failed", err.message);
+        }
+        return { quote: body.quote, vendor_certificate: body.vendor_certificate };
+      });
+    });
+  }
+
+  function paidResult(body) {
+    return { accessToken: body.access_token, itemUrl: body.item_url, validUntil: body.valid_until || null };
+  }
+
+  function poll(promptId, token) {
+    var url = config.walletUrl + "/v1/purchase/" + encodeURIComponent(promptId) + "?token=" + encodeURIComponent(token);
+    var deadline = Date.now() + config.waitMs;
+    return new Promise(function (resolve, reject) {
+      function once() {
+        window.fetch(url, { method: "GET", mode: "cors", cache: "no-store", credentials: "omit" })
+          .then(function (resp) {
+            return readJson(resp).then(function (body) {
+              if (!resp.ok) throw errorFromBody(body, resp.status);
+              return body;
+            });
+          })
+          .then(function (body) {
+            if (body.status === "paid") return resolve(paidResult(body));
+            if (body.status === "declined") return reject(netpayError("declined", "the purchase was declined"));
+            if (body.status === "expired") return reject(netpayError("expired", "the offer expired"));
+            if (body.status === "failed") {
+              var msg = (body.error && body.error.message) || "the payment did not go through";
+              return reject(netpayError("failed", msg));
+            }
+            if (Date.now() > deadline) return reject(netpayError("expired", "no answer from the wallet"));
+            setTimeout(once, config.pollMs);
+          })
+          .catch(function (err) {
+            reject(err && err.code ? err : netpayError("no_wallet", "the wallet stopped answering"));
+          });
+      }
+      once();
+    });
+  }
+
+  function absolute(url) {
+    var a = document.createElement("a");
+    a.href = url;
+    return a.href;
+  }
+
+  function fallback(itemId, quoteUrl) {
+    var target = config.walletUrl + "/v1/pay?quote_url=" + encodeURIComponent(absolute(quoteUrl)) +
+      "&item=" + encodeURIComponent(itemId);
+    window.location.assign(target);
+    return new Promise(function () {}); // the page is going away
+  }
+
+  function buy(options) {
+    var itemId = options && options.itemId;
+    var quoteUrl = (options && options.quoteUrl) || "/v1/quotes";
+    if (!itemId) return Promise.reject(netpayError("malformed", "itemId is required"));
+    return available().then(function (ok) {
+      if (!ok) throw netpayError("no_wallet", "no NetPay Wallet is running on this computer");
+      return getQuote(itemId, quoteUrl);
+    }).then(function (offer) {
+      return window.fetch(config.walletUrl + "/v1/purchase", {
+        method: "POST",
+        mode: "cors",
+        cache: "no-store",
+        credentials: "omit",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify(offer)
+      }).then(function (resp) {
+        return readJson(resp).then(function (body) {
+          if (!resp.ok) throw errorFromBody(body, resp.status);
+          if (body.status === "paid") return paidResult(body);
+          if (body.status === "pending") return poll(body.prompt_id, body.poll_token);
+          throw netpayError("failed", "unexpected answer from the wallet");
+        });
+      }, function () {
+        // The wallet said hello but the browser blocked the purchase request: use the navigation fallback.
+        return fallback(itemId, quoteUrl);
+      });
+    });
+  }
+
+  function itemLink(itemUrl, token) {
+    return itemUrl + (itemUrl.indexOf("?") >= 0 ? "&" : "?") + "access=" + encodeURIComponent(token);
+  }
+
+  function showHint(show) {
+    var hints = document.querySelectorAll("[data-netpay-hint]");
+    for (var i = 0; i < hints.length; i++) hints[i].hidden = !show;
+  }
+
+  var MESSAGES = {
+    declined: "You declined this purchase.",
+    expired: "The offer expired. Please try again.",
+    locked: "Unlock your NetPay Wallet, then try again.",
+    rate_limited: "Your wallet is busy with another purchase from this shop.",
+    insufficient_coins: "Not enough coins in your wallet.",
+    no_wallet: "No NetPay Wallet answered."
+  };
+
+  function setState(button, state, message) {
+    button.setAttribute("data-netpay-state", state);
+    var status = button.nextElementSibling;
+    if (!status || !status.classList || !status.classList.contains("np-status")) {
+      status = document.createElement("span");
+      status.className = "np-status";
+      status.setAttribute("role", "status");
+      button.parentNode.insertBefore(status, button.nextSibling);
+    }
+    status.textContent = message || "";
+    try {
+      button.dispatchEvent(new CustomEvent("netpay:state", { bubbles: true, detail: { state: state } }));
+    } catch (e) { /* very old browsers */ }
+  }
+
+  function onClick(event) {
+    var button = event.currentTarget;
+    event.preventDefault();
+    if (button.getAttribute("data-netpay-state") === "waiting") return;
+    button.disabled = true;
+    setState(button, "waiting", "Waiting for your wallet…");
+    buy({
+      itemId: button.getAttribute("data-netpay-item"),
+      quoteUrl: button.getAttribute("data-netpay-quote-url") || "/v1/quotes"
+    }).then(function (result) {
+      showHint(false);
+      setState(button, "paid", "Paid. Opening…");
+      window.location.assign(itemLink(result.itemUrl, result.accessToken));
+    }, function (err) {
+      button.disabled = false;
+      var code = (err && err.code) || "failed";
+      if (code === "no_wallet") showHint(true);
+      setState(button, code, MESSAGES[code] || (err && err.message) || "The purchase did not go through.");
+    });
+  }
+
+  function bind(root) {
+    var buttons = (root || document).querySelectorAll(".np-buy[data-netpay-item]");
+    for (var i = 0; i < buttons.length; i++) {
+      if (buttons[i].getAttribute("data-netpay-bound")) continue;
+      buttons[i].setAttribute("data-netpay-bound", "1");
+      buttons[i].addEventListener("click", onClick);
+    }
+  }
+
+  function start() {
+    bind(document);
+    if (document.querySelector(".np-buy")) {
+      available().then(function (ok) { if (!ok) showHint(true); });
+    }
+  }
+
+  window.netpay = { available: available, buy: buy, bind: bind, itemLink: itemLink, config: config };
+
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
+  else start();
+})(window, document);
