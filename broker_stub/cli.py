@@ -1,0 +1,124 @@
+"""``netpay-broker``: serve (default), register-vendor, audit, operator-token.
+
+Flags ``--host``, ``--port``, ``--data-dir`` may also be given as NETPAY_BROKER_HOST / NETPAY_BROKER_PORT /
+NETPAY_BROKER_DATA_DIR (and ``--broker-id``, ``--close-grace`` as NETPAY_BROKER_ID / NETPAY_BROKER_CLOSE_GRACE).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from netpay.errors import NetPayError
+
+__all__ = ["main"]
+
+_COMMANDS = ("serve", "register-vendor", "audit", "operator-token")
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    return os.environ.get(f"NETPAY_BROKER_{name}", default)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path(_env("DATA_DIR", "broker-data") or "broker-data"),
+        help="directory for the database, key and operator token (env NETPAY_BROKER_DATA_DIR)",
+    )
+    p.add_argument("--broker-id", default=_env("ID"), help="broker id on first start (env NETPAY_BROKER_ID)")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="netpay-broker", description="NetPay reference broker")
+    sub = parser.add_subparsers(dest="command")
+    serve = sub.add_parser("serve", help="run the HTTP server (default)")
+    _common(serve)
+    serve.add_argument("--host", default=_env("HOST", "127.0.0.1"), help="env NETPAY_BROKER_HOST")
+    serve.add_argument("--port", type=int, default=int(_env("PORT", "8100") or 8100), help="env NETPAY_BROKER_PORT")
+    serve.add_argument("--public-url", default=_env("PUBLIC_URL"), help="base URL (env NETPAY_BROKER_PUBLIC_URL)")
+    serve.add_argument(
+        "--close-grace",
+        type=int,
+        default=int(_env("CLOSE_GRACE", "300") or 300),
+        help="seconds a closing chain waits for its custodian (env NETPAY_BROKER_CLOSE_GRACE)",
+    )
+    reg = sub.add_parser("register-vendor", help="register a vendor and print its certificate JSON")
+    _common(reg)
+    reg.add_argument("--vendor-id", required=True)
+    reg.add_argument("--name", required=True)
+    reg.add_argument("--public-key", required=True, help="64 hex digits")
+    reg.add_argument("--origin", action="append", required=True, help="web origin (repeatable)")
+    reg.add_argument("--api-url", required=True)
+    reg.add_argument("--payment-url", required=True)
+    audit = sub.add_parser("audit", help="print the trial balance; exit 1 if it does not balance")
+    _common(audit)
+    tok = sub.add_parser("operator-token", help="print the operator token")
+    _common(tok)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_in = list(sys.argv[1:] if argv is None else argv)
+    if not args_in or args_in[0] not in (*_COMMANDS, "-h", "--help"):
+        args_in.insert(0, "serve")
+    args = _parser().parse_args(args_in)
+    from broker_stub.settings import BrokerSettings
+
+    if args.command == "serve":
+        import uvicorn
+
+        from broker_stub.app import create_app
+
+        settings = BrokerSettings(
+            data_dir=args.data_dir,
+            host=args.host,
+            port=args.port,
+            broker_id=args.broker_id,
+            public_url=args.public_url,
+            close_grace_s=args.close_grace,
+        )
+        app = create_app(settings)
+        print(f"netpay-broker {app.state.broker.core.broker_id} on http://{args.host}:{args.port}", flush=True)
+        uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+        return 0
+
+    from broker_stub.services import Broker
+
+    broker = Broker(BrokerSettings(data_dir=args.data_dir, broker_id=args.broker_id))
+    try:
+        if args.command == "operator-token":
+            print(broker.core.operator_token)
+            return 0
+        if args.command == "audit":
+            from broker_stub.audit import audit_report
+
+            report = audit_report(broker.core)
+            print(json.dumps(report, indent=2))
+            return 0 if report["balanced"] else 1
+        data = {
+            "vendor_id": args.vendor_id,
+            "display_name": args.name,
+            "public_key": args.public_key,
+            "origins": args.origin,
+            "api_url": args.api_url,
+            "payment_url": args.payment_url,
+        }
+        try:
+            _, body = broker.vendors.register(data)
+        except NetPayError as exc:
+            print(json.dumps(exc.to_body()), file=sys.stderr)
+            return 2
+        print(json.dumps(body["certificate"]))
+        return 0
+    finally:
+        broker.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,135 @@
+"""Selling coin chains: charge the account (or a card), sign the coin certificate, list an account's chains."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from typing import Any
+
+from broker_stub import ledger
+from broker_stub.accounts import AccountService
+from broker_stub.core import BrokerCore, load_idempotent, request_hash, save_idempotent
+from broker_stub.ledger import Leg
+from broker_stub.test_card_processor import Card
+from netpay.chain import CHAIN_ID_BYTES, MAX_CHAIN_LENGTH, PAYWORD_BYTES
+from netpay.encoding import FieldReader
+from netpay.errors import Conflict, InsufficientFunds, MalformedMessage
+from netpay.messages import CoinCertificate
+from netpay.money import MAX_AMOUNT, Money
+from netpay.signed import Signed
+
+__all__ = ["IssuingService"]
+
+
+class IssuingService:
+    """``POST /v1/chains`` and ``GET /v1/account/chains``."""
+
+    def __init__(self, core: BrokerCore, accounts: AccountService) -> None:
+        self.core = core
+        self.accounts = accounts
+
+    def purchase(self, account_id: str, data: Any, idem_key: str) -> tuple[int, dict[str, Any]]:
+        s = self.core.settings
+        r = FieldReader(data, "body")
+        chain_id = r.hex("chain_id", CHAIN_ID_BYTES)
+        touchstone = r.hex("touchstone", PAYWORD_BYTES)
+        length = r.integer("length", 1, MAX_CHAIN_LENGTH)
+        coin_value = Money.from_json(r.raw("coin_value"), "body.coin_value")
+        card_raw = r.raw("card", optional=True)
+        r.done()
+        card = Card.from_json(card_raw, "body.card") if card_raw is not None else None
+        self.core.require_currency(coin_value, "body.coin_value")
+        if coin_value.amount not in s.coin_values:
+            raise MalformedMessage(
+                f"body.coin_value must be one of {list(s.coin_values)} minor units", field="body.coin_value"
+            )
+        if not s.chain_length_min <= length <= s.chain_length_max:
+            raise MalformedMessage(
+                f"body.length must be from {s.chain_length_min} to {s.chain_length_max}", field="body.length"
+            )
+        face = coin_value * length
+        if face.amount > min(MAX_AMOUNT, s.max_charge):
+            raise MalformedMessage("the chain's face value is over the purchase limit", field="body.length")
+        req = request_hash({**data, "card": card.number if card else None})
+        cid = chain_id.hex()
+        with self.core.db.tx() as c:
+            stored = load_idempotent(c, account_id, "chains", idem_key, req)
+            if stored is not None:
+                return stored
+            if c.execute("SELECT 1 FROM chains WHERE chain_id = ?", (cid,)).fetchone():
+                raise Conflict("a chain with this chain_id already exists", field="body.chain_id")
+            now = self.core.now()
+            if card is not None:
+                result = self.accounts.charge_card(card, face)
+                self.accounts.record_topup(
+                    c, account_id, "top_" + secrets.token_hex(8), face, result.last4, result.charge_id
+                )
+            balance = -ledger.balance_of(c, "customer_funds", account_id)
+            if balance < face.amount:
+                raise InsufficientFunds(
+                    "the account balance is too low for this chain",
+                    balance=self.core.money(balance).to_json(),
+                    needed=face.to_json(),
+                )
+            cert = Signed.sign(
+                CoinCertificate(
+                    chain_id=chain_id,
+                    broker_id=self.core.broker_id,
+                    touchstone=touchstone,
+                    length=length,
+                    coin_value=coin_value,
+                    issued_at=now,
+                    expires_at=now + s.chain_validity_s,
+                ),
+                self.core.key,
+            )
+            wire = cert.to_wire()
+            c.execute(
+                "INSERT INTO chains (chain_id, account_id, touchstone, length, coin_value, issued_at, expires_at, "
+                "certificate, reported_payword) VALUES (?,?,?,?,?,?,?,?,?)",
+                (
+                    cid,
+                    account_id,
+                    touchstone,
+                    length,
+                    coin_value.amount,
+                    now,
+                    now + s.chain_validity_s,
+                    json.dumps(wire),
+                    touchstone,
+                ),
+            )
+            c.execute("INSERT INTO chain_points (chain_id, idx, payword) VALUES (?, 0, ?)", (cid, touchstone))
+            ledger.post(
+                c,
+                now,
+                "purchase",
+                cid,
+                f"{length} coins of {coin_value} (chain {cid[:8]})",
+                [Leg("customer_funds", face.amount, account_id), Leg("coins_outstanding", -face.amount)],
+            )
+            body = {"certificate": wire, "balance": self.core.money(balance - face.amount).to_json()}
+            save_idempotent(c, account_id, "chains", idem_key, req, 201, body)
+        return 201, body
+
+    def list_chains(self, account_id: str) -> dict[str, Any]:
+        rows = self.core.db.query(
+            "SELECT chain_id, certificate, status, custodian, reported_index, final_index, refund, revoked "
+            "FROM chains WHERE account_id = ? ORDER BY issued_at, chain_id",
+            (account_id,),
+        )
+        return {
+            "chains": [
+                {
+                    "chain_id": r["chain_id"],
+                    "certificate": json.loads(r["certificate"]),
+                    "status": r["status"],
+                    "custodian": r["custodian"],
+                    "reported_index": r["reported_index"],
+                    "final_index": r["final_index"],
+                    "refund": self.core.money(r["refund"]).to_json() if r["refund"] is not None else None,
+                    "revoked": bool(r["revoked"]),
+                }
+                for r in rows
+            ]
+        }

@@ -1,0 +1,54 @@
+"""Coin chains: ``POST /v1/chains`` (buy) and ``POST /v1/chains/{chain_id}/close`` (return unspent coins)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Header, Path, Request
+from fastapi.responses import JSONResponse
+
+from broker_stub.core import check_idempotency_key
+from broker_stub.openapi import CARD, ERRORS, HEX, MONEY, body, obj
+from broker_stub.routers.deps import broker_of, json_body, reply, require_session, run
+from netpay.errors import MalformedMessage
+
+router = APIRouter(tags=["chains"], responses=ERRORS)
+
+_PURCHASE = obj(
+    {"chain_id": HEX, "touchstone": HEX, "length": {"type": "integer"}, "coin_value": MONEY},
+    {"card": CARD},
+)
+
+
+@router.post(
+    "/v1/chains",
+    status_code=201,
+    summary="Buy a chain: charge and sign its coin certificate",
+    openapi_extra=body(_PURCHASE),
+)
+async def purchase(
+    request: Request,
+    authorization: str | None = Header(None),
+    idempotency_key: str | None = Header(None, alias="Idempotency-Key"),
+) -> JSONResponse:
+    account_id = await require_session(request, authorization)
+    key = check_idempotency_key(idempotency_key)
+    data = await json_body(request)
+    return reply(await run(broker_of(request).issuing.purchase, account_id, data, key))
+
+
+@router.post(
+    "/v1/chains/{chain_id}/close",
+    summary="Return a chain: refund its unspent coins and revoke it",
+    openapi_extra=body({"type": "object", "additionalProperties": False}),
+)
+async def close(
+    request: Request, chain_id: str = Path(..., pattern="^[0-9a-f]{32}$"), authorization: str | None = Header(None)
+) -> dict[str, Any]:
+    account_id = await require_session(request, authorization)
+    if await request.body():
+        data = await json_body(request)
+        if data != {}:
+            raise MalformedMessage("the close request body must be {} (or empty)", field="body")
+    result: dict[str, Any] = await run(broker_of(request).closing.close, account_id, chain_id)
+    return result

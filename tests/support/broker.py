@@ -1,0 +1,150 @@
+"""Start a real broker (uvicorn on loopback) for tests and benchmarks, plus small client helpers.
+
+``start_broker(data_dir, **overrides)`` returns a :class:`RunningBroker` whose ``url``, ``broker_id``,
+``public_key`` and ``operator_token`` other parts use; ``overrides`` are :class:`BrokerSettings` fields (defaults
+here: cheap argon2 and a close grace period of 0 so tests stay fast).
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from broker_stub.app import create_app
+from broker_stub.services import Broker
+from broker_stub.settings import BrokerSettings
+from netpay.keys import SigningKey, VerifyKey
+from netpay.messages import CoinCertificate, VendorCertificate
+from netpay.money import Money
+from netpay.signed import Signed
+from netpay.traversal import PaywordTraversal, create_chain
+from netpay_web.live import LiveServer, free_port
+
+__all__ = ["FAST_SETTINGS", "TEST_CARD", "RunningBroker", "start_broker", "test_settings"]
+
+#: Cheap password hashing for tests (production defaults stay strong).
+FAST_SETTINGS: dict[str, Any] = {
+    "argon2_time_cost": 1,
+    "argon2_memory_kib": 8,
+    "argon2_parallelism": 1,
+    "close_grace_s": 0,
+    "custodian_timeout_s": 2.0,
+}
+TEST_CARD = {"number": "4242 4242 4242 4242", "exp_month": 12, "exp_year": 2099, "cvc": "123"}
+
+
+def test_settings(data_dir: Path, **overrides: Any) -> BrokerSettings:
+    return BrokerSettings(data_dir=Path(data_dir), **{**FAST_SETTINGS, **overrides})
+
+
+@dataclass
+class RunningBroker:
+    """A broker served on loopback, with what clients need to trust and call it."""
+
+    server: LiveServer
+    broker: Broker
+    data_dir: Path
+    session: requests.Session = field(default_factory=requests.Session)
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    @property
+    def broker_id(self) -> str:
+        return self.broker.core.broker_id
+
+    @property
+    def public_key(self) -> VerifyKey:
+        return self.broker.core.key.public
+
+    @property
+    def operator_token(self) -> str:
+        return self.broker.core.operator_token
+
+    def stop(self) -> None:
+        self.server.stop()
+        self.broker.close()
+
+    # -- client helpers -------------------------------------------------------------------------------------------
+    def register_vendor(
+        self,
+        vendor_id: str,
+        key: SigningKey,
+        api_url: str = "http://127.0.0.1:9",
+        origins: list[str] | None = None,
+        display_name: str | None = None,
+    ) -> Signed[VendorCertificate]:
+        resp = self.session.post(
+            f"{self.url}/v1/vendors",
+            json={
+                "vendor_id": vendor_id,
+                "display_name": display_name or vendor_id.title(),
+                "public_key": key.public.hex,
+                "origins": origins or [api_url.rstrip("/")],
+                "api_url": api_url,
+                "payment_url": api_url.rstrip("/") + "/v1/payments",
+            },
+            headers={"X-Operator-Token": self.operator_token},
+        )
+        resp.raise_for_status()
+        return Signed.from_wire(resp.json()["certificate"], VendorCertificate)
+
+    def new_customer(self, username: str | None = None, password: str = "correct horse battery", topup: int = 0) -> str:
+        """Register, log in and optionally top up; returns the session token."""
+        username = username or "user_" + secrets.token_hex(4)
+        self.session.post(f"{self.url}/v1/accounts", json={"username": username, "password": password})
+        resp = self.session.post(f"{self.url}/v1/sessions", json={"username": username, "password": password})
+        resp.raise_for_status()
+        token: str = resp.json()["token"]
+        if topup:
+            r = self.session.post(
+                f"{self.url}/v1/account/topups",
+                json={"amount": {"amount": topup, "currency": "EUR"}, "card": TEST_CARD},
+                headers={"Authorization": f"Bearer {token}", "Idempotency-Key": secrets.token_hex(8)},
+            )
+            r.raise_for_status()
+        return token
+
+    def buy_chain(
+        self, token: str, length: int = 100, coin_value: int = 1, card: bool = False
+    ) -> tuple[Signed[CoinCertificate], PaywordTraversal]:
+        chain_id = secrets.token_bytes(16)
+        touchstone, traversal = create_chain(chain_id, length)
+        body: dict[str, Any] = {
+            "chain_id": chain_id.hex(),
+            "touchstone": touchstone.hex(),
+            "length": length,
+            "coin_value": Money(coin_value, "EUR").to_json(),
+        }
+        if card:
+            body["card"] = TEST_CARD
+        resp = self.session.post(
+            f"{self.url}/v1/chains",
+            json=body,
+            headers={"Authorization": f"Bearer {token}", "Idempotency-Key": secrets.token_hex(8)},
+        )
+        resp.raise_for_status()
+        return Signed.from_wire(resp.json()["certificate"], CoinCertificate), traversal
+
+
+def start_broker(data_dir: Path, **overrides: Any) -> RunningBroker:
+    """Start a broker on a free loopback port with its data in ``data_dir``; call ``stop()`` when done."""
+    server_port = int(overrides.pop("port", 0)) or free_port()
+    settings = test_settings(data_dir, **{**overrides, "port": server_port})
+    broker = Broker(settings)
+    server = LiveServer(create_app(settings, broker), port=server_port)
+    server.start()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(f"{server.url}/v1/info", timeout=2).status_code == 200:
+                break
+        except requests.RequestException:
+            time.sleep(0.05)
+    return RunningBroker(server=server, broker=broker, data_dir=Path(data_dir))
