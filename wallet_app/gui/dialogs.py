@@ -1,0 +1,524 @@
+"""The wallet's dialogs: unlock, buy coins, return a chain, receipt, backup and restore, passphrase, settings."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QUrl
+from PySide6.QtGui import QDesktopServices
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+    QWidget,
+)
+
+from netpay.money import Money
+from wallet_app.gui.backend import GuiBackend
+from wallet_app.gui.base import WorkDialog
+from wallet_app.gui.errors import describe
+from wallet_app.gui.formatting import short_id, when
+from wallet_app.gui.money_input import parse_money
+from wallet_app.gui.views import SettingsView
+from wallet_app.gui.widgets import Card, muted
+
+__all__ = [
+    "BackupDialog",
+    "BuyCoinsDialog",
+    "ChangePassphraseDialog",
+    "ReceiptDialog",
+    "RestoreDialog",
+    "ReturnChainDialog",
+    "SettingsDialog",
+    "UnlockDialog",
+]
+
+TEST_CARD_OK = "4242 4242 4242 4242"
+
+
+def _password(placeholder: str = "") -> QLineEdit:
+    edit = QLineEdit()
+    edit.setEchoMode(QLineEdit.EchoMode.Password)
+    edit.setPlaceholderText(placeholder)
+    return edit
+
+
+class UnlockDialog(WorkDialog):
+    """Asks for the passphrase and opens the vault; a wrong passphrase is said clearly and nothing changes."""
+
+    def __init__(self, backend: GuiBackend, parent: QWidget | None = None) -> None:
+        super().__init__(
+            backend.bridge,
+            self.tr("Unlock your wallet"),
+            self.tr("Your coins are encrypted. Enter your wallet passphrase to open them."),
+            self.tr("Unlock"),
+            parent,
+        )
+        self.backend = backend
+        self.passphrase = _password(self.tr("Passphrase"))
+        self.form.addRow(self.tr("Passphrase"), self.passphrase)
+        self.action_button.setDefault(True)
+        self.passphrase.returnPressed.connect(self._action)
+        self.attempts = 0
+
+    def inputs(self) -> list[QWidget]:
+        return [self.passphrase]
+
+    def validate(self) -> str | None:
+        if self.backend.needs_passphrase() and not self.passphrase.text():
+            return self.tr("Enter your passphrase.")
+        return None
+
+    def work(self) -> tuple[Callable[..., Any], tuple[Any, ...], bool]:
+        self.attempts += 1
+        return self.backend.service.unlock, (self.passphrase.text() or None,), False
+
+    def explain(self, exc: BaseException) -> str:
+        self.passphrase.clear()
+        self.passphrase.setFocus()
+        if type(exc).__name__ == "WrongKey":
+            return self.tr("That passphrase does not open this wallet. Nothing was changed; try again.")
+        return describe(exc)
+
+
+class BuyCoinsDialog(WorkDialog):
+    """Buy a chain of coins from a broker with a (test) card; progress while the chain is made and certified."""
+
+    def __init__(self, backend: GuiBackend, brokers: list[Any], parent: QWidget | None = None) -> None:
+        super().__init__(
+            backend.bridge,
+            self.tr("Buy coins"),
+            self.tr(
+                "Your wallet makes a new chain of coins on this computer; "
+                "the broker certifies it and charges your card."
+            ),
+            self.tr("Buy"),
+            parent,
+        )
+        self.setObjectName("BuyCoinsDialog")
+        self.setMinimumWidth(540)
+        self.backend = backend
+        self.brokers = [b for b in brokers if b.trusted]
+        self.broker = QComboBox()
+        for b in self.brokers:
+            self.broker.addItem(b.name, b)
+        self.coin_value = QComboBox()
+        self.amount = QLineEdit()
+        self.amount.setPlaceholderText("5.00")
+        self.length = QSpinBox()
+        self.length.setSingleStep(100)
+        self.length.setGroupSeparatorShown(True)
+        self.total = QLabel()
+        self.total.setObjectName("SectionTitle")
+        self.form.addRow(self.tr("Broker"), self.broker)
+        self.form.addRow(self.tr("Amount"), self.amount)
+        self.form.addRow(self.tr("Coin value"), self.coin_value)
+        self.form.addRow(self.tr("Number of coins"), self.length)
+        self.form.addRow(self.tr("You pay"), self.total)
+
+        card = Card(margins=12)
+        card.body.addWidget(muted(self.tr("Test card (no real money moves)")))
+        row = QHBoxLayout()
+        self.card_number = QLineEdit(TEST_CARD_OK)
+        self.card_number.setMinimumWidth(200)
+        self.card_exp = QLineEdit("12/30")
+        self.card_exp.setMaximumWidth(80)
+        self.card_cvc = QLineEdit("123")
+        self.card_cvc.setMaximumWidth(60)
+        row.addWidget(self.card_number, 1)
+        row.addWidget(self.card_exp)
+        row.addWidget(self.card_cvc)
+        card.body.addLayout(row)
+        self.form.addRow(self.tr("Card"), card)
+
+        self.broker.currentIndexChanged.connect(lambda _i: self._broker_changed())
+        self.coin_value.currentIndexChanged.connect(lambda _i: self._amount_changed())
+        self.amount.textEdited.connect(lambda _t: self._amount_changed())
+        self.length.valueChanged.connect(lambda _v: self._length_changed())
+        self.result_chain: Any = None
+        self._broker_changed()
+        if not self.brokers:
+            self.show_error(self.tr("Add and trust a broker first (Brokers page)."))
+            self.action_button.setEnabled(False)
+
+    def inputs(self) -> list[QWidget]:
+        return [self.broker, self.coin_value, self.amount, self.length, self.card_number, self.card_exp, self.card_cvc]
+
+    def _broker_changed(self) -> None:
+        b = self.broker.currentData()
+        self.coin_value.blockSignals(True)
+        self.coin_value.clear()
+        if b is not None:
+            for v in b.coin_values:
+                self.coin_value.addItem(v.format(), v)
+            self.length.setRange(b.chain_length_min, b.chain_length_max)
+            self.length.setValue(min(max(500, b.chain_length_min), b.chain_length_max))
+        self.coin_value.blockSignals(False)
+        self._length_changed()
+
+    def _value(self) -> Money | None:
+        data = self.coin_value.currentData()
+        return data if isinstance(data, Money) else None
+
+    def _amount_changed(self) -> None:
+        value = self._value()
+        if value is None:
+            return
+        amount = parse_money(self.amount.text(), value.currency)
+        if amount is not None and value.amount > 0:
+            self.length.blockSignals(True)
+            self.length.setValue(max(1, amount.amount // value.amount))
+            self.length.blockSignals(False)
+        self._update_total(write_amount=amount is None)
+
+    def _length_changed(self) -> None:
+        self._update_total(write_amount=True)
+
+    def _update_total(self, write_amount: bool) -> None:
+        value = self._value()
+        if value is None:
+            self.total.setText("—")
+            return
+        total = value * self.length.value()
+        self.total.setText(
+            self.tr("%1  (%2 coins of %3)")
+            .replace("%1", total.format())
+            .replace("%2", f"{self.length.value():,}")
+            .replace("%3", value.format())
+        )
+        if write_amount:
+            self.amount.setText(total.format().lstrip("€$£¥"))
+
+    def card(self) -> dict[str, Any]:
+        month, _, year = self.card_exp.text().partition("/")
+        return {
+            "number": "".join(ch for ch in self.card_number.text() if ch.isdigit()),
+            "exp_month": int(month) if month.strip().isdigit() else 0,
+            "exp_year": 2000 + int(year)
+            if year.strip().isdigit() and len(year.strip()) == 2
+            else int(year or 0)
+            if year.strip().isdigit()
+            else 0,
+            "cvc": self.card_cvc.text().strip(),
+        }
+
+    def validate(self) -> str | None:
+        if self.broker.currentData() is None or self._value() is None:
+            return self.tr("Choose a broker and a coin value.")
+        card = self.card()
+        if len(card["number"]) < 12 or not 1 <= card["exp_month"] <= 12 or not card["cvc"]:
+            return self.tr("Enter the card number, its expiry as MM/YY and the CVC.")
+        return None
+
+    def work(self) -> tuple[Callable[..., Any], tuple[Any, ...], bool]:
+        broker = self.broker.currentData()
+        value = self._value()
+        coins = self.length.value()
+        card = self.card()
+        service = self.backend.service
+        stages = {
+            "generating": self.tr("Making your chain of coins…"),
+            "sending": self.tr("Waiting for the broker to certify it…"),
+            "storing": self.tr("Saving the coins in your vault…"),
+            "done": self.tr("Done"),
+        }
+
+        def buy(progress: Callable[[int, str], None]) -> Any:
+            def report(p: Any) -> None:
+                pct = {"generating": 0, "sending": 70, "storing": 90, "done": 100}.get(p.stage, 0)
+                if p.stage == "generating" and p.total:
+                    pct = 70 * p.done // p.total
+                progress(pct, stages.get(p.stage, p.stage))
+
+            return service.buy_coins(broker.broker_id, coins, value, card=card, progress=report)
+
+        return buy, (), True
+
+    def done_ok(self, result: Any) -> None:
+        self.result_chain = result
+        self.accept()
+
+
+class ReturnChainDialog(WorkDialog):
+    """Hand a chain back to its broker and show the refund."""
+
+    def __init__(self, backend: GuiBackend, chain: Any, parent: QWidget | None = None) -> None:
+        value = chain.coin_value * chain.unspent
+        super().__init__(
+            backend.bridge,
+            self.tr("Return coins"),
+            self.tr(
+                "The broker closes this chain and refunds its unused coins to your account. "
+                "The chain cannot be used afterwards."
+            ),
+            self.tr("Return chain"),
+            parent,
+            danger=True,
+        )
+        self.backend = backend
+        self.chain = chain
+        self.refund: Money | None = None
+        self.form.addRow(self.tr("Chain"), QLabel(short_id(chain.chain_id, 16)))
+        self.form.addRow(self.tr("Coins left"), QLabel(f"{chain.unspent:,} × {chain.coin_value.format()}"))
+        self.form.addRow(self.tr("Expected refund"), QLabel(value.format()))
+
+    def work(self) -> tuple[Callable[..., Any], tuple[Any, ...], bool]:
+        return self.backend.service.return_chain, (self.chain.chain_id,), False
+
+    def done_ok(self, result: Any) -> None:
+        self.refund = result
+        self.show_success(self.tr("Refund of %1 credited to your broker account.").replace("%1", result.format()))
+        self.action_button.hide()
+        self.cancel_button.setText(self.tr("Close"))
+        self.cancel_button.clicked.disconnect()
+        self.cancel_button.clicked.connect(self.accept)
+
+
+class ReceiptDialog(WorkDialog):
+    """A purchase's receipt, with a link that opens the item again."""
+
+    def __init__(self, backend: GuiBackend, entry: Any, parent: QWidget | None = None) -> None:
+        super().__init__(backend.bridge, self.tr("Receipt"), "", self.tr("Open item"), parent)
+        self.entry = entry
+        self.form.addRow(self.tr("Item"), QLabel(entry.title or "—"))
+        self.form.addRow(self.tr("Vendor"), QLabel(entry.vendor_name or entry.vendor_id or "—"))
+        self.form.addRow(self.tr("Amount"), QLabel(entry.amount.format()))
+        self.form.addRow(self.tr("When"), QLabel(when(entry.at)))
+        self.form.addRow(
+            self.tr("Paid"),
+            QLabel(self.tr("under an allowance") if entry.via == "allowance" else self.tr("after you confirmed")),
+        )
+        ref = QLabel(entry.ref)
+        ref.setObjectName("Fingerprint")
+        self.form.addRow(self.tr("Reference"), ref)
+        self.cancel_button.setText(self.tr("Close"))
+        self.action_button.setEnabled(bool(entry.item_url))
+        self.opened: QUrl | None = None
+
+    def item_url(self) -> QUrl:
+        url = QUrl(self.entry.item_url or "")
+        if self.entry.access_token:
+            query = url.query()
+            url.setQuery((query + "&" if query else "") + "access=" + self.entry.access_token)
+        return url
+
+    def _action(self) -> None:
+        self.opened = self.item_url()
+        QDesktopServices.openUrl(self.opened)
+
+
+class _PathRow(QWidget):
+    def __init__(self, save: bool, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        self.edit = QLineEdit()
+        self.browse = QPushButton(self.tr("Browse…"))
+        self.browse.setAutoDefault(False)
+        layout.addWidget(self.edit, 1)
+        layout.addWidget(self.browse)
+        self.save = save
+        self.browse.clicked.connect(self._browse)
+
+    def _browse(self) -> None:
+        if self.save:
+            path, _ = QFileDialog.getSaveFileName(
+                self, self.tr("Save backup"), self.edit.text(), "NetPay backup (*.npbackup)"
+            )
+        else:
+            path, _ = QFileDialog.getOpenFileName(
+                self, self.tr("Open backup"), self.edit.text(), "NetPay backup (*.npbackup)"
+            )
+        if path:
+            self.edit.setText(path)
+
+
+class BackupDialog(WorkDialog):
+    """Write the whole wallet to one file encrypted with a passphrase the user chooses."""
+
+    def __init__(self, backend: GuiBackend, default_path: Path, parent: QWidget | None = None) -> None:
+        super().__init__(
+            backend.bridge,
+            self.tr("Back up wallet"),
+            self.tr(
+                "Everything in the wallet goes into one encrypted file. Keep the passphrase: without it the "
+                "backup cannot be opened."
+            ),
+            self.tr("Back up"),
+            parent,
+        )
+        self.backend = backend
+        self.path = _PathRow(save=True)
+        self.path.edit.setText(str(default_path))
+        self.passphrase = _password()
+        self.confirm = _password()
+        self.form.addRow(self.tr("File"), self.path)
+        self.form.addRow(self.tr("Backup passphrase"), self.passphrase)
+        self.form.addRow(self.tr("Repeat passphrase"), self.confirm)
+
+    def inputs(self) -> list[QWidget]:
+        return [self.path, self.passphrase, self.confirm]
+
+    def validate(self) -> str | None:
+        if not self.path.edit.text().strip():
+            return self.tr("Choose where to save the backup.")
+        if len(self.passphrase.text()) < 8:
+            return self.tr("Use a passphrase of at least 8 characters.")
+        if self.passphrase.text() != self.confirm.text():
+            return self.tr("The two passphrases differ.")
+        return None
+
+    def work(self) -> tuple[Callable[..., Any], tuple[Any, ...], bool]:
+        return self.backend.service.backup, (Path(self.path.edit.text().strip()), self.passphrase.text()), False
+
+    def done_ok(self, result: Any) -> None:
+        self.accept()
+
+
+class RestoreDialog(WorkDialog):
+    """Replace the wallet by a backup; a wrong passphrase or damaged file changes nothing."""
+
+    def __init__(self, backend: GuiBackend, parent: QWidget | None = None) -> None:
+        super().__init__(
+            backend.bridge,
+            self.tr("Restore from backup"),
+            self.tr(
+                "This replaces the coins and history in this wallet by those in the backup. Chains are checked "
+                "with their broker before they are spent again."
+            ),
+            self.tr("Restore"),
+            parent,
+            danger=True,
+        )
+        self.backend = backend
+        self.path = _PathRow(save=False)
+        self.passphrase = _password()
+        self.form.addRow(self.tr("Backup file"), self.path)
+        self.form.addRow(self.tr("Backup passphrase"), self.passphrase)
+
+    def inputs(self) -> list[QWidget]:
+        return [self.path, self.passphrase]
+
+    def validate(self) -> str | None:
+        if not Path(self.path.edit.text().strip()).is_file():
+            return self.tr("Choose an existing backup file.")
+        if not self.passphrase.text():
+            return self.tr("Enter the backup's passphrase.")
+        return None
+
+    def work(self) -> tuple[Callable[..., Any], tuple[Any, ...], bool]:
+        return self.backend.service.restore, (Path(self.path.edit.text().strip()), self.passphrase.text()), False
+
+    def explain(self, exc: BaseException) -> str:
+        name = type(exc).__name__
+        if name == "WrongBackupPassphrase":
+            return self.tr("Wrong backup passphrase. Your current wallet was not changed.")
+        if name == "BackupDamaged":
+            return self.tr("This file is damaged or is not a NetPay backup. Your current wallet was not changed.")
+        return describe(exc)
+
+
+class ChangePassphraseDialog(WorkDialog):
+    """Re-key the vault with a new passphrase, or move the key into the OS keyring."""
+
+    def __init__(self, backend: GuiBackend, parent: QWidget | None = None) -> None:
+        super().__init__(
+            backend.bridge,
+            self.tr("Change passphrase"),
+            self.tr("The vault is re-encrypted with the new key; your coins stay as they are."),
+            self.tr("Change"),
+            parent,
+        )
+        self.backend = backend
+        self.old = _password()
+        self.new = _password()
+        self.confirm = _password()
+        self.use_keyring = QCheckBox(self.tr("Keep the key in the system keyring instead (no passphrase)"))
+        if backend.needs_passphrase():
+            self.form.addRow(self.tr("Current passphrase"), self.old)
+        else:
+            self.old.hide()
+        self.form.addRow(self.tr("New passphrase"), self.new)
+        self.form.addRow(self.tr("Repeat"), self.confirm)
+        self.form.addRow("", self.use_keyring)
+        self.use_keyring.toggled.connect(lambda on: (self.new.setEnabled(not on), self.confirm.setEnabled(not on)))
+
+    def inputs(self) -> list[QWidget]:
+        return [self.old, self.new, self.confirm, self.use_keyring]
+
+    def validate(self) -> str | None:
+        if self.use_keyring.isChecked():
+            return None
+        if len(self.new.text()) < 8:
+            return self.tr("Use a passphrase of at least 8 characters.")
+        if self.new.text() != self.confirm.text():
+            return self.tr("The two passphrases differ.")
+        return None
+
+    def work(self) -> tuple[Callable[..., Any], tuple[Any, ...], bool]:
+        new = None if self.use_keyring.isChecked() else self.new.text()
+        return self.backend.service.change_passphrase, (new, self.old.text() or None), False
+
+    def explain(self, exc: BaseException) -> str:
+        if type(exc).__name__ == "WrongKey":
+            return self.tr("The current passphrase is wrong. Nothing was changed.")
+        return describe(exc)
+
+
+class SettingsDialog(WorkDialog):
+    """Callback port, auto-lock time, start with the system, notifications."""
+
+    def __init__(self, backend: GuiBackend, settings: SettingsView, parent: QWidget | None = None) -> None:
+        super().__init__(backend.bridge, self.tr("Settings"), "", self.tr("Save"), parent)
+        self.backend = backend
+        self.port = QSpinBox()
+        self.port.setRange(1024, 65535)
+        self.port.setValue(settings.callback_port)
+        self.auto_lock = QSpinBox()
+        self.auto_lock.setRange(1, 24 * 60)
+        self.auto_lock.setSuffix(self.tr(" min"))
+        self.auto_lock.setValue(settings.auto_lock_minutes)
+        self.start = QCheckBox(self.tr("Start NetPay Wallet when I log in"))
+        self.start.setChecked(settings.start_with_system)
+        self.notify = QCheckBox(self.tr("Notify me of each payment made under an allowance"))
+        self.notify.setChecked(settings.notifications)
+        self.form.addRow(self.tr("Browser callback port"), self.port)
+        self.form.addRow(self.tr("Lock after idle"), self.auto_lock)
+        self.form.addRow("", self.start)
+        self.form.addRow("", self.notify)
+        self.form.addRow("", muted(self.tr("A new callback port takes effect after the wallet restarts.")))
+        self.saved: SettingsView | None = None
+
+    def inputs(self) -> list[QWidget]:
+        return [self.port, self.auto_lock, self.start, self.notify]
+
+    def value(self) -> SettingsView:
+        return SettingsView(self.port.value(), self.auto_lock.value(), self.start.isChecked(), self.notify.isChecked())
+
+    def work(self) -> tuple[Callable[..., Any], tuple[Any, ...], bool]:
+        value = self.value()
+
+        def save() -> SettingsView:
+            self.backend.save_settings(value)
+            from wallet_app.gui.autostart import set_autostart
+
+            set_autostart(value.start_with_system)
+            return value
+
+        return save, (), False
+
+    def done_ok(self, result: Any) -> None:
+        self.saved = result
+        self.accept()
+
+
+def now() -> int:
+    return int(time.time())

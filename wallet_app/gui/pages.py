@@ -1,0 +1,363 @@
+"""The main window's pages: Coins, Activity, Allowances and Brokers (Spending is in :mod:`spending`)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from wallet_app.gui.formatting import short_id, when, when_day
+from wallet_app.gui.tables import Cell, DataTable
+from wallet_app.gui.widgets import Card, heading, muted
+
+__all__ = ["ActivityPage", "AllowancesPage", "BrokersPage", "CoinsPage", "Page"]
+
+
+class Page(QWidget):
+    """A page with a title, a subtitle and comfortable margins."""
+
+    def __init__(self, title: str, subtitle: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("Page")
+        self.layout_ = QVBoxLayout(self)
+        self.layout_.setContentsMargins(28, 22, 28, 22)
+        self.layout_.setSpacing(14)
+        top = QHBoxLayout()
+        titles = QVBoxLayout()
+        titles.setSpacing(2)
+        titles.addWidget(heading(title, "Title"))
+        sub = muted(subtitle)
+        sub.setObjectName("Subtitle")
+        titles.addWidget(sub)
+        top.addLayout(titles, 1)
+        self.actions = QHBoxLayout()
+        self.actions.setSpacing(8)
+        top.addLayout(self.actions)
+        self.layout_.addLayout(top)
+
+    def update_data(self, snapshot: dict[str, Any]) -> None:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+
+def _status_text(page: QWidget, status: str) -> str:
+    names = {
+        "active": page.tr("Active"),
+        "buying": page.tr("Being bought"),
+        "exhausted": page.tr("Used up"),
+        "returned": page.tr("Returned"),
+        "settled": page.tr("Paid"),
+        "pending": page.tr("Pending"),
+        "released": page.tr("Not charged"),
+        "burned": page.tr("Coins burned"),
+        "done": page.tr("Done"),
+    }
+    return names.get(status, status.replace("_", " ").capitalize())
+
+
+class CoinsPage(Page):
+    """Every chain: coin value, coins left, which vendor holds it, expiry and status."""
+
+    buy_requested = Signal()
+    return_requested = Signal(object)  # ChainSummary
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(
+            self.tr("Coins"), self.tr("Each chain of coins you bought, and how much of it is left."), parent
+        )
+        self.return_button = QPushButton(self.tr("Return chain…"))
+        self.return_button.setObjectName("Danger")
+        self.return_button.setEnabled(False)
+        self.buy_button = QPushButton(self.tr("Buy coins…"))
+        self.buy_button.setObjectName("Primary")
+        self.actions.addWidget(self.return_button)
+        self.actions.addWidget(self.buy_button)
+        self.table = DataTable(
+            [
+                self.tr("Chain"),
+                self.tr("Broker"),
+                self.tr("Coin value"),
+                self.tr("Coins left"),
+                self.tr("Value left"),
+                self.tr("Held by"),
+                self.tr("Expires"),
+                self.tr("Status"),
+            ]
+        )
+        self.table.setSortingEnabled(True)
+        self.layout_.addWidget(self.table, 1)
+        self.empty = muted(self.tr("No coins yet. Use “Buy coins…” to get a chain from your broker."))
+        self.layout_.addWidget(self.empty)
+        self.buy_button.clicked.connect(self.buy_requested)
+        self.return_button.clicked.connect(self._return_clicked)
+        self.table.itemSelectionChanged.connect(self._selection_changed)
+        self.table.itemDoubleClicked.connect(lambda _i: None)
+        self._names: dict[str, str] = {}
+
+    def update_data(self, snapshot: dict[str, Any]) -> None:
+        self._names = {b.broker_id: b.name for b in snapshot["brokers"]}
+        rows = []
+        for chain in snapshot["chains"]:
+            left = chain.coin_value * chain.unspent
+            rows.append(
+                [
+                    Cell(short_id(chain.chain_id, 10), chain.chain_id, data=chain),
+                    Cell(self._names.get(chain.broker_id, chain.broker_id)),
+                    Cell(chain.coin_value.format(), chain.coin_value.amount, right=True),
+                    Cell(f"{chain.unspent:,} / {chain.length:,}", chain.unspent, right=True),
+                    Cell(left.format(), left.amount, right=True),
+                    Cell(chain.holder or "—"),
+                    Cell(when_day(chain.expires_at), chain.expires_at),
+                    Cell(_status_text(self, chain.status) + (self.tr(" · resync") if chain.needs_resync else "")),
+                ]
+            )
+        self.table.fill(rows)
+        self.empty.setVisible(not rows)
+        self._selection_changed()
+
+    def select_chain(self, chain_id: str) -> bool:
+        for row in range(self.table.rowCount()):
+            item = self.table.item(row, 0)
+            if item is not None and isinstance(item, Cell) and item.key == chain_id:
+                self.table.selectRow(row)
+                return True
+        return False
+
+    def _selection_changed(self) -> None:
+        chain = self.table.selected_data()
+        self.return_button.setEnabled(chain is not None and chain.status == "active" and chain.unspent > 0)
+
+    def _return_clicked(self) -> None:
+        chain = self.table.selected_data()
+        if chain is not None:
+            self.return_requested.emit(chain)
+
+
+class ActivityPage(Page):
+    """Every purchase, coin purchase and refund; searchable and filterable; a row opens its receipt."""
+
+    open_requested = Signal(object)  # ActivityEntry
+
+    FILTERS = ("all", "payment", "auto", "buy", "return")
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(
+            self.tr("Activity"), self.tr("Purchases, coins bought and refunds. Double-click to open."), parent
+        )
+        self.search = QLineEdit()
+        self.search.setPlaceholderText(self.tr("Search vendor, item or reference"))
+        self.search.setClearButtonEnabled(True)
+        self.search.setMinimumWidth(280)
+        self.filter = QComboBox()
+        labels = [
+            self.tr("Everything"),
+            self.tr("Purchases"),
+            self.tr("Paid under an allowance"),
+            self.tr("Coins bought"),
+            self.tr("Refunds"),
+        ]
+        for key, label in zip(self.FILTERS, labels, strict=True):
+            self.filter.addItem(label, key)
+        self.open_button = QPushButton(self.tr("Open receipt"))
+        self.open_button.setEnabled(False)
+        self.actions.addWidget(self.search)
+        self.actions.addWidget(self.filter)
+        self.actions.addWidget(self.open_button)
+        self.table = DataTable(
+            [self.tr("When"), self.tr("What"), self.tr("Vendor"), self.tr("Amount"), self.tr("Status")]
+        )
+        self.table.setSortingEnabled(False)
+        self.layout_.addWidget(self.table, 1)
+        self.summary = muted("")
+        self.layout_.addWidget(self.summary)
+        self._entries: list[Any] = []
+        self.search.textChanged.connect(self._refilter)
+        self.filter.currentIndexChanged.connect(self._refilter)
+        self.table.itemDoubleClicked.connect(lambda _i: self._open())
+        self.table.itemSelectionChanged.connect(
+            lambda: self.open_button.setEnabled(self.table.selected_data() is not None)
+        )
+        self.open_button.clicked.connect(self._open)
+
+    def _what(self, entry: Any) -> str:
+        if entry.kind == "payment":
+            return entry.title or self.tr("Purchase")
+        if entry.kind == "buy":
+            return self.tr("Coins bought")
+        if entry.kind == "return":
+            return self.tr("Coins returned (refund)")
+        if entry.kind == "restore":
+            return self.tr("Wallet restored from backup")
+        return entry.kind.capitalize()
+
+    def _status(self, entry: Any) -> str:
+        text = _status_text(self, entry.status)
+        if entry.via == "allowance":
+            text += self.tr(" · allowance")
+        return text
+
+    def update_data(self, snapshot: dict[str, Any]) -> None:
+        self._entries = list(snapshot["activity"])
+        self._refilter()
+
+    def matches(self, entry: Any) -> bool:
+        kind = self.filter.currentData()
+        if kind == "auto" and entry.via != "allowance":
+            return False
+        if kind not in ("all", "auto") and entry.kind != kind:
+            return False
+        needle = self.search.text().strip().lower()
+        if needle:
+            hay = " ".join(str(x or "") for x in (entry.title, entry.vendor_name, entry.vendor_id, entry.ref)).lower()
+            return needle in hay
+        return True
+
+    def _refilter(self) -> None:
+        rows = []
+        shown = [e for e in self._entries if self.matches(e)]
+        for entry in shown:
+            sign = "−" if entry.kind == "payment" else "+"
+            rows.append(
+                [
+                    Cell(when(entry.at), entry.at, data=entry),
+                    Cell(self._what(entry)),
+                    Cell(entry.vendor_name or entry.vendor_id or "—"),
+                    Cell(sign + entry.amount.format(), entry.amount.amount, right=True),
+                    Cell(self._status(entry)),
+                ]
+            )
+        self.table.fill(rows)
+        self.summary.setText(
+            self.tr("%1 of %2 entries").replace("%1", str(len(shown))).replace("%2", str(len(self._entries)))
+        )
+
+    def visible_entries(self) -> list[Any]:
+        return [self.table.item(r, 0).data(0x0100) for r in range(self.table.rowCount())]
+
+    def _open(self) -> None:
+        entry = self.table.selected_data()
+        if entry is not None:
+            self.open_requested.emit(entry)
+
+
+class AllowancesPage(Page):
+    """Per vendor: limit per purchase, daily budget, what was spent today; revoke."""
+
+    revoke_requested = Signal(object)  # AllowanceInfo
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(
+            self.tr("Allowances"),
+            self.tr("Vendors you let charge you without asking, within these limits. Revoke any time."),
+            parent,
+        )
+        self.revoke_button = QPushButton(self.tr("Revoke"))
+        self.revoke_button.setObjectName("Danger")
+        self.revoke_button.setEnabled(False)
+        self.actions.addWidget(self.revoke_button)
+        self.table = DataTable(
+            [
+                self.tr("Vendor"),
+                self.tr("Per purchase"),
+                self.tr("Daily budget"),
+                self.tr("Spent today"),
+                self.tr("Since"),
+            ]
+        )
+        self.layout_.addWidget(self.table, 1)
+        self.empty = muted(
+            self.tr("No allowances. Tick “From now on, pay … without asking” in a purchase prompt to add one.")
+        )
+        self.layout_.addWidget(self.empty)
+        self.table.itemSelectionChanged.connect(
+            lambda: self.revoke_button.setEnabled(self.table.selected_data() is not None)
+        )
+        self.revoke_button.clicked.connect(self._revoke)
+
+    def update_data(self, snapshot: dict[str, Any]) -> None:
+        rows = []
+        for a in snapshot["allowances"]:
+            pct = 0 if a.daily_budget.amount == 0 else a.spent_today.amount * 100 // a.daily_budget.amount
+            rows.append(
+                [
+                    Cell(a.vendor_name or a.vendor_id, data=a),
+                    Cell(a.max_price.format(), a.max_price.amount, right=True),
+                    Cell(a.daily_budget.format(), a.daily_budget.amount, right=True),
+                    Cell(f"{a.spent_today.format()}  ({pct}%)", a.spent_today.amount, right=True),
+                    Cell(when_day(a.created_at), a.created_at),
+                ]
+            )
+        self.table.fill(rows)
+        self.empty.setVisible(not rows)
+
+    def select_vendor(self, vendor_id: str) -> bool:
+        for row in range(self.table.rowCount()):
+            item = self.table.item(row, 0)
+            if item is not None and item.data(0x0100).vendor_id == vendor_id:
+                self.table.selectRow(row)
+                return True
+        return False
+
+    def _revoke(self) -> None:
+        allowance = self.table.selected_data()
+        if allowance is not None:
+            self.revoke_requested.emit(allowance)
+
+
+class BrokersPage(Page):
+    """The brokers this wallet trusts, with their key fingerprints and your account at each."""
+
+    add_requested = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(
+            self.tr("Brokers"), self.tr("Brokers sell you coins and certify vendors. Compare fingerprints."), parent
+        )
+        self.add_button = QPushButton(self.tr("Add broker…"))
+        self.actions.addWidget(self.add_button)
+        self.add_button.clicked.connect(self.add_requested)
+        self.cards = QVBoxLayout()
+        self.cards.setSpacing(12)
+        self.layout_.addLayout(self.cards)
+        self.layout_.addStretch(1)
+
+    def update_data(self, snapshot: dict[str, Any]) -> None:
+        while self.cards.count():
+            item = self.cards.takeAt(0)
+            if item is not None and item.widget() is not None:
+                item.widget().deleteLater()
+        balances: dict[str, list[str]] = {}
+        for line in snapshot["balance"]:
+            balances.setdefault(line.broker_id, []).append(line.unspent.format())
+        for broker in snapshot["brokers"]:
+            card = Card()
+            top = QHBoxLayout()
+            top.addWidget(heading(broker.name))
+            badge = QLabel(self.tr("Trusted") if broker.trusted else self.tr("Not trusted"))
+            badge.setObjectName("Badge")
+            top.addWidget(badge)
+            top.addStretch(1)
+            top.addWidget(muted(", ".join(balances.get(broker.broker_id, [])) or "", wrap=False))
+            card.body.addLayout(top)
+            card.body.addWidget(
+                muted(self.tr("Broker id: %1  ·  %2").replace("%1", broker.broker_id).replace("%2", broker.url))
+            )
+            fp = QLabel(broker.fingerprint)
+            fp.setObjectName("Fingerprint")
+            card.body.addWidget(fp)
+            account = broker.username or self.tr("not logged in")
+            card.body.addWidget(muted(self.tr("Account: %1").replace("%1", account)))
+            self.cards.addWidget(card)
+
+
+def now() -> int:
+    return int(time.time())

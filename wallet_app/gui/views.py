@@ -1,0 +1,43 @@
+"""Plain, Qt-free view objects of the windows that the wallet services do not already define."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from netpay.money import Money
+
+__all__ = ["CardDetails", "PromptView", "SettingsView"]
+
+
+@dataclass(frozen=True)
+class CardDetails:
+    """Test card details entered in the Buy coins dialog."""
+
+    number: str
+    exp_month: int
+    exp_year: int
+    cvc: str
+
+
+@dataclass(frozen=True)
+class PromptView:
+    """A purchase waiting for the customer's decision."""
+
+    prompt_id: str
+    vendor_id: str
+    vendor_name: str
+    origin: str
+    title: str
+    price: Money
+    balance_after: Money
+    expires_at: int
+
+
+@dataclass
+class SettingsView:
+    """The wallet settings the Settings dialog edits."""
+
+    callback_port: int = 8765
+    auto_lock_minutes: int = 15
+    start_with_system: bool = False
+    notifications: bool = True

@@ -1,0 +1,44 @@
+"""Small building blocks shared by the windows: cards, headings, error banners, money amounts."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QFrame, QLabel, QVBoxLayout, QWidget
+
+__all__ = ["Card", "banner", "heading", "muted"]
+
+
+class Card(QFrame):
+    """A rounded white (or dark) panel with comfortable padding."""
+
+    def __init__(self, parent: QWidget | None = None, margins: int = 16, spacing: int = 8) -> None:
+        super().__init__(parent)
+        self.setObjectName("Card")
+        self.body = QVBoxLayout(self)
+        self.body.setContentsMargins(margins, margins, margins, margins)
+        self.body.setSpacing(spacing)
+
+
+def heading(text: str, kind: str = "SectionTitle") -> QLabel:
+    """A label styled as a title (``Title``) or a section title (``SectionTitle``)."""
+    label = QLabel(text)
+    label.setObjectName(kind)
+    return label
+
+
+def muted(text: str, wrap: bool = True) -> QLabel:
+    """A secondary, grey label."""
+    label = QLabel(text)
+    label.setObjectName("Muted")
+    label.setWordWrap(wrap)
+    return label
+
+
+def banner(kind: str = "Error") -> QLabel:
+    """A hidden error (``Error``) or success (``Success``) banner; set its text and show it."""
+    label = QLabel()
+    label.setObjectName(kind)
+    label.setWordWrap(True)
+    label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    label.hide()
+    return label
