@@ -7,15 +7,26 @@ it against real servers on loopback with a test keyring.
 
 from __future__ import annotations
 
+import contextlib
+import json
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from netpay.errors import Forbidden, PeerUnavailable, WalletLocked
 from netpay.messages import Quote, VendorCertificate
 from netpay.money import Money
 from netpay.signed import Signed
+from wallet_app.clients.broker import BrokerClient
+from wallet_app.clients.vendor import VendorClient
+from wallet_app.keys import KeyStore
+from wallet_app.services.allowances import AllowanceBook
+from wallet_app.services.brokers import BrokerDesk
+from wallet_app.services.chains import ChainBook
 from wallet_app.services.events import WalletEvents
+from wallet_app.services.payments import PaymentEngine, TrustView
 from wallet_app.services.types import (
     ActivityEntry,
     AllowanceInfo,
@@ -27,8 +38,11 @@ from wallet_app.services.types import (
     PaidQuote,
     PayVia,
 )
+from wallet_app.vault.session import VaultSession
 
-__all__ = ["WalletService"]
+__all__ = ["DEFAULT_AUTO_LOCK_S", "WalletService"]
+
+DEFAULT_AUTO_LOCK_S = 300
 
 
 class WalletService:
@@ -48,81 +62,152 @@ class WalletService:
         clock: Callable[[], float] = time.time,
         events: WalletEvents | None = None,
     ) -> None:
-        raise NotImplementedError
+        """Build the service for ``data_dir``; nothing is opened until :meth:`create` or :meth:`unlock`."""
+        self._lock = threading.RLock()
+        self.clock = clock
+        self.events = events or WalletEvents()
+        self.session = VaultSession(Path(data_dir), key_store or KeyStore())
+        self.vault = self.session.vault
+        self.trust = TrustView()
+        self.chains = ChainBook(self.vault)
+        self.payments = PaymentEngine(
+            self.vault, self.chains, self.trust, vendor_client_factory or VendorClient, clock, self.events, self._lock
+        )
+        self.brokers_desk = BrokerDesk(
+            self.vault, self.chains, self.trust, broker_client_factory or BrokerClient, clock, self._lock
+        )
+        self.allowance_book = AllowanceBook(self.vault, clock)
+        self._last_activity = clock()
+        self._idle_stop: threading.Event | None = None
 
     # ----- vault life cycle -------------------------------------------------------------------------------------
     @property
     def state(self) -> str:
         """``"new"``, ``"locked"`` or ``"unlocked"``."""
-        raise NotImplementedError
+        return self.session.state
 
     def needs_passphrase(self) -> bool:
         """True when unlocking (or creating) needs a passphrase: no usable OS keyring, or the vault uses one."""
-        raise NotImplementedError
+        return self.session.needs_passphrase()
 
     def create(self, passphrase: str | None = None) -> None:
         """Create a new vault: key in the OS keyring, or derived from ``passphrase`` when there is no keyring."""
-        raise NotImplementedError
+        with self._lock:
+            self.session.create(passphrase)
+            self._opened()
 
-    def unlock(self, passphrase: str | None = None) -> None:
+    def unlock(self, passphrase: str | None = None, recover: bool = True) -> None:
         """Open the vault. Raises a :class:`wallet_app.vault.errors.VaultError` subclass (wrong key, damaged,
-        too new, in use, keyring missing); the vault file is left unchanged."""
-        raise NotImplementedError
+        too new, in use, keyring missing); the vault file is left unchanged. With ``recover`` it then finishes
+        pending spends (network failures are ignored: they stay pending)."""
+        with self._lock:
+            self.session.unlock(passphrase)
+            self._opened()
+        if recover:
+            with contextlib.suppress(PeerUnavailable):
+                self.recover_pending()
 
     def lock(self) -> None:
         """Close the vault and drop the key, seeds and traversal states. Emits ``vault_locked``."""
-        raise NotImplementedError
+        with self._lock:
+            was_open = self.session.unlocked
+            self.session.lock()
+            self.chains.forget()
+            self.trust.keys, self.trust.revoked_chains, self.trust.revoked_vendors = {}, set(), set()
+        if was_open:
+            self.events.emit("vault_locked")
 
     def close(self) -> None:
         """Lock and release the process lock on the data directory."""
-        raise NotImplementedError
+        if self._idle_stop is not None:
+            self._idle_stop.set()
+        self.lock()
+        with self._lock:
+            self.session.close()
 
     def touch(self) -> None:
         """Note user activity (resets the idle timer)."""
-        raise NotImplementedError
+        self._last_activity = self.clock()
 
     def check_idle(self) -> bool:
         """Lock if idle longer than the ``auto_lock_s`` setting; return True if it locked. Call from a timer."""
-        raise NotImplementedError
+        if not self.session.unlocked:
+            return False
+        limit = self.get_setting("auto_lock_s", DEFAULT_AUTO_LOCK_S)
+        if limit and self.clock() - self._last_activity >= limit:
+            self.lock()
+            return True
+        return False
 
     def change_passphrase(self, new_passphrase: str | None, old_passphrase: str | None = None) -> None:
         """Re-key the vault: to a new passphrase, or (``new_passphrase=None``) to a fresh key in the OS keyring."""
-        raise NotImplementedError
+        with self._lock:
+            self._require()
+            self.session.rekey(new_passphrase, old_passphrase)
 
     def backup(self, path: Path, passphrase: str) -> None:
         """Write the whole vault to one file encrypted with ``passphrase``."""
-        raise NotImplementedError
+        with self._lock:
+            self._require()
+            self.session.backup(Path(path), passphrase)
 
     def restore(self, path: Path, passphrase: str) -> None:
         """Replace the vault by a backup. Wrong passphrase / damaged file: typed error, current vault untouched.
         Afterwards every chain needs resync with its broker before it is spent again."""
-        raise NotImplementedError
+        with self._lock:
+            self._require()
+            self.session.restore(Path(path), passphrase)
+            self.chains.forget()
+            self.brokers_desk.load_trust()
+            with self.vault.tx() as c:
+                c.execute(
+                    "INSERT INTO audit (at, kind, detail_json) VALUES (?, 'restore', ?)",
+                    (int(self.clock()), json.dumps({"from": str(path)})),
+                )
+        self.events.emit("balance_changed")
+        with contextlib.suppress(PeerUnavailable):  # chains stay marked; they are resynced before being spent
+            self.resync_chains()
 
     # ----- brokers and accounts ---------------------------------------------------------------------------------
     def add_broker(self, url: str) -> BrokerInfo:
         """Fetch ``GET {url}/v1/info`` and store the broker as *not yet trusted*; show the fingerprint to the user."""
-        raise NotImplementedError
+        self._require()
+        return self.brokers_desk.add(url)
 
     def trust_broker(self, broker_id: str) -> None:
         """Mark a broker trusted (after the user compared the fingerprint)."""
-        raise NotImplementedError
+        self._require()
+        self.brokers_desk.trust_broker(broker_id)
 
     def brokers(self) -> list[BrokerInfo]:
         """Every known broker."""
-        raise NotImplementedError
+        self._require()
+        return self.brokers_desk.list()
 
     def register(self, broker_id: str, username: str, password: str) -> None:
         """Open an account at the broker and log in."""
-        raise NotImplementedError
+        self._require()
+        self.brokers_desk.register(broker_id, username, password)
 
     def login(self, broker_id: str, username: str, password: str) -> None:
         """Log in at the broker (the session token and credentials are kept in the vault)."""
-        raise NotImplementedError
+        self._require()
+        self.brokers_desk.login(broker_id, username, password)
 
     # ----- coins ------------------------------------------------------------------------------------------------
     def balance(self) -> list[BalanceLine]:
         """Unspent coins per broker and currency."""
-        raise NotImplementedError
+        self._require()
+        lines: dict[tuple[str, str], list[int]] = {}
+        for s in self.chains.summaries():
+            if s.status not in ("active", "buying"):
+                continue
+            acc = lines.setdefault((s.broker_id, s.coin_value.currency), [0, 0, 0])
+            if s.status == "active":
+                acc[0] += s.unspent * s.coin_value.amount
+            acc[1] += s.pending * s.coin_value.amount
+            acc[2] += 1
+        return [BalanceLine(b, cur, Money(u, cur), Money(p, cur), n) for (b, cur), (u, p, n) in sorted(lines.items())]
 
     def buy_coins(
         self,
@@ -134,30 +219,60 @@ class WalletService:
     ) -> ChainSummary:
         """Make a chain of ``coins`` paywords locally, have the broker certify it (charging the account, or
         ``card`` = ``{number, exp_month, exp_year, cvc}``), store certificate, seed and traversal state."""
-        raise NotImplementedError
+        self._require()
+        self.touch()
+        summary = self.brokers_desk.buy(broker_id, coins, coin_value, card, progress)
+        self.events.emit("balance_changed")
+        return summary
 
     def list_chains(self) -> list[ChainSummary]:
         """Every chain the vault holds."""
-        raise NotImplementedError
+        self._require()
+        with self._lock:
+            return self.chains.summaries()
 
     def return_chain(self, chain_id: str) -> Money:
         """Hand a chain back to its broker (``POST /v1/chains/{id}/close``); return the refund."""
-        raise NotImplementedError
+        self._require()
+        refund = self.brokers_desk.return_chain(chain_id)
+        self.events.emit("balance_changed")
+        return refund
 
     def refresh_revocations(self) -> None:
         """Fetch each trusted broker's signed revocation list and store it."""
-        raise NotImplementedError
+        self._require()
+        self.brokers_desk.refresh_revocations()
 
     def resync_chains(self) -> int:
         """Move chains marked ``needs_resync`` to the index the broker reports; return how many were resynced."""
-        raise NotImplementedError
+        self._require()
+        done = self.brokers_desk.resync()
+        if done:
+            self.events.emit("balance_changed")
+        return done
 
     # ----- payments ---------------------------------------------------------------------------------------------
     def check_quote(self, quote_wire: Any, cert_wire: Any, origin: str | None) -> CheckedQuote:
         """Check a quote from a vendor page: the vendor certificate is signed by a trusted broker, unexpired and
         not revoked; ``origin`` (when given) is one of its origins; the quote is signed by the certified key,
         names this vendor, is unexpired and not already paid. Raises the matching :mod:`netpay.errors` error."""
-        raise NotImplementedError
+        self._require()
+        quote, cert = self.payments.check(quote_wire, cert_wire, origin)
+        q, vc = quote.body, cert.body
+        with self._lock:
+            unspent = self.chains.unspent(vc.broker_id, q.price.currency)
+            covered = self.allowance_book.covers(vc.vendor_id, q.price)
+        return CheckedQuote(
+            quote=quote,
+            vendor_certificate=cert,
+            broker_id=vc.broker_id,
+            vendor_name=vc.display_name,
+            origin=origin or "",
+            price=q.price,
+            affordable=unspent >= q.price,
+            remaining_after=unspent - q.price if unspent >= q.price else Money.zero(q.price.currency),
+            covered_by_allowance=covered,
+        )
 
     def pay_quote(
         self, quote: Signed[Quote], vendor_cert: Signed[VendorCertificate], origin: str | None, via: PayVia
@@ -165,43 +280,99 @@ class WalletService:
         """Pay a checked quote: journal the spend, send it, store the receipt. Raises ``InsufficientCoins``,
         ``PeerUnavailable`` (the spend stays pending and :meth:`recover_pending` finishes it) or the vendor's
         refusal as a :mod:`netpay.errors` error."""
-        raise NotImplementedError
+        self._require()
+        self.touch()
+        quote, cert = self.payments.check(quote, vendor_cert, origin)
+        if via == "allowance" and not self.covers(cert.body.vendor_id, quote.body.price):
+            raise Forbidden("the vendor's allowance does not cover this price")
+        if self.vault.one("SELECT 1 FROM chains WHERE needs_resync = 1 AND broker_id = ?", (cert.body.broker_id,)):
+            self.resync_chains()
+        return self.payments.pay(quote, cert, origin, via)
 
     def recover_pending(self) -> int:
         """Finish every pending spend by re-sending the same payment (idempotent at the vendor); return how many
         were finished. Called by :meth:`unlock` too."""
-        raise NotImplementedError
+        self._require()
+        self.brokers_desk.recover_buys()
+        if self.vault.one("SELECT 1 FROM chains WHERE needs_resync = 1"):
+            with contextlib.suppress(PeerUnavailable):
+                self.resync_chains()
+        finished, _left = self.payments.recover()
+        return finished
 
     def receipt_for(self, quote_id: str, vendor_id: str) -> PaidQuote | None:
         """The stored receipt of a paid quote, if any."""
-        raise NotImplementedError
+        self._require()
+        with self._lock:
+            return self.payments.receipt_for(vendor_id, quote_id)
 
     def activity(self, limit: int = 200) -> list[ActivityEntry]:
         """History, newest first."""
-        raise NotImplementedError
+        self._require()
+        with self._lock:
+            return self.payments.activity(limit)
 
     # ----- allowances -------------------------------------------------------------------------------------------
     def set_allowance(self, vendor_id: str, vendor_name: str, max_price: Money, daily_budget: Money) -> None:
         """Let ``vendor_id`` be paid without asking up to ``max_price`` per purchase and ``daily_budget`` per day."""
-        raise NotImplementedError
+        self._require()
+        with self._lock:
+            self.allowance_book.set(vendor_id, vendor_name, max_price, daily_budget)
 
     def allowances(self) -> list[AllowanceInfo]:
         """Every allowance with what was spent under it today."""
-        raise NotImplementedError
+        self._require()
+        with self._lock:
+            return self.allowance_book.list()
 
     def revoke_allowance(self, vendor_id: str) -> None:
         """Remove a vendor's allowance."""
-        raise NotImplementedError
+        self._require()
+        with self._lock:
+            self.allowance_book.revoke(vendor_id)
 
     def covers(self, vendor_id: str, price: Money) -> bool:
         """True if the vendor's allowance covers ``price`` now (per-purchase maximum and today's budget)."""
-        raise NotImplementedError
+        self._require()
+        with self._lock:
+            return self.allowance_book.covers(vendor_id, price)
 
     # ----- settings ---------------------------------------------------------------------------------------------
     def get_setting(self, key: str, default: Any = None) -> Any:
         """A setting (JSON value) stored in the vault, e.g. ``auto_lock_s``."""
-        raise NotImplementedError
+        self._require()
+        with self._lock:
+            row = self.vault.one("SELECT value_json FROM settings WHERE key = ?", (key,))
+        return json.loads(row[0]) if row else default
 
     def set_setting(self, key: str, value: Any) -> None:
         """Store a setting (any JSON value)."""
-        raise NotImplementedError
+        self._require()
+        with self._lock, self.vault.tx() as c:
+            c.execute(
+                "INSERT INTO settings VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value_json = excluded.value_json",
+                (key, json.dumps(value)),
+            )
+
+    # ----- internals --------------------------------------------------------------------------------------------
+    def _require(self) -> None:
+        if not self.session.unlocked:
+            raise WalletLocked()
+
+    def _opened(self) -> None:
+        self.brokers_desk.load_trust()
+        self._last_activity = self.clock()
+        self.events.emit("vault_unlocked")
+
+    def start_idle_watch(self, interval_s: float = 5.0) -> None:
+        """Run :meth:`check_idle` every ``interval_s`` seconds in a daemon thread until :meth:`close`."""
+        if self._idle_stop is not None:
+            return
+        stop = self._idle_stop = threading.Event()
+
+        def loop() -> None:
+            while not stop.wait(interval_s):
+                with contextlib.suppress(WalletLocked):
+                    self.check_idle()
+
+        threading.Thread(target=loop, name="wallet-idle-watch", daemon=True).start()

@@ -1,0 +1,74 @@
+"""Allowances: per vendor, a maximum price per purchase and a budget per (local) day; payments made under an
+allowance are spends with ``via = 'allowance'``, so the day's total is read from the journal itself."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from netpay.errors import MalformedMessage
+from netpay.money import Money
+from wallet_app.services.types import AllowanceInfo
+from wallet_app.vault.store import Vault
+
+__all__ = ["AllowanceBook", "start_of_day"]
+
+
+def start_of_day(now: float) -> int:
+    """Local midnight before ``now`` (allowance budgets renew daily)."""
+    lt = time.localtime(now)
+    return int(time.mktime((lt.tm_year, lt.tm_mon, lt.tm_mday, 0, 0, 0, 0, 0, -1)))
+
+
+class AllowanceBook:
+    """Reads and writes allowances in the vault."""
+
+    def __init__(self, vault: Vault, clock: Callable[[], float]) -> None:
+        self.vault = vault
+        self.clock = clock
+
+    def set(self, vendor_id: str, vendor_name: str, max_price: Money, daily_budget: Money) -> None:
+        if max_price.currency != daily_budget.currency:
+            raise MalformedMessage("price limit and daily budget must be in one currency", field="daily_budget")
+        if max_price.amount <= 0 or daily_budget.amount < max_price.amount:
+            raise MalformedMessage("need 0 < maximum price <= daily budget", field="max_price")
+        with self.vault.tx() as c:
+            c.execute(
+                """INSERT INTO allowances VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(vendor_id) DO UPDATE SET
+                   vendor_name = excluded.vendor_name, max_amount = excluded.max_amount,
+                   daily_amount = excluded.daily_amount, currency = excluded.currency""",
+                (vendor_id, vendor_name, max_price.amount, daily_budget.amount, max_price.currency, int(self.clock())),
+            )
+
+    def revoke(self, vendor_id: str) -> None:
+        with self.vault.tx() as c:
+            c.execute("DELETE FROM allowances WHERE vendor_id = ?", (vendor_id,))
+
+    def spent_today(self, vendor_id: str, currency: str) -> Money:
+        row = self.vault.one(
+            """SELECT COALESCE(SUM(amount), 0) FROM spends WHERE vendor_id = ? AND currency = ? AND via = 'allowance'
+               AND status IN ('pending', 'settled') AND created_at >= ?""",
+            (vendor_id, currency, start_of_day(self.clock())),
+        )
+        return Money(int(row[0]), currency)
+
+    def list(self) -> list[AllowanceInfo]:
+        out = []
+        for r in self.vault.query("SELECT * FROM allowances ORDER BY vendor_name"):
+            out.append(
+                AllowanceInfo(
+                    vendor_id=r["vendor_id"],
+                    vendor_name=r["vendor_name"],
+                    max_price=Money(r["max_amount"], r["currency"]),
+                    daily_budget=Money(r["daily_amount"], r["currency"]),
+                    spent_today=self.spent_today(r["vendor_id"], r["currency"]),
+                    created_at=r["created_at"],
+                )
+            )
+        return out
+
+    def covers(self, vendor_id: str, price: Money) -> bool:
+        r = self.vault.one("SELECT * FROM allowances WHERE vendor_id = ?", (vendor_id,))
+        if r is None or r["currency"] != price.currency or price.amount > r["max_amount"]:
+            return False
+        return self.spent_today(vendor_id, price.currency).amount + price.amount <= r["daily_amount"]

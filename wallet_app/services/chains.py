@@ -1,0 +1,159 @@
+"""The wallet's chains: traversal states cached while unlocked, selection of chains for a price, reservation of
+indexes (the traversal state is persisted in the same transaction), rewind after a proven refusal, resync."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from netpay.errors import InsufficientCoins
+from netpay.messages import MAX_SEGMENTS, CoinCertificate
+from netpay.money import Money
+from netpay.signed import Signed
+from netpay.traversal import PaywordTraversal, create_chain
+from wallet_app.services.types import ChainSummary
+from wallet_app.vault.store import Vault
+
+__all__ = ["ChainBook", "Pick"]
+
+
+@dataclass(frozen=True, slots=True)
+class Pick:
+    """Coins to take from one chain for a payment."""
+
+    chain_id: str
+    coins: int
+    coin_value: Money
+
+
+class ChainBook:
+    """Reads and moves chains in the vault. Holds traversal states only while the vault is unlocked."""
+
+    def __init__(self, vault: Vault) -> None:
+        self.vault = vault
+        self._traversals: dict[str, PaywordTraversal] = {}
+
+    def forget(self, chain_ids: list[str] | None = None) -> None:
+        """Drop cached traversal states: all of them (on lock) or those of ``chain_ids`` (after a rollback)."""
+        if chain_ids is None:
+            self._traversals.clear()
+        for cid in chain_ids or ():
+            self._traversals.pop(cid, None)
+
+    # ----- reading ----------------------------------------------------------------------------------------------
+    def summaries(self) -> list[ChainSummary]:
+        rows = self.vault.query(
+            """SELECT c.*,
+                 COALESCE((SELECT SUM(g.to_index - g.from_index) FROM spend_segments g JOIN spends s
+                           ON s.payment_id = g.payment_id WHERE g.chain_id = c.chain_id AND s.status = 'settled'), 0)
+                   AS settled,
+                 COALESCE((SELECT SUM(g.to_index - g.from_index) FROM spend_segments g JOIN spends s
+                           ON s.payment_id = g.payment_id WHERE g.chain_id = c.chain_id AND s.status = 'pending'), 0)
+                   AS pending
+               FROM chains c ORDER BY c.created_at, c.chain_id"""
+        )
+        out = []
+        for r in rows:
+            out.append(
+                ChainSummary(
+                    chain_id=r["chain_id"],
+                    broker_id=r["broker_id"],
+                    coin_value=Money(r["coin_amount"], r["currency"]),
+                    length=r["length"],
+                    position=r["position"],
+                    settled=r["settled"],
+                    pending=r["pending"],
+                    burned=r["position"] - r["settled"] - r["pending"],
+                    unspent=r["length"] - r["position"] if r["status"] in ("active", "buying") else 0,
+                    status=r["status"],
+                    holder=r["holder"],
+                    needs_resync=bool(r["needs_resync"]),
+                    expires_at=r["expires_at"],
+                )
+            )
+        return out
+
+    def certificate(self, chain_id: str) -> Signed[CoinCertificate]:
+        row = self.vault.one("SELECT certificate_json FROM chains WHERE chain_id = ?", (chain_id,))
+        from netpay.encoding import parse_json
+
+        return Signed.from_wire(parse_json(row["certificate_json"]), CoinCertificate, verify=False)
+
+    # ----- choosing ---------------------------------------------------------------------------------------------
+    def pick(
+        self, broker_id: str, price: Money, vendor_id: str, now: int, revoked: set[str] | None = None
+    ) -> list[Pick]:
+        """Chains for ``price``: the chain the vendor holds first, then unheld ones, then others; the emptiest
+        first within each group; several chains when one runs short. Raises :class:`InsufficientCoins`."""
+        rows = self.vault.query(
+            """SELECT chain_id, length, position, coin_amount, currency, holder FROM chains
+               WHERE broker_id = ? AND currency = ? AND status = 'active' AND needs_resync = 0
+                 AND position < length AND (expires_at = 0 OR expires_at > ?)
+                 AND chain_id NOT IN (SELECT g.chain_id FROM spend_segments g JOIN spends s
+                                      ON s.payment_id = g.payment_id WHERE s.status = 'pending')""",
+            (broker_id, price.currency, now),
+        )
+        rows = [r for r in rows if not revoked or r["chain_id"] not in revoked]
+
+        def rank(r: Any) -> tuple[int, int]:
+            group = 0 if r["holder"] == vendor_id else 1 if r["holder"] is None else 2
+            return group, r["length"] - r["position"]
+
+        rows.sort(key=rank)
+        left = price.amount
+        picks: list[Pick] = []
+        for r in rows:
+            if left == 0 or len(picks) == MAX_SEGMENTS:
+                break
+            value = r["coin_amount"]
+            coins = min(r["length"] - r["position"], left // value)
+            if coins > 0:
+                picks.append(Pick(r["chain_id"], coins, Money(value, r["currency"])))
+                left -= coins * value
+        if left:
+            raise InsufficientCoins(
+                f"not enough coins for {price.format()} at broker {broker_id}", price=price.to_json()
+            )
+        return picks
+
+    def unspent(self, broker_id: str, currency: str) -> Money:
+        row = self.vault.one(
+            """SELECT COALESCE(SUM((length - position) * coin_amount), 0) FROM chains
+               WHERE broker_id = ? AND currency = ? AND status = 'active'""",
+            (broker_id, currency),
+        )
+        return Money(int(row[0]), currency)
+
+    # ----- moving (call inside a vault transaction) ---------------------------------------------------------------
+    def _traversal(self, conn: Any, chain_id: str) -> PaywordTraversal:
+        t = self._traversals.get(chain_id)
+        if t is None:
+            row = conn.execute("SELECT traversal FROM chains WHERE chain_id = ?", (chain_id,)).fetchone()
+            t = PaywordTraversal.from_bytes(bytes(row["traversal"]))
+            self._traversals[chain_id] = t
+        return t
+
+    def reserve(self, conn: Any, chain_id: str, coins: int) -> tuple[int, int, bytes]:
+        """Advance the chain by ``coins``; persist the new traversal state; return ``(from, to, W_to)``."""
+        t = self._traversal(conn, chain_id)
+        start = t.position
+        try:
+            to, word = t.advance(coins)
+            conn.execute(
+                "UPDATE chains SET traversal = ?, position = ? WHERE chain_id = ?", (t.to_bytes(), to, chain_id)
+            )
+        except BaseException:
+            self._traversals.pop(chain_id, None)  # reload from the vault: the transaction rolls back
+            raise
+        return start, to, word
+
+    def move_to(self, conn: Any, chain_id: str, position: int) -> None:
+        """Put the chain at ``position`` (rebuilding the traversal from the seed) and persist it."""
+        row = conn.execute("SELECT seed, length FROM chains WHERE chain_id = ?", (chain_id,)).fetchone()
+        _, t = create_chain(bytes.fromhex(chain_id), row["length"], bytes(row["seed"]))
+        if position > 0:
+            t.advance(min(position, row["length"]))
+        conn.execute(
+            "UPDATE chains SET traversal = ?, position = ? WHERE chain_id = ?", (t.to_bytes(), t.position, chain_id)
+        )
+        self._traversals.pop(chain_id, None)

@@ -1,0 +1,346 @@
+"""The payment engine: check a quote, journal a spend, send it, store the receipt, recover unfinished spends.
+
+Journal rules (what keeps coins from being lost or spent twice):
+
+1. The spend is written as ``pending`` with its reserved indexes and the exact payment JSON, in the same
+   transaction that persists the advanced traversal state, **before** any payword leaves the process.
+2. A receipt signed by the certified vendor key turns it ``settled``.
+3. A refusal turns it ``released`` only when the error carries ``details.refusal``, a ``PaymentRefusal`` signed by
+   the vendor for this payment id; the chain may then be rewound to the index the vendor says it holds. Any other
+   refusal leaves it ``burned``: its indexes are never used again.
+4. Network failures leave it ``pending``; :meth:`PaymentEngine.recover` re-sends the same JSON (the vendor answers
+   idempotently) or asks ``GET /v1/payments/{id}``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from netpay.encoding import canonical_json, parse_json
+from netpay.errors import (
+    BadSignature,
+    CertificateExpired,
+    Forbidden,
+    NetPayError,
+    PeerUnavailable,
+    QuoteAlreadyPaid,
+    QuoteExpired,
+    Revoked,
+    UntrustedSigner,
+)
+from netpay.keys import VerifyKey
+from netpay.messages import Payment, PaymentRefusal, Quote, Receipt, Segment, VendorCertificate
+from netpay.money import Money
+from netpay.signed import Signed
+from wallet_app.clients.vendor import VendorClient
+from wallet_app.services.chains import ChainBook
+from wallet_app.services.crashpoints import crash_point
+from wallet_app.services.events import WalletEvents
+from wallet_app.services.types import ActivityEntry, PaidQuote, PayVia
+from wallet_app.vault.store import Vault
+
+__all__ = ["PaymentEngine", "TrustView"]
+
+log = logging.getLogger(__name__)
+
+
+class TrustView:
+    """What the engine needs to know about brokers: trusted keys and revocations (filled by the facade)."""
+
+    def __init__(self) -> None:
+        self.keys: dict[str, VerifyKey] = {}  # trusted broker id -> key
+        self.revoked_chains: set[str] = set()
+        self.revoked_vendors: set[str] = set()
+
+
+class PaymentEngine:
+    """Pays quotes and keeps the spend journal. ``lock`` guards the vault; HTTP calls run outside it."""
+
+    def __init__(
+        self,
+        vault: Vault,
+        book: ChainBook,
+        trust: TrustView,
+        vendor_client_factory: Callable[[str], VendorClient],
+        clock: Callable[[], float],
+        events: WalletEvents,
+        lock: threading.RLock,
+    ) -> None:
+        self.vault = vault
+        self.book = book
+        self.trust = trust
+        self.vendor_client = vendor_client_factory
+        self.clock = clock
+        self.events = events
+        self.lock = lock
+
+    # ----- checks -----------------------------------------------------------------------------------------------
+    def check(
+        self, quote_wire: Any, cert_wire: Any, origin: str | None
+    ) -> tuple[Signed[Quote], Signed[VendorCertificate]]:
+        """Parse and check a quote and its vendor certificate; raise the matching :mod:`netpay.errors` error."""
+        if isinstance(quote_wire, Signed):
+            quote_wire = quote_wire.to_wire()
+        if isinstance(cert_wire, Signed):
+            cert_wire = cert_wire.to_wire()
+        cert = Signed.from_wire(cert_wire, VendorCertificate, "vendor_certificate")
+        vc = cert.body
+        broker_key = self.trust.keys.get(vc.broker_id)
+        if broker_key is None:
+            raise UntrustedSigner(f"the vendor certificate is from broker {vc.broker_id!r}, which you do not trust")
+        cert.require_signer(broker_key)
+        now = int(self.clock())
+        if not vc.issued_at <= now <= vc.expires_at:
+            raise CertificateExpired(f"the certificate of {vc.display_name} is not valid now")
+        if vc.vendor_id in self.trust.revoked_vendors:
+            raise Revoked(f"the broker revoked vendor {vc.display_name}")
+        if origin is not None and origin not in vc.origins:
+            raise Forbidden(f"the page's origin {origin} is not one of {vc.display_name}'s certified origins")
+        quote = Signed.from_wire(quote_wire, Quote, "quote")
+        q = quote.require_signer(vc.public_key)
+        if q.vendor_id != vc.vendor_id:
+            raise UntrustedSigner("the quote names another vendor than its certificate")
+        if not _same_origin(q.payment_url, vc.payment_url) and not _same_origin(q.payment_url, vc.api_url):
+            raise Forbidden("the quote's payment URL is not at the certified vendor")
+        if q.expires_at <= now:
+            raise QuoteExpired()
+        with self.lock:
+            row = self.vault.one(
+                "SELECT status FROM spends WHERE vendor_id = ? AND quote_id = ? AND status IN ('pending', 'settled')",
+                (q.vendor_id, q.quote_id),
+            )
+        if row is not None:
+            raise QuoteAlreadyPaid(f"this quote is already paid ({row['status']})", quote_id=q.quote_id)
+        return quote, cert
+
+    # ----- paying -----------------------------------------------------------------------------------------------
+    def pay(self, quote: Signed[Quote], cert: Signed[VendorCertificate], origin: str | None, via: PayVia) -> PaidQuote:
+        """Journal, send, settle. A refusal proving a stale index is retried once with the resynced chain."""
+        try:
+            return self._pay_once(quote, cert, origin, via)
+        except NetPayError as exc:
+            if not getattr(exc, "resynced", False):
+                raise
+        return self._pay_once(quote, cert, origin, via)
+
+    def _pay_once(
+        self, quote: Signed[Quote], cert: Signed[VendorCertificate], origin: str | None, via: PayVia
+    ) -> PaidQuote:
+        q, vc = quote.body, cert.body
+        with self.lock:
+            picks = self.book.pick(vc.broker_id, q.price, vc.vendor_id, int(self.clock()), self.trust.revoked_chains)
+            payment_id = secrets.token_hex(16)
+            now = int(self.clock())
+            try:
+                with self.vault.tx() as c:
+                    segments = []
+                    for p in picks:
+                        start, to, word = self.book.reserve(c, p.chain_id, p.coins)
+                        segments.append(Segment(self.book.certificate(p.chain_id), start, to, word))
+                    payment = Payment(payment_id, quote, tuple(segments))
+                    wire = payment.to_wire()
+                    c.execute(
+                        """INSERT INTO spends (payment_id, quote_id, quote_digest, vendor_id, vendor_name, vendor_key,
+                           payment_url, item_url, title, amount, currency, via, origin, payment_json, status,
+                           created_at, updated_at, api_url_json) VALUES
+                           (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?)""",
+                        (
+                            payment_id, q.quote_id, quote.digest, vc.vendor_id, vc.display_name, vc.public_key.hex,
+                            q.payment_url, q.item_url, q.title, q.price.amount, q.price.currency, via, origin,
+                            canonical_json(wire).decode(), now, now, json.dumps(vc.api_url),
+                        ),
+                    )  # fmt: skip
+                    for s in segments:
+                        c.execute(
+                            "INSERT INTO spend_segments VALUES (?, ?, ?, ?, ?)",
+                            (payment_id, s.chain_id.hex(), s.from_index, s.to_index, vc.vendor_id),
+                        )
+            except BaseException:
+                self.book.forget([p.chain_id for p in picks])
+                raise
+        self.events.emit("balance_changed")
+        crash_point("after_journal")
+        return self._send(payment_id, wire, q.payment_url, vc.api_url)
+
+    def _send(
+        self, payment_id: str, wire: dict[str, Any], payment_url: str, api_url: str, recovering: bool = False
+    ) -> PaidQuote:
+        client = self.vendor_client(api_url)
+        try:
+            answer = client.pay(wire, payment_url)
+        except PeerUnavailable:
+            raise  # stays pending; recover() finishes it
+        except NetPayError as exc:
+            if recovering and "refusal" not in exc.details:
+                try:
+                    found = client.payment(payment_id)
+                except NetPayError:
+                    found = {}
+                if found.get("receipt") is not None:
+                    with self.lock:
+                        return self._settle(payment_id, found["receipt"])
+            with self.lock:
+                self._refused(payment_id, exc)
+            raise
+        crash_point("after_send")
+        with self.lock:
+            return self._settle(payment_id, answer.get("receipt"))
+
+    def _spend(self, payment_id: str) -> Any:
+        return self.vault.one("SELECT * FROM spends WHERE payment_id = ?", (payment_id,))
+
+    def _settle(self, payment_id: str, receipt_wire: Any) -> PaidQuote:
+        row = self._spend(payment_id)
+        if row["status"] == "settled":
+            return self._paid(row)
+        try:
+            receipt = Signed.from_wire(receipt_wire, Receipt, "receipt")
+            r = receipt.require_signer(VerifyKey.from_hex(row["vendor_key"]))
+            if r.payment_id != payment_id or r.quote_digest.hex() != row["quote_digest"]:
+                raise BadSignature("the receipt is for another payment")
+            if r.amount != Money(row["amount"], row["currency"]):
+                raise BadSignature("the receipt names another amount")
+        except NetPayError as exc:
+            self._finish(payment_id, "burned", "bad_receipt")
+            self.events.emit("payment_failed", payment_id, exc.code, exc.message)
+            raise
+        now = int(self.clock())
+        with self.vault.tx() as c:
+            c.execute(
+                """UPDATE spends SET status = 'settled', receipt_json = ?, access_token = ?, updated_at = ?
+                   WHERE payment_id = ?""",
+                (canonical_json(receipt.to_wire()).decode(), r.access_token, now, payment_id),
+            )
+            c.execute(
+                """UPDATE chains SET holder = ? WHERE chain_id IN
+                   (SELECT chain_id FROM spend_segments WHERE payment_id = ?)""",
+                (row["vendor_id"], payment_id),
+            )
+        crash_point("after_settle")
+        paid = self._paid(self._spend(payment_id))
+        self.events.emit("payment_settled", paid)
+        if paid.via == "allowance":
+            self.events.emit("auto_payment_made", paid)
+        self.events.emit("balance_changed")
+        return paid
+
+    def _paid(self, row: Any) -> PaidQuote:
+        receipt = Signed.from_wire(parse_json(row["receipt_json"]), Receipt, verify=False)
+        return PaidQuote(
+            payment_id=row["payment_id"],
+            receipt=receipt,
+            access_token=row["access_token"],
+            item_url=row["item_url"],
+            amount=Money(row["amount"], row["currency"]),
+            via=row["via"],
+        )
+
+    def _finish(self, payment_id: str, status: str, code: str) -> None:
+        with self.vault.tx() as c:
+            c.execute(
+                "UPDATE spends SET status = ?, error_code = ?, updated_at = ? WHERE payment_id = ?",
+                (status, code, int(self.clock()), payment_id),
+            )
+
+    def _refused(self, payment_id: str, exc: NetPayError) -> None:
+        """Release the spend if the vendor proved it recorded nothing; burn it otherwise."""
+        row = self._spend(payment_id)
+        refusal = self._verified_refusal(row, exc.details.get("refusal"))
+        if refusal is None:
+            self._finish(payment_id, "burned", exc.code)
+        else:
+            held = {cid.hex(): idx for cid, idx in refusal.held}
+            resynced = False
+            with self.vault.tx() as c:
+                for seg in c.execute("SELECT * FROM spend_segments WHERE payment_id = ?", (payment_id,)).fetchall():
+                    h = held.get(seg["chain_id"])
+                    if h is None:  # the vendor does not hold the chain: keep its indexes burned
+                        continue
+                    pos = c.execute("SELECT position FROM chains WHERE chain_id = ?", (seg["chain_id"],)).fetchone()[0]
+                    target = max(h, seg["from_index"]) if pos == seg["to_index"] else max(pos, h)
+                    resynced = resynced or h > seg["from_index"]
+                    if target != pos:
+                        self.book.move_to(c, seg["chain_id"], target)
+                    c.execute("UPDATE chains SET holder = ? WHERE chain_id = ?", (row["vendor_id"], seg["chain_id"]))
+                c.execute(
+                    "UPDATE spends SET status = 'released', error_code = ?, updated_at = ? WHERE payment_id = ?",
+                    (exc.code, int(self.clock()), payment_id),
+                )
+            exc.resynced = resynced and exc.code == "index_conflict"  # type: ignore[attr-defined]
+        self.events.emit("payment_failed", payment_id, exc.code, exc.message)
+        self.events.emit("balance_changed")
+
+    def _verified_refusal(self, row: Any, wire: Any) -> PaymentRefusal | None:
+        if wire is None:
+            return None
+        try:
+            refusal = Signed.from_wire(wire, PaymentRefusal, "refusal")
+            body = refusal.require_signer(VerifyKey.from_hex(row["vendor_key"]))
+        except NetPayError:
+            log.warning("payment %s: refusal does not verify; indexes stay burned", row["payment_id"])
+            return None
+        if body.payment_id != row["payment_id"] or body.vendor_id != row["vendor_id"]:
+            return None
+        return body
+
+    # ----- recovery ---------------------------------------------------------------------------------------------
+    def recover(self) -> tuple[int, int]:
+        """Finish pending spends; return ``(finished, still_pending)``."""
+        with self.lock:
+            rows = self.vault.query("SELECT * FROM spends WHERE status = 'pending' ORDER BY created_at")
+        finished = left = 0
+        for row in rows:
+            api_url = json.loads(row["api_url_json"])
+            wire = parse_json(row["payment_json"])
+            try:
+                self._send(row["payment_id"], wire, row["payment_url"], api_url, recovering=True)
+            except PeerUnavailable:
+                left += 1
+                continue
+            except NetPayError:
+                pass
+            finished += 1
+        return finished, left
+
+    # ----- reading ----------------------------------------------------------------------------------------------
+    def receipt_for(self, vendor_id: str, quote_id: str) -> PaidQuote | None:
+        row = self.vault.one(
+            "SELECT * FROM spends WHERE vendor_id = ? AND quote_id = ? AND status = 'settled'", (vendor_id, quote_id)
+        )
+        return self._paid(row) if row else None
+
+    def activity(self, limit: int) -> list[ActivityEntry]:
+        out = [
+            ActivityEntry(
+                at=r["created_at"],
+                kind="payment",
+                status=r["status"],
+                amount=Money(r["amount"], r["currency"]),
+                vendor_id=r["vendor_id"],
+                vendor_name=r["vendor_name"],
+                title=r["title"],
+                via=r["via"],
+                ref=r["payment_id"],
+                access_token=r["access_token"],
+                item_url=r["item_url"],
+            )
+            for r in self.vault.query("SELECT * FROM spends ORDER BY created_at DESC, rowid DESC LIMIT ?", (limit,))
+        ]
+        for r in self.vault.query("SELECT * FROM chains ORDER BY created_at DESC LIMIT ?", (limit,)):
+            value = Money(r["coin_amount"] * r["length"], r["currency"])
+            out.append(ActivityEntry(r["created_at"], "buy", r["status"], value, None, None, None, None, r["chain_id"]))
+        out.sort(key=lambda e: e.at, reverse=True)
+        return out[:limit]
+
+
+def _same_origin(a: str, b: str) -> bool:
+    def origin(u: str) -> str:
+        scheme, _, rest = u.partition("://")
+        return scheme + "://" + rest.split("/", 1)[0]
+
+    return origin(a) == origin(b)

@@ -1,0 +1,52 @@
+"""Numbered vault migrations. Migration i (1-based) runs once, in one transaction that also sets
+``PRAGMA user_version = i``; a vault with a higher user_version than this list is refused (written by a newer wallet).
+"""
+
+from __future__ import annotations
+
+__all__ = ["MIGRATIONS"]
+
+_V1 = """
+CREATE TABLE brokers (
+    broker_id TEXT PRIMARY KEY, url TEXT NOT NULL, name TEXT NOT NULL, public_key TEXT NOT NULL,
+    info_json TEXT NOT NULL, trusted INTEGER NOT NULL DEFAULT 0, added_at INTEGER NOT NULL
+);
+CREATE TABLE accounts (
+    broker_id TEXT PRIMARY KEY REFERENCES brokers(broker_id), username TEXT NOT NULL, password TEXT NOT NULL,
+    account_id TEXT, token TEXT, token_expires_at INTEGER
+);
+CREATE TABLE chains (
+    chain_id TEXT PRIMARY KEY, broker_id TEXT NOT NULL, length INTEGER NOT NULL,
+    coin_amount INTEGER NOT NULL, currency TEXT NOT NULL, seed BLOB NOT NULL, traversal BLOB NOT NULL,
+    position INTEGER NOT NULL, certificate_json TEXT, idempotency_key TEXT NOT NULL, request_json TEXT NOT NULL,
+    status TEXT NOT NULL, holder TEXT, needs_resync INTEGER NOT NULL DEFAULT 0,
+    created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL DEFAULT 0, refund_amount INTEGER
+);
+CREATE TABLE spends (
+    payment_id TEXT PRIMARY KEY, quote_id TEXT NOT NULL, quote_digest TEXT NOT NULL, vendor_id TEXT NOT NULL,
+    vendor_name TEXT NOT NULL, vendor_key TEXT NOT NULL, payment_url TEXT NOT NULL, item_url TEXT NOT NULL,
+    title TEXT NOT NULL, amount INTEGER NOT NULL, currency TEXT NOT NULL, via TEXT NOT NULL, origin TEXT,
+    payment_json TEXT NOT NULL, status TEXT NOT NULL, receipt_json TEXT, access_token TEXT, error_code TEXT,
+    api_url_json TEXT NOT NULL, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX spends_quote ON spends(vendor_id, quote_id) WHERE status IN ('pending', 'settled');
+CREATE TABLE spend_segments (
+    payment_id TEXT NOT NULL REFERENCES spends(payment_id), chain_id TEXT NOT NULL REFERENCES chains(chain_id),
+    from_index INTEGER NOT NULL, to_index INTEGER NOT NULL, vendor_id TEXT NOT NULL,
+    PRIMARY KEY (payment_id, chain_id)
+);
+CREATE INDEX spend_segments_chain ON spend_segments(chain_id);
+CREATE TABLE allowances (
+    vendor_id TEXT PRIMARY KEY, vendor_name TEXT NOT NULL, max_amount INTEGER NOT NULL,
+    daily_amount INTEGER NOT NULL, currency TEXT NOT NULL, created_at INTEGER NOT NULL
+);
+CREATE TABLE revocations (
+    broker_id TEXT PRIMARY KEY, serial INTEGER NOT NULL, list_json TEXT NOT NULL, fetched_at INTEGER NOT NULL
+);
+CREATE TABLE settings (key TEXT PRIMARY KEY, value_json TEXT NOT NULL);
+CREATE TABLE audit (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, kind TEXT NOT NULL, detail_json TEXT NOT NULL
+)
+"""
+
+MIGRATIONS: list[str] = [_V1]

@@ -1,0 +1,245 @@
+"""The encrypted vault: one SQLCipher database opened with a raw 256-bit key (no KDF on open).
+
+Opening is verify-first: the key is checked against the header's key check value, then the file is opened
+**read-only** and checked (page authentication of every page, schema version) before it is opened for writing, so
+a wrong key, a damaged file or a vault from a newer version raise a typed error and leave the file byte-for-byte
+unchanged. An exclusive OS lock on ``vault.lock`` keeps a second wallet process out.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import sqlcipher3
+
+from wallet_app.keys import VaultHeader
+from wallet_app.vault.errors import VaultDamaged, VaultInUse, VaultMissing, VaultTooNew, WrongKey
+from wallet_app.vault.schema import MIGRATIONS
+
+__all__ = ["DB_FILE", "HEADER_FILE", "LOCK_FILE", "ProcessLock", "Vault", "verify_database"]
+
+DB_FILE = "vault.db"
+HEADER_FILE = "vault.json"
+LOCK_FILE = "vault.lock"
+PAGE_SIZE = 4096
+
+
+def _key_pragma(key: bytes | bytearray) -> str:
+    return f"PRAGMA key = \"x'{bytes(key).hex()}'\""
+
+
+class ProcessLock:
+    """An exclusive, non-blocking OS lock on a file; released when the process dies, even by SIGKILL."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        if self._fd is not None:
+            return
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise VaultInUse(f"another NetPay Wallet is already running with the vault in {self.path.parent}") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+
+def verify_database(path: Path, key: bytes | bytearray, known_versions: int = len(MIGRATIONS)) -> int:
+    """Open ``path`` read-only with ``key``; check every page's authentication and the schema version.
+
+    Returns the schema version. Raises :class:`VaultDamaged` or :class:`VaultTooNew`. Writes nothing.
+    """
+    size = path.stat().st_size
+    if size == 0 or size % PAGE_SIZE:
+        raise VaultDamaged(f"the vault file is truncated ({size} bytes is not a whole number of pages)")
+    conn = sqlcipher3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+    try:
+        conn.execute(_key_pragma(key))
+        try:
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            problems = conn.execute("PRAGMA cipher_integrity_check").fetchall()
+            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        except sqlcipher3.DatabaseError as exc:
+            raise VaultDamaged(f"the vault file is damaged: {exc}") from None
+        if problems:
+            raise VaultDamaged(f"the vault file is damaged: {problems[0][0]}")
+        if version > known_versions:
+            raise VaultTooNew(
+                f"the vault has schema version {version}; this wallet knows up to {known_versions}",
+                version=version,
+            )
+        return version
+    finally:
+        conn.close()
+
+
+class Vault:
+    """An open vault connection with write transactions; every method is thread-safe."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = Path(directory)
+        self.path = self.directory / DB_FILE
+        self.header_path = self.directory / HEADER_FILE
+        self._lock = threading.RLock()
+        self.conn: Any = None
+
+    def exists(self) -> bool:
+        return self.path.exists() and self.header_path.exists()
+
+    def read_header(self) -> VaultHeader:
+        if not self.header_path.exists():
+            raise VaultMissing()
+        return VaultHeader.read(self.header_path)
+
+    @property
+    def is_open(self) -> bool:
+        return self.conn is not None
+
+    def create(self, key: bytes | bytearray, header: VaultHeader) -> None:
+        """Make a new empty vault with ``key`` and write its header."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(DB_FILE + ".new")
+        tmp.unlink(missing_ok=True)
+        conn = sqlcipher3.connect(str(tmp), isolation_level=None)
+        conn.execute(_key_pragma(key))
+        conn.execute(f"PRAGMA cipher_page_size = {PAGE_SIZE}")
+        conn.execute("PRAGMA journal_mode = DELETE")
+        self._migrate(conn)
+        conn.close()
+        os.chmod(tmp, 0o600)
+        header.with_check(key).write(self.header_path)
+        os.replace(tmp, self.path)
+
+    def open(self, key: bytes | bytearray, header: VaultHeader | None = None) -> None:
+        """Verify, then open for writing and run pending migrations."""
+        header = header or self.read_header()
+        if not self.path.exists():
+            raise VaultMissing(f"the vault file {self.path} is missing")
+        if not header.matches(key):
+            raise WrongKey()
+        journal = self.path.with_name(DB_FILE + "-journal")
+        if not (journal.exists() and journal.stat().st_size > 0):  # a hot journal needs a writer to roll back
+            verify_database(self.path, key)
+        conn = sqlcipher3.connect(str(self.path), isolation_level=None, check_same_thread=False, timeout=5)
+        try:
+            conn.execute(_key_pragma(key))
+            conn.execute("PRAGMA journal_mode = DELETE")
+            conn.execute("PRAGMA synchronous = FULL")
+            conn.execute("PRAGMA foreign_keys = ON")
+            if int(conn.execute("PRAGMA user_version").fetchone()[0]) > len(MIGRATIONS):
+                raise VaultTooNew()
+            self._migrate(conn)
+        except sqlcipher3.DatabaseError as exc:
+            conn.close()
+            raise VaultDamaged(f"the vault file is damaged: {exc}") from None
+        except BaseException:
+            conn.close()
+            raise
+        conn.row_factory = sqlcipher3.Row
+        self.conn = conn
+
+    @staticmethod
+    def _migrate(conn: Any) -> None:
+        current = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        for number in range(current + 1, len(MIGRATIONS) + 1):
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in MIGRATIONS[number - 1].split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {number}")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    def close(self) -> None:
+        with self._lock:
+            if self.conn is not None:
+                self.conn.close()
+                self.conn = None
+
+    @contextlib.contextmanager
+    def tx(self) -> Iterator[Any]:
+        """A write transaction: all or nothing, durable on return."""
+        with self._lock:
+            conn = self._require()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    def _require(self) -> Any:
+        if self.conn is None:
+            from netpay.errors import WalletLocked
+
+            raise WalletLocked()
+        return self.conn
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        with self._lock:
+            return list(self._require().execute(sql, params).fetchall())
+
+    def one(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        with self._lock:
+            return self._require().execute(sql, params).fetchone()
+
+    def rekey(self, new_key: bytes | bytearray) -> None:
+        """Re-encrypt every page with ``new_key`` (atomic: SQLCipher rewrites inside one transaction)."""
+        with self._lock:
+            self._require().execute(f"PRAGMA rekey = \"x'{bytes(new_key).hex()}'\"")
+
+    def export_to(self, target: Path, key: bytes | bytearray) -> None:
+        """Write a copy of the whole vault to ``target`` encrypted with ``key``."""
+        with self._lock:
+            conn = self._require()
+            target.unlink(missing_ok=True)
+            conn.execute(f"ATTACH DATABASE ? AS export KEY \"x'{bytes(key).hex()}'\"", (str(target),))
+            try:
+                conn.execute("SELECT sqlcipher_export('export')")
+                version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+                conn.execute(f"PRAGMA export.user_version = {version}")
+            finally:
+                conn.execute("DETACH DATABASE export")
+
+    def dump(self) -> str:
+        """Every row as SQL text (tests compare dumps to prove nothing changed)."""
+        with self._lock:
+            return "\n".join(self._require().iterdump())
+
+
+def prepare_restored(path: Path, export_key: bytes | bytearray, new_key: bytes | bytearray) -> None:
+    """Check a database taken out of a backup, migrate it, mark every chain for resync, re-key it to ``new_key``."""
+    verify_database(path, export_key)
+    conn = sqlcipher3.connect(str(path), isolation_level=None)
+    try:
+        conn.execute(_key_pragma(export_key))
+        conn.execute("PRAGMA journal_mode = DELETE")
+        Vault._migrate(conn)
+        conn.execute("UPDATE chains SET needs_resync = 1 WHERE status IN ('active', 'buying', 'closing')")
+        conn.execute(f"PRAGMA rekey = \"x'{bytes(new_key).hex()}'\"")
+    except sqlcipher3.DatabaseError as exc:
+        raise VaultDamaged(f"the backup's vault is damaged: {exc}") from None
+    finally:
+        conn.close()
+    os.chmod(path, 0o600)
