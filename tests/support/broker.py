@@ -25,7 +25,7 @@ from netpay.signed import Signed
 from netpay.traversal import PaywordTraversal, create_chain
 from netpay_web.live import LiveServer, free_port
 
-__all__ = ["FAST_SETTINGS", "TEST_CARD", "RunningBroker", "start_broker", "test_settings"]
+__all__ = ["FAST_SETTINGS", "TEST_CARD", "RunningBroker", "broker_settings", "start_broker"]
 
 #: Cheap password hashing for tests (production defaults stay strong).
 FAST_SETTINGS: dict[str, Any] = {
@@ -38,7 +38,7 @@ FAST_SETTINGS: dict[str, Any] = {
 TEST_CARD = {"number": "4242 4242 4242 4242", "exp_month": 12, "exp_year": 2099, "cvc": "123"}
 
 
-def test_settings(data_dir: Path, **overrides: Any) -> BrokerSettings:
+def broker_settings(data_dir: Path, **overrides: Any) -> BrokerSettings:
     return BrokerSettings(data_dir=Path(data_dir), **{**FAST_SETTINGS, **overrides})
 
 
@@ -136,7 +136,7 @@ class RunningBroker:
 def start_broker(data_dir: Path, **overrides: Any) -> RunningBroker:
     """Start a broker on a free loopback port with its data in ``data_dir``; call ``stop()`` when done."""
     server_port = int(overrides.pop("port", 0)) or free_port()
-    settings = test_settings(data_dir, **{**overrides, "port": server_port})
+    settings = broker_settings(data_dir, **{**overrides, "port": server_port})
     broker = Broker(settings)
     server = LiveServer(create_app(settings, broker), port=server_port)
     server.start()
@@ -148,3 +148,52 @@ def start_broker(data_dir: Path, **overrides: Any) -> RunningBroker:
         except requests.RequestException:
             time.sleep(0.05)
     return RunningBroker(server=server, broker=broker, data_dir=Path(data_dir))
+
+
+@dataclass
+class TestVendor:
+    """A vendor identity for tests: signs custody claims, spend reports, redemption batches and vendor requests."""
+
+    __test__ = False
+    vendor_id: str
+    key: SigningKey = field(default_factory=SigningKey.generate)
+
+    def now(self) -> int:
+        return int(time.time())
+
+    def claim(self, chain_id: bytes, nonce: str | None = None, at: int | None = None) -> dict[str, Any]:
+        from netpay.messages import CustodyClaim
+
+        body = CustodyClaim(self.vendor_id, chain_id, nonce or secrets.token_hex(8), self.now() if at is None else at)
+        return Signed.sign(body, self.key).to_wire()
+
+    def report(self, entries: list[tuple[bytes, int, int, bytes]], report_id: str | None = None) -> dict[str, Any]:
+        from netpay.messages import SpendEntry, SpendReport
+
+        body = SpendReport(
+            report_id or secrets.token_hex(8), self.vendor_id, tuple(SpendEntry(*e) for e in entries), self.now()
+        )
+        return Signed.sign(body, self.key).to_wire()
+
+    def batch(
+        self, claims: list[tuple[bytes, int, int, bytes]], batch_id: str | None = None, release: Any = None
+    ) -> dict[str, Any]:
+        from netpay.messages import RedemptionBatch, RedemptionClaim
+
+        body = RedemptionBatch(
+            batch_id or secrets.token_hex(8),
+            self.vendor_id,
+            tuple(RedemptionClaim(*c, release=release) for c in claims),
+            self.now(),
+        )
+        return Signed.sign(body, self.key).to_wire()
+
+    def request(self, action: str, amount: int | None = None, nonce: str | None = None) -> dict[str, Any]:
+        from broker_stub.messages import VendorRequest
+
+        money = Money(amount, "EUR") if amount is not None else None
+        body = VendorRequest(self.vendor_id, action, nonce or secrets.token_hex(8), self.now(), money)
+        return Signed.sign(body, self.key).to_wire()
+
+
+__all__ += ["TestVendor"]
