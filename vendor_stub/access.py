@@ -1,0 +1,94 @@
+"""Access tokens: the receipt's "authorization number" that unlocks an item (or every item, for a time pass).
+
+A token is ``v1.<payload>.<mac>`` where the payload is base64url JSON ``{"i": item_id, "p": pass?, "r": receipt,
+"u": valid_until}`` and the MAC is HMAC-SHA256 under a secret that never leaves the vendor's data dir. A token for
+one item does not open another; a pass token opens every item until ``valid_until``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["AccessGrant", "AccessTokens", "load_or_create_secret"]
+
+
+def load_or_create_secret(path: Path) -> bytes:
+    """The 32-byte HMAC secret at ``path``, created with mode 0600 on first use."""
+    if path.exists():
+        data = path.read_bytes()
+        if len(data) == 32:
+            return data
+        raise ValueError(f"access secret {path} is damaged")
+    data = secrets.token_bytes(32)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    return data
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+@dataclass(frozen=True, slots=True)
+class AccessGrant:
+    """What a valid token grants: one item, or (``is_pass``) everything until ``valid_until``."""
+
+    item_id: str
+    is_pass: bool
+    receipt_id: str
+    valid_until: int | None
+
+
+class AccessTokens:
+    """Issues and checks access tokens with one vendor secret."""
+
+    def __init__(self, secret: bytes) -> None:
+        self._secret = secret
+
+    def _mac(self, payload: str) -> str:
+        return _b64(hmac.new(self._secret, b"netpay-access:" + payload.encode(), hashlib.sha256).digest())
+
+    def issue(self, item_id: str, receipt_id: str, is_pass: bool, valid_until: int | None) -> str:
+        data = {"i": item_id, "p": is_pass, "r": receipt_id, "u": valid_until}
+        payload = _b64(json.dumps(data, sort_keys=True, separators=(",", ":")).encode())
+        return f"v1.{payload}.{self._mac(payload)}"
+
+    def check(self, token: str | None, item_id: str, now: int | None = None) -> AccessGrant | None:
+        """The grant if ``token`` is genuine, unexpired and opens ``item_id``; otherwise None."""
+        if not token or len(token) > 512:
+            return None
+        parts = token.split(".")
+        if len(parts) != 3 or parts[0] != "v1":
+            return None
+        if not hmac.compare_digest(self._mac(parts[1]), parts[2]):
+            return None
+        try:
+            data = json.loads(_unb64(parts[1]))
+            grant = AccessGrant(str(data["i"]), bool(data["p"]), str(data["r"]), data["u"])
+        except (ValueError, KeyError, TypeError):
+            return None
+        now = int(time.time()) if now is None else now
+        if grant.valid_until is not None and now >= grant.valid_until:
+            return None
+        if grant.is_pass or grant.item_id == item_id:
+            return grant
+        return None

@@ -1,0 +1,152 @@
+"""JSON endpoints of the vendor (``/v1/...``). Request bodies are read strictly and declared in the OpenAPI."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+
+from netpay.encoding import FieldReader
+from netpay.errors import NotFound
+from netpay.messages import Quote
+from netpay.signed import Signed
+from netpay_web.http import read_json
+from vendor_stub.service import Vendor
+
+__all__ = ["ERROR_RESPONSES", "build_api"]
+
+_ERROR = {"description": "refusal: `{error: {code, message, details}}`"}
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {400: _ERROR, 404: _ERROR, 409: _ERROR, 413: _ERROR, 415: _ERROR}
+
+_SIGNED = {
+    "type": "object",
+    "required": ["type", "version", "body", "signer", "signature"],
+    "properties": {
+        "type": {"type": "string"},
+        "version": {"type": "integer"},
+        "body": {"type": "object"},
+        "signer": {"type": "string"},
+        "signature": {"type": "string"},
+    },
+}
+_MONEY = {"type": "object", "properties": {"amount": {"type": "integer"}, "currency": {"type": "string"}}}
+
+
+def _body(schema: dict[str, Any], example: Any = None) -> dict[str, Any]:
+    content: dict[str, Any] = {"schema": schema}
+    if example is not None:
+        content["example"] = example
+    return {"requestBody": {"required": True, "content": {"application/json": content}}}
+
+
+_QUOTE_REQUEST = {
+    "type": "object",
+    "required": ["item_id"],
+    "properties": {"item_id": {"type": "string"}},
+    "additionalProperties": False,
+}
+_PAYMENT = {
+    "type": "object",
+    "required": ["type", "version", "payment_id", "quote", "segments"],
+    "properties": {
+        "type": {"type": "string", "enum": ["payment"]},
+        "version": {"type": "integer"},
+        "payment_id": {"type": "string"},
+        "quote": _SIGNED,
+        "segments": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["chain_id", "certificate", "from_index", "to_index", "payword"],
+                "properties": {
+                    "chain_id": {"type": "string"},
+                    "certificate": _SIGNED,
+                    "from_index": {"type": "integer"},
+                    "to_index": {"type": "integer"},
+                    "payword": {"type": "string"},
+                },
+            },
+        },
+    },
+}
+
+
+def build_api(vendor: Vendor) -> APIRouter:
+    """The ``/v1`` routes of one vendor."""
+    router = APIRouter(prefix="/v1", responses=ERROR_RESPONSES)
+    base = vendor.settings.base_url
+
+    @router.get("/info", summary="Who this vendor is")
+    def info() -> dict[str, Any]:
+        cert = vendor.trust.certificate()
+        return {
+            "vendor_id": vendor.vendor_id,
+            "display_name": vendor.settings.name,
+            "public_key": vendor.key.public.hex,
+            "certificate": cert.to_wire(),
+        }
+
+    @router.get("/catalog", summary="Items for sale with prices")
+    def catalog() -> dict[str, Any]:
+        return {"items": [item.to_json(base) for item in vendor.catalog.items]}
+
+    @router.post("/quotes", summary="A signed quote for one item", openapi_extra=_body(_QUOTE_REQUEST))
+    async def quotes(request: Request) -> dict[str, Any]:
+        data = await read_json(request)
+        r = FieldReader(data, "quote_request")
+        item_id = r.text("item_id", 64)
+        r.done()
+        item = vendor.catalog.get(item_id)
+        if item is None:
+            raise NotFound("no such item", item_id=item_id)
+        cert = await run_in_threadpool(vendor.trust.certificate)
+        now = vendor.now()
+        quote = Quote(
+            quote_id=secrets.token_hex(16),
+            vendor_id=vendor.vendor_id,
+            item_id=item.item_id,
+            title=item.title,
+            price=item.price,
+            model=item.model,
+            payment_url=f"{base}/v1/payments",
+            item_url=f"{base}/items/{item.item_id}",
+            issued_at=now,
+            expires_at=now + vendor.settings.quote_ttl_s,
+        )
+        return {"quote": Signed.sign(quote, vendor.key).to_wire(), "vendor_certificate": cert.to_wire()}
+
+    @router.post("/payments", summary="Pay a quote with payword segments", openapi_extra=_body(_PAYMENT))
+    async def payments(request: Request) -> dict[str, Any]:
+        data = await read_json(request)
+        return await run_in_threadpool(vendor.desk.pay, data)
+
+    @router.get("/payments/{payment_id}", summary="The receipt of a payment (for a wallet settling after a crash)")
+    def payment(payment_id: str) -> dict[str, Any]:
+        return vendor.desk.receipt(payment_id)
+
+    @router.post("/custody/release", summary="Another vendor takes over a chain", openapi_extra=_body(_SIGNED))
+    async def release(request: Request) -> dict[str, Any]:
+        data = await read_json(request)
+        signed = await run_in_threadpool(vendor.book.release_to_vendor, data)
+        return signed.to_wire()
+
+    @router.post("/custody/close", summary="The broker closes a chain", openapi_extra=_body(_SIGNED))
+    async def close(request: Request) -> dict[str, Any]:
+        data = await read_json(request)
+        signed = await run_in_threadpool(vendor.book.close_for_broker, data)
+        return signed.to_wire()
+
+    @router.post("/echo", summary="Plain JSON echo (diagnostics, benchmark baseline)",
+                 openapi_extra=_body({"type": "object"}, {"hello": "world"}))  # fmt: skip
+    async def echo(request: Request) -> JSONResponse:
+        return JSONResponse(await read_json(request))
+
+    @router.get("/access/{item_id}", summary="Whether an access token opens an item")
+    def access(item_id: str, token: str = "") -> dict[str, Any]:
+        grant = vendor.tokens.check(token, item_id, vendor.now())
+        return {"valid": grant is not None, "valid_until": grant.valid_until if grant else None}
+
+    return router

@@ -1,0 +1,63 @@
+"""``create_app(settings)``: the vendor's FastAPI application (shop pages, JSON API, static files, OpenAPI)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+from netpay.errors import NotFound
+from netpay_web.http import BodyLimitMiddleware, error_response, install_error_handlers
+from vendor_stub.api import build_api
+from vendor_stub.catalog import Catalog
+from vendor_stub.pages import build_pages
+from vendor_stub.service import Vendor
+from vendor_stub.settings import VendorSettings
+
+__all__ = ["create_app"]
+
+STATIC = Path(__file__).parent / "static"
+
+
+def create_app(settings: VendorSettings, catalog: Catalog | None = None) -> FastAPI:
+    """Build the app; the vendor (database, key) opens now, background workers start with the server."""
+    vendor = Vendor(settings, catalog)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        vendor.start()
+        try:
+            yield
+        finally:
+            vendor.close()
+
+    app = FastAPI(
+        title=f"NetPay vendor: {settings.name}",
+        version="1",
+        description="A NetPay reference vendor: a small shop that takes payword e-coins.",
+        lifespan=lifespan,
+    )
+    app.state.vendor = vendor
+    install_error_handlers(app)
+
+    @app.get("/static/netpay.js", include_in_schema=False)
+    def netpay_js() -> Response:
+        try:
+            text = Path(settings.netpay_js).read_bytes()
+        except OSError:
+            return error_response(NotFound("netpay.js is not installed"))
+        return Response(text, media_type="text/javascript", headers={"Cache-Control": "no-cache"})
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> JSONResponse:
+        return JSONResponse({"ok": True, "vendor_id": vendor.vendor_id})
+
+    app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
+    app.include_router(build_api(vendor))
+    app.include_router(build_pages(vendor))
+    app.add_middleware(BodyLimitMiddleware, max_body=settings.max_body)
+    return app

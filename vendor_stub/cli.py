@@ -1,0 +1,108 @@
+"""``netpay-vendor``: run a shop (``serve``, the default), print its public key, or redeem earnings now.
+
+Every ``serve`` flag also reads an environment variable ``NETPAY_VENDOR_<FLAG>`` (e.g. ``NETPAY_VENDOR_PORT``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from netpay.errors import NetPayError
+from netpay.keys import load_or_create_key
+from vendor_stub.settings import VendorSettings
+
+__all__ = ["main"]
+
+_CATALOGS = Path(__file__).parent / "catalogs"
+
+
+def _env(name: str, default: str = "") -> str:
+    return os.environ.get(f"NETPAY_VENDOR_{name}", default)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="netpay-vendor", description="NetPay reference vendor (a small e-coin shop)")
+    sub = p.add_subparsers(dest="command")
+
+    def serve_args(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--name", default=_env("NAME", "Daily Planet"), help="shop name shown on the pages")
+        sp.add_argument("--catalog", default=_env("CATALOG", str(_CATALOGS / "daily_planet.json")))
+        sp.add_argument("--host", default=_env("HOST", "127.0.0.1"))
+        sp.add_argument("--port", type=int, default=int(_env("PORT", "8201")))
+        sp.add_argument("--broker", default=_env("BROKER", "http://127.0.0.1:8100"), help="broker base URL")
+        sp.add_argument("--data-dir", default=_env("DATA_DIR", "vendor-data"))
+        sp.add_argument("--vendor-id", default=_env("VENDOR_ID", ""), help="default: a slug of --name")
+        sp.add_argument("--public-url", default=_env("PUBLIC_URL", ""), help="default: http://HOST:PORT")
+        sp.add_argument("--broker-key", default=_env("BROKER_KEY", ""), help="pin the broker's public key (hex)")
+
+    serve_args(p)
+    serve_args(sub.add_parser("serve", help="run the shop (default)"))
+    pk = sub.add_parser("public-key", help="create the vendor key if needed and print its public key (hex)")
+    pk.add_argument("--data-dir", default=_env("DATA_DIR", "vendor-data"))
+    rd = sub.add_parser("redeem", help="send pending earnings to the broker now and print the outcome")
+    rd.add_argument("--data-dir", default=_env("DATA_DIR", "vendor-data"))
+    rd.add_argument("--broker", default=_env("BROKER", ""), help="default: the broker the shop last ran with")
+    return p
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from vendor_stub.app import create_app
+
+    settings = VendorSettings(
+        name=args.name, catalog=Path(args.catalog), data_dir=Path(args.data_dir), broker_url=args.broker,
+        host=args.host, port=args.port, vendor_id=args.vendor_id, public_url=args.public_url,
+        broker_public_key=args.broker_key,
+    )  # fmt: skip
+    app = create_app(settings)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
+def _redeem(args: argparse.Namespace) -> int:
+    from vendor_stub.background import Redeemer
+    from vendor_stub.broker_client import BrokerClient
+    from vendor_stub.service import key_path
+    from vendor_stub.storage import Store
+    from vendor_stub.trust import Trust
+
+    data = Path(args.data_dir)
+    if not (data / "vendor.sqlite3").exists():
+        print(f"no vendor database in {data}", file=sys.stderr)
+        return 2
+    store = Store(data / "vendor.sqlite3")
+    try:
+        vendor_id = store.get_meta("vendor_id") or ""
+        broker = BrokerClient(args.broker or store.get_meta("broker_url") or "http://127.0.0.1:8100")
+        key = load_or_create_key(key_path(data))
+        trust = Trust(store, broker, key, vendor_id)
+        import time
+
+        redeemer = Redeemer(store, broker, trust, key, vendor_id, lambda: int(time.time()))
+        summary = redeemer.redeem()
+    except NetPayError as exc:
+        print(json.dumps(exc.to_body()), file=sys.stderr)
+        return 1
+    finally:
+        store.close()
+    print(json.dumps(summary))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "public-key":
+        print(load_or_create_key(Path(args.data_dir) / "vendor_key").public.hex)
+        return 0
+    if args.command == "redeem":
+        return _redeem(args)
+    return _serve(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

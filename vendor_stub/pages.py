@@ -1,0 +1,101 @@
+"""The shop's HTML pages: front page, item pages (teaser and Buy button, or the paid content), earnings.
+
+An item page opens with an access token from ``?access=`` (then remembered in a cookie) or from that cookie. The
+Buy button is the contract with ``/static/netpay.js``: ``button.np-buy`` with ``data-netpay-item`` and
+``data-netpay-quote-url``; the hidden ``[data-netpay-hint]`` element is shown by the script when no wallet answers.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from netpay.money import Money
+from vendor_stub.catalog import Item
+from vendor_stub.chart import SERIES, earnings_by_day, render_chart
+from vendor_stub.service import Vendor
+
+__all__ = ["build_pages"]
+
+TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+
+
+def _model_text(item: Item) -> str:
+    if item.is_pass and item.model.duration_s:
+        hours = item.model.duration_s // 3600
+        return f"{hours}-hour pass" if hours else f"{item.model.duration_s // 60}-minute pass"
+    return "yours to keep"
+
+
+def _cookie_name(item: Item) -> str:
+    return "np_pass" if item.is_pass else f"np_item_{item.item_id}"
+
+
+def build_pages(vendor: Vendor) -> APIRouter:
+    router = APIRouter(include_in_schema=False)
+    catalog = vendor.catalog
+
+    def common(request: Request) -> dict[str, object]:
+        return {
+            "request": request,
+            "shop": vendor.settings.name or catalog.name,
+            "catalog": catalog,
+            "today": dt.datetime.fromtimestamp(vendor.now(), dt.UTC).strftime("%A, %d %B %Y"),
+            "model_text": _model_text,
+        }
+
+    @router.get("/", response_class=HTMLResponse)
+    def index(request: Request) -> Response:
+        items = [i for i in catalog.items if not i.is_pass]
+        return TEMPLATES.TemplateResponse(request, "index.html", {**common(request), "items": items,
+                                                                    "passes": catalog.passes})  # fmt: skip
+
+    @router.get("/items/{item_id}", response_class=HTMLResponse)
+    def item_page(request: Request, item_id: str, access: str = "") -> Response:
+        item = catalog.get(item_id)
+        if item is None:
+            ctx = {**common(request), "items": [i for i in catalog.items if not i.is_pass][:4]}
+            return TEMPLATES.TemplateResponse(request, "missing.html", ctx, status_code=404)
+        now = vendor.now()
+        grant = None
+        from_query = False
+        if access:
+            grant = vendor.tokens.check(access, item_id, now)
+            from_query = grant is not None
+        if grant is None:
+            grant = vendor.tokens.check(request.cookies.get(_cookie_name(item)), item_id, now)
+        if grant is None and not item.is_pass:
+            grant = vendor.tokens.check(request.cookies.get("np_pass"), item_id, now)
+        until = (dt.datetime.fromtimestamp(grant.valid_until, dt.UTC).strftime("%d %b %Y, %H:%M UTC")
+                 if grant and grant.valid_until else None)  # fmt: skip
+        others = [i for i in catalog.items if i.item_id != item_id and not i.is_pass][:3]
+        ctx = {**common(request), "item": item, "grant": grant, "until": until, "others": others,
+               "passes": [p for p in catalog.passes if p.item_id != item_id]}  # fmt: skip
+        resp = TEMPLATES.TemplateResponse(request, "item.html", ctx)
+        if from_query and grant is not None:
+            max_age = (grant.valid_until - now) if grant.valid_until else 365 * 86400
+            cookie = "np_pass" if grant.is_pass else _cookie_name(item)
+            resp.set_cookie(cookie, access, max_age=max_age, httponly=True, samesite="lax", path="/")
+        return resp
+
+    @router.get("/earnings", response_class=HTMLResponse)
+    def earnings(request: Request, days: int = 14) -> Response:
+        days = min(max(days, 1), 60)
+        today = dt.datetime.fromtimestamp(vendor.now(), dt.UTC).date()
+        series = earnings_by_day(vendor.store, days, today)
+        totals = {key: sum(getattr(d, key) for d in series) for key, _, _ in SERIES}
+        amount = Money(sum(d.amount for d in series), catalog.currency)
+        redeemed_row = vendor.store.one("SELECT COALESCE(SUM(amount), 0) AS a FROM spends WHERE status = 'redeemed'")
+        chains = vendor.store.one("SELECT COUNT(*) AS n, SUM(status = 'held') AS held FROM chains")
+        ctx = {**common(request), "chart": render_chart(series), "series": SERIES, "days": list(reversed(series)),
+               "totals": totals, "amount": amount,
+               "redeemed_amount": Money(int(redeemed_row["a"]) if redeemed_row else 0, catalog.currency),
+               "chains": int(chains["n"] or 0) if chains else 0, "held": int(chains["held"] or 0) if chains else 0,
+               "vendor_id": vendor.vendor_id}  # fmt: skip
+        return TEMPLATES.TemplateResponse(request, "earnings.html", ctx)
+
+    return router

@@ -1,0 +1,78 @@
+"""The vendor as one object: key, database, trust, custody book, payment desk and background workers."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+from netpay.errors import NetPayError
+from netpay.keys import SigningKey, load_or_create_key
+from vendor_stub.access import AccessTokens, load_or_create_secret
+from vendor_stub.background import Redeemer, SpendReporter
+from vendor_stub.broker_client import BrokerClient
+from vendor_stub.catalog import Catalog
+from vendor_stub.custody import ChainBook
+from vendor_stub.payments import PaymentDesk
+from vendor_stub.settings import VendorSettings
+from vendor_stub.storage import Store
+from vendor_stub.trust import Trust
+
+__all__ = ["Vendor", "key_path"]
+
+log = logging.getLogger(__name__)
+
+
+def key_path(data_dir: Path) -> Path:
+    return Path(data_dir) / "vendor_key"
+
+
+class Vendor:
+    """Everything one running vendor owns. ``start()`` launches the background workers, ``close()`` stops them."""
+
+    def __init__(self, settings: VendorSettings, catalog: Catalog | None = None) -> None:
+        self.settings = settings
+        self.vendor_id = settings.id
+        data = Path(settings.data_dir)
+        data.mkdir(parents=True, exist_ok=True)
+        self.key: SigningKey = load_or_create_key(key_path(data))
+        self.tokens = AccessTokens(load_or_create_secret(data / "access_secret"))
+        self.catalog = catalog or Catalog.load(settings.catalog)
+        self.store = Store(data / "vendor.sqlite3")
+        self.store.set_meta("vendor_id", self.vendor_id)
+        self.store.set_meta("broker_url", settings.broker_url)
+        self.broker = BrokerClient(settings.broker_url)
+        self.trust = Trust(self.store, self.broker, self.key, self.vendor_id, settings.broker_public_key)
+        self.clock_offset = 0
+        self.book = ChainBook(self.store, self.trust, self.broker, self.key, self.vendor_id, self.now,
+                              settings.release_timeout_s)  # fmt: skip
+        self.reporter = SpendReporter(self.store, self.broker, self.key, self.vendor_id, self.now,
+                                      settings.report_delay_s)  # fmt: skip
+        self.redeemer = Redeemer(self.store, self.broker, self.trust, self.key, self.vendor_id, self.now,
+                                 settings.redeem_interval_s)  # fmt: skip
+        self.desk = PaymentDesk(self.store, self.trust, self.book, self.key, self.vendor_id, self.catalog,
+                                self.tokens, self.now, self.reporter.poke)  # fmt: skip
+        self._started = False
+
+    def now(self) -> int:
+        """Seconds since the epoch (plus a test offset, to exercise expiry)."""
+        return int(time.time()) + self.clock_offset
+
+    def start(self) -> None:
+        """Contact the broker (best effort) and start the background workers."""
+        if self._started:
+            return
+        self._started = True
+        try:
+            self.trust.certificate()
+            self.trust.refresh_revocations()
+        except NetPayError as exc:
+            log.warning("broker not ready at start (%s: %s); will retry on demand", exc.code, exc.message)
+        if self.settings.background:
+            self.reporter.start()
+            self.redeemer.start()
+
+    def close(self) -> None:
+        self.reporter.stop()
+        self.redeemer.stop()
+        self.store.close()

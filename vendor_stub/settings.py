@@ -1,0 +1,49 @@
+"""Configuration of one vendor server (from CLI flags, environment variables or tests)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["DEFAULT_NETPAY_JS", "VendorSettings", "slug"]
+
+#: The page script shared with the wallet; read at request time so edits show up without a restart.
+DEFAULT_NETPAY_JS = Path(__file__).resolve().parent.parent / "resources" / "netpay.js"
+
+
+def slug(text: str) -> str:
+    """A vendor id made from a display name: ``"Daily Planet"`` -> ``"daily-planet"``."""
+    out = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+    return out[:64] or "vendor"
+
+
+@dataclass(frozen=True, slots=True)
+class VendorSettings:
+    """Everything a vendor needs to run. ``vendor_id`` defaults to a slug of ``name``."""
+
+    name: str
+    catalog: Path
+    data_dir: Path
+    broker_url: str = "http://127.0.0.1:8100"
+    host: str = "127.0.0.1"
+    port: int = 8201
+    vendor_id: str = ""
+    public_url: str = ""
+    broker_public_key: str = ""  # hex; pins the broker key instead of trusting GET /v1/info on first contact
+    quote_ttl_s: int = 300
+    report_delay_s: float = 0.2
+    redeem_interval_s: float = 300.0
+    revocation_refresh_s: float = 30.0
+    release_timeout_s: float = 3.0
+    background: bool = True
+    max_body: int = 256 * 1024
+    netpay_js: Path = DEFAULT_NETPAY_JS
+
+    @property
+    def id(self) -> str:
+        return self.vendor_id or slug(self.name)
+
+    @property
+    def base_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")

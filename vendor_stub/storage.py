@@ -1,0 +1,214 @@
+"""The vendor's SQLite database: numbered migrations, a reader connection, and a group-commit writer.
+
+Every accepted payment must be on disk before its receipt leaves. Committing each payment on its own would cost one
+fsync per request; instead :class:`GroupCommitter` runs the writes of all payments that are waiting in ONE
+transaction (each in its own savepoint, so one failure does not spoil the rest), commits it with
+``synchronous=FULL``, and only then wakes their request threads.
+"""
+
+from __future__ import annotations
+
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+from netpay_web.sqlite import Database
+
+__all__ = ["MIGRATIONS", "GroupCommitter", "Store"]
+
+T = TypeVar("T")
+
+MIGRATIONS: list[str] = [
+    # 1: the whole first schema
+    """
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE chains (
+        chain_id TEXT PRIMARY KEY,
+        certificate TEXT NOT NULL,
+        coin_value INTEGER NOT NULL,
+        currency TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('held', 'released', 'closed')),
+        base_index INTEGER NOT NULL,
+        base_payword TEXT NOT NULL,
+        base_source TEXT NOT NULL CHECK (base_source IN ('touchstone', 'release', 'lower_bound')),
+        base_release TEXT,
+        previous_vendor TEXT,
+        last_index INTEGER NOT NULL,
+        last_payword TEXT NOT NULL,
+        exact INTEGER NOT NULL,
+        acquired_at INTEGER NOT NULL,
+        released_to TEXT,
+        release TEXT,
+        released_at INTEGER
+    );
+    CREATE TABLE payments (
+        payment_id TEXT PRIMARY KEY,
+        quote_id TEXT NOT NULL UNIQUE,
+        request_digest TEXT NOT NULL,
+        item_id TEXT NOT NULL,
+        amount INTEGER NOT NULL,
+        currency TEXT NOT NULL,
+        receipt TEXT NOT NULL,
+        created_at INTEGER NOT NULL
+    );
+    CREATE TABLE spends (
+        spend_id INTEGER PRIMARY KEY,
+        payment_id TEXT NOT NULL REFERENCES payments(payment_id),
+        chain_id TEXT NOT NULL REFERENCES chains(chain_id),
+        from_index INTEGER NOT NULL,
+        to_index INTEGER NOT NULL,
+        payword TEXT NOT NULL,
+        coins INTEGER NOT NULL,
+        amount INTEGER NOT NULL,
+        currency TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        reported_at INTEGER,
+        status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'submitted', 'redeemed', 'rejected')),
+        batch_id TEXT,
+        reason TEXT,
+        evidence TEXT,
+        settled_at INTEGER,
+        UNIQUE (chain_id, to_index),
+        CHECK (from_index < to_index)
+    );
+    CREATE INDEX spends_unreported ON spends(spend_id) WHERE reported_at IS NULL;
+    CREATE INDEX spends_status ON spends(status);
+    CREATE TABLE batches (
+        batch_id TEXT PRIMARY KEY,
+        body TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('open', 'done')),
+        result TEXT,
+        processed_at INTEGER
+    );
+    """,
+]
+
+
+@dataclass(slots=True)
+class _Job(Generic[T]):
+    fn: Callable[[sqlite3.Connection], T]
+    done: threading.Event = field(default_factory=threading.Event)
+    result: Any = None
+    error: BaseException | None = None
+
+
+class GroupCommitter:
+    """One writer thread that commits every waiting job in a single durable transaction."""
+
+    def __init__(self, db: Database, max_batch: int = 256) -> None:
+        self._db = db
+        self._queue: queue.SimpleQueue[_Job[Any] | None] = queue.SimpleQueue()
+        self._max = max_batch
+        self._stopped = False
+        self.commits = 0
+        self.jobs = 0
+        self._thread = threading.Thread(target=self._run, name="vendor-group-commit", daemon=True)
+        self._thread.start()
+
+    def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn(conn)`` inside a write transaction; return once that transaction is committed to disk."""
+        if self._stopped:
+            raise RuntimeError("the database writer is stopped")
+        job: _Job[T] = _Job(fn)
+        self._queue.put(job)
+        job.done.wait()
+        if job.error is not None:
+            raise job.error
+        return job.result  # type: ignore[no-any-return]
+
+    def stop(self) -> None:
+        self._stopped = True
+        self._queue.put(None)
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            stop = False
+            while len(batch) < self._max:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    stop = True
+                    break
+                batch.append(nxt)
+            self._commit(batch)
+            if stop:
+                return
+
+    def _commit(self, batch: list[_Job[Any]]) -> None:
+        conn = self._db.conn
+        with self._db.lock:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                for job in batch:
+                    conn.execute("SAVEPOINT job")
+                    try:
+                        job.result = job.fn(conn)
+                    except BaseException as exc:  # the job's own refusal; the others go on
+                        conn.execute("ROLLBACK TO job")
+                        job.error = exc
+                    conn.execute("RELEASE job")
+                conn.execute("COMMIT")
+                self.commits += 1
+                self.jobs += len(batch)
+            except BaseException as exc:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                for job in batch:
+                    if job.error is None:
+                        job.error = exc
+        for job in batch:
+            job.done.set()
+
+
+class Store:
+    """The database plus a separate read connection (WAL lets reads run while the writer commits)."""
+
+    def __init__(self, path: Path) -> None:
+        self.db = Database(path, MIGRATIONS)
+        self._reader = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=30)
+        self._reader.row_factory = sqlite3.Row
+        self._read_lock = threading.Lock()
+        self.writer = GroupCommitter(self.db)
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        with self._read_lock:
+            return self._reader.execute(sql, params).fetchall()
+
+    def one(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row | None:
+        with self._read_lock:
+            return self._reader.execute(sql, params).fetchone()  # type: ignore[no-any-return]
+
+    def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        return self.writer.run(fn)
+
+    def get_meta(self, key: str) -> str | None:
+        row = self.one("SELECT value FROM meta WHERE key = ?", (key,))
+        return str(row["value"]) if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        def go(c: sqlite3.Connection) -> None:
+            c.execute("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = ?",
+                      (key, value, value))  # fmt: skip
+
+        self.write(go)
+
+    def dump(self) -> str:
+        return self.db.dump()
+
+    def close(self) -> None:
+        self.writer.stop()
+        with self._read_lock:
+            self._reader.close()
+        self.db.close()
