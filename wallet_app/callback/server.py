@@ -104,21 +104,32 @@ class Guard:
             if too_big:
                 await _json_error(PayloadTooLarge(max_bytes=MAX_BODY))(scope, receive, send)
                 return
+        # Read the whole (small) body here, counting as it streams, so nothing past the cap is ever buffered.
+        chunks: list[bytes] = []
         seen = 0
-
-        async def limited() -> Message:
-            nonlocal seen
+        more = True
+        while more:
             message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > MAX_BODY:
-                    raise _TooLarge()
-            return message
+            if message["type"] != "http.request":
+                return  # client went away
+            chunk = message.get("body", b"")
+            seen += len(chunk)
+            if seen > MAX_BODY:
+                await _json_error(PayloadTooLarge(max_bytes=MAX_BODY))(scope, receive, send)
+                return
+            chunks.append(chunk)
+            more = bool(message.get("more_body", False))
+        body = b"".join(chunks)
+        replayed = False
 
-        try:
-            await self.app(scope, limited, send)
-        except _TooLarge:
-            await _json_error(PayloadTooLarge(max_bytes=MAX_BODY))(scope, receive, send)
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
 
     async def _preflight(self, scope: Scope, receive: Receive, send: Send) -> None:
         origin = _header(scope, b"origin")
@@ -145,10 +156,6 @@ class Guard:
         if (_header(scope, b"access-control-request-private-network") or "").lower() == "true":
             headers["Access-Control-Allow-Private-Network"] = "true"
         await Response(status_code=204, headers=headers)(scope, receive, send)
-
-
-class _TooLarge(Exception):
-    pass
 
 
 def build_app(coordinator: PurchaseCoordinator, port_ref: list[int]) -> ASGIApp:
