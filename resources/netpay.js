@@ -2,7 +2,8 @@
  * netpay.js — hands a purchase from a vendor page to the customer's NetPay Wallet. No dependencies.
  *
  * Include it on a vendor page:   <script src="/static/netpay.js" defer></script>
- * Optional attribute on that tag: data-wallet-url="http://127.0.0.1:8765" (the wallet's callback; that is the default)
+ * Optional attribute on that tag: data-wallet-url="http://127.0.0.1:8765" (the wallet's callback; that is the default),
+ * or set window.netpayConfig = {walletUrl: "..."} before the script runs (a wallet on another port).
  *
  * API (window.netpay):
  *   netpay.available()                 -> Promise<boolean>   true when a wallet answers GET /v1/hello
@@ -31,8 +32,9 @@
   "use strict";
 
   var script = document.currentScript;
+  var preset = window.netpayConfig || {};
   var config = {
-    walletUrl: (script && script.getAttribute("data-wallet-url")) || "http://127.0.0.1:8765",
+    walletUrl: (script && script.getAttribute("data-wallet-url")) || preset.walletUrl || "http://127.0.0.1:8765",
     pollMs: 400,
     helloTimeoutMs: 1500,
     waitMs: 10 * 60 * 1000

@@ -7,10 +7,13 @@ from __future__ import annotations
 import secrets
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import pytest
 import requests
 
 from netpay.errors import QuoteAlreadyPaid, WalletLocked
@@ -20,7 +23,7 @@ from netpay.money import Money
 from netpay.signed import Signed
 from wallet_app.callback.port import PaidResult, QuoteCheck
 
-__all__ = ["Shop", "TestWallet", "make_shop", "raw_request"]
+__all__ = ["Shop", "TestWallet", "chromium", "make_shop", "raw_request"]
 
 
 @dataclass
@@ -131,3 +134,29 @@ def raw_request(
 ) -> requests.Response:
     """A request with exactly these headers (requests adds Host itself unless given)."""
     return requests.request(method, base + path, headers=headers or {}, data=data, timeout=10)
+
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@contextmanager
+def chromium() -> Iterator[Any]:
+    """A headless chromium browser; skips the test when the browser is not installed."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian chromium is not installed (.ci/run installs it)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        try:
+            yield browser
+        finally:
+            browser.close()

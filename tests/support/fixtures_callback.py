@@ -3,11 +3,13 @@
 - ``shop``: a vendor certified by a fresh broker key (origin http://127.0.0.1:8201), signing real quotes.
 - ``test_wallet``: an in-memory WalletPort trusting that broker (callback-only tests).
 - ``callback_for``: start a :class:`CallbackServer` on a free loopback port for any WalletPort; stopped afterwards.
+- ``handoff``: the real wallet core (``funded_wallet``) behind a live callback.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -17,6 +19,7 @@ from wallet_app.callback.limits import Limits
 from wallet_app.callback.origins import OriginRegistry
 from wallet_app.callback.port import WalletPort
 from wallet_app.callback.server import CallbackServer
+from wallet_app.callback.services_adapter import ServicesWalletPort
 
 
 @pytest.fixture
@@ -44,3 +47,10 @@ def callback_for() -> Iterator[Callable[..., CallbackServer]]:
     for server in servers:
         server.stop()
         server.coordinator.shutdown()
+
+
+@pytest.fixture
+def handoff(funded_wallet: Any, callback_for: Callable[..., CallbackServer]) -> CallbackServer:
+    """The real wallet (``funded_wallet``: trusts the ``broker`` fixture, 200 one-cent coins) behind a live callback
+    on a free loopback port. Answer its prompts through ``handoff.coordinator``."""
+    return callback_for(ServicesWalletPort(funded_wallet))

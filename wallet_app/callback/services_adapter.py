@@ -43,7 +43,14 @@ class ServicesWalletPort:
 
     def check_quote(self, quote: Signed[Quote], certificate: Signed[VendorCertificate], origin: str) -> QuoteCheck:
         checked = self.service.check_quote(quote.to_wire(), certificate.to_wire(), origin)
-        return QuoteCheck(checked.remaining_after, checked.covered_by_allowance)
+        remaining = checked.remaining_after
+        if not checked.affordable:  # the core floors it at zero; the prompt shows how much is missing
+            unspent = Money.zero(checked.price.currency)
+            for line in self.service.balance():
+                if line.broker_id == checked.broker_id and line.currency == checked.price.currency:
+                    unspent = unspent + line.unspent
+            remaining = unspent - checked.price
+        return QuoteCheck(remaining, checked.covered_by_allowance)
 
     def pay(self, quote: Signed[Quote], certificate: Signed[VendorCertificate], origin: str, *, via: str) -> PaidResult:
         paid = self.service.pay_quote(quote, certificate, origin, via)  # type: ignore[arg-type]

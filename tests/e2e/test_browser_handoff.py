@@ -1,0 +1,59 @@
+"""End to end in Debian's chromium: a real vendor page, a real broker, the real wallet core behind the callback.
+
+Buy → the wallet prompts (answered here, granting an allowance) → paid article; a second purchase inside the
+allowance completes with no prompt; with the wallet stopped the page shows the install hint.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from netpay.money import Money
+from tests.support.callback import chromium
+from tests.support.vendor import RunningVendor
+from wallet_app.callback.prompts import Prompt
+from wallet_app.callback.server import CallbackServer
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+def test_buy_in_chromium_prompt_then_allowance_then_no_wallet(handoff: CallbackServer, vendor: RunningVendor) -> None:
+    coordinator = handoff.coordinator
+    prompts: list[Prompt] = []
+
+    def answer(prompt: Prompt) -> None:  # the test plays the customer: approve and allow 20 cents a day
+        prompts.append(prompt)
+        coordinator.approve(prompt.prompt_id, allow_limit=Money(20, "EUR"))
+
+    coordinator.on_prompt = answer
+    items = [i["item_id"] for i in vendor.session.get(f"{vendor.url}/v1/catalog", timeout=10).json()["items"]]
+    cheap = [i for i in items if "pass" not in i][:3]
+
+    with chromium() as browser:
+        page = browser.new_page()
+        page.add_init_script(f"window.netpayConfig = {{walletUrl: {handoff.url!r}}};")
+
+        # 1. First purchase: a prompt, answered by the test; the page opens the paid article.
+        page.goto(f"{vendor.url}/items/{cheap[0]}")
+        assert page.locator("article.paid").count() == 0
+        page.click(".np-buy")
+        page.wait_for_selector("article.paid", timeout=15000)
+        assert "access=" in page.url
+        assert len(prompts) == 1 and prompts[0].vendor_name == "Daily Planet"
+        assert prompts[0].origin == vendor.url and prompts[0].item_id == cheap[0]
+
+        # 2. Second purchase: inside the allowance, paid with no prompt.
+        page.goto(f"{vendor.url}/items/{cheap[1]}")
+        page.click(".np-buy")
+        page.wait_for_selector("article.paid", timeout=15000)
+        assert len(prompts) == 1
+        assert [a.vendor_id for a in handoff.coordinator.wallet.service.allowances()] == [vendor.vendor_id]  # type: ignore[attr-defined]
+
+        # 3. Wallet stopped: the page shows how to install and start one.
+        handoff.stop()
+        page.goto(f"{vendor.url}/items/{cheap[2]}")
+        page.wait_for_selector("[data-netpay-hint]:not([hidden])", timeout=10000)
+        page.click(".np-buy")
+        page.wait_for_selector(".np-buy[data-netpay-state='no_wallet']", timeout=10000)
+        assert page.is_visible("[data-netpay-hint]")
+        assert page.locator("article.paid").count() == 0
