@@ -10,7 +10,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from netpay.encoding import FieldReader
-from netpay.errors import NotFound
+from netpay.errors import NetPayError, NotFound
 from netpay.messages import Quote
 from netpay.signed import Signed
 from netpay_web.http import read_json
@@ -120,7 +120,11 @@ def build_api(vendor: Vendor) -> APIRouter:
 
     @router.post("/payments", summary="Pay a quote with payword segments", openapi_extra=_body(_PAYMENT))
     async def payments(request: Request) -> dict[str, Any]:
-        data = await read_json(request)
+        try:
+            data = await read_json(request)
+        except NetPayError as exc:
+            exc.details["refusal"] = vendor.desk.refusal_for(None, exc.code).to_wire()
+            raise
         return await run_in_threadpool(vendor.desk.pay, data)
 
     @router.get("/payments/{payment_id}", summary="The receipt of a payment (for a wallet settling after a crash)")

@@ -222,6 +222,10 @@ class PaymentDesk:
         return answer
 
     # -- refusals -----------------------------------------------------------------------------------------------
+    def refusal_for(self, wire: Any, code: str) -> Signed[PaymentRefusal]:
+        """A signed refusal for a body that could not even be read (ids guessed from it, or ``unknown``)."""
+        return self._refusal(wire, None, code)
+
     def _refusal(self, wire: Any, payment: Payment | None, code: str) -> Signed[PaymentRefusal]:
         if payment is not None:
             payment_id, quote_id = payment.payment_id, payment.quote.body.quote_id
