@@ -77,10 +77,7 @@ class CoinsPage(Page):
         self.return_button = QPushButton(self.tr("Return chain…"))
         self.return_button.setObjectName("Danger")
         self.return_button.setEnabled(False)
-        self.buy_button = QPushButton(self.tr("Buy coins…"))
-        self.buy_button.setObjectName("Primary")
         self.actions.addWidget(self.return_button)
-        self.actions.addWidget(self.buy_button)
         self.table = DataTable(
             [
                 self.tr("Chain"),
@@ -91,13 +88,13 @@ class CoinsPage(Page):
                 self.tr("Held by"),
                 self.tr("Expires"),
                 self.tr("Status"),
-            ]
+            ],
+            stretch=5,
         )
         self.table.setSortingEnabled(True)
         self.layout_.addWidget(self.table, 1)
-        self.empty = muted(self.tr("No coins yet. Use “Buy coins…” to get a chain from your broker."))
+        self.empty = muted(self.tr("No coins yet. Use “Buy coins” (Ctrl+B) to get a chain from your broker."))
         self.layout_.addWidget(self.empty)
-        self.buy_button.clicked.connect(self.buy_requested)
         self.return_button.clicked.connect(self._return_clicked)
         self.table.itemSelectionChanged.connect(self._selection_changed)
         self.table.itemDoubleClicked.connect(lambda _i: None)

@@ -55,7 +55,7 @@ class PurchasePrompt(QDialog):
         self.setWindowTitle(self.tr("Confirm purchase — NetPay"))
         self.setWindowIcon(icon("app"))
         self.setWindowFlag(Qt.WindowType.WindowStaysOnTopHint, True)
-        self.setMinimumWidth(460)
+        self.setFixedWidth(500)
 
         outer = QVBoxLayout(self)
         outer.setContentsMargins(22, 20, 22, 20)
@@ -69,39 +69,38 @@ class PurchasePrompt(QDialog):
         outer.addWidget(origin)
 
         card = Card()
+        card.body.addWidget(muted(self.tr("Item")))
+        self.item_label = QLabel(prompt.title)
+        self.item_label.setObjectName("SectionTitle")
+        self.item_label.setWordWrap(True)
+        card.body.addWidget(self.item_label)
+        card.body.addSpacing(6)
         grid = QGridLayout()
         grid.setHorizontalSpacing(18)
-        grid.setVerticalSpacing(8)
-        item_caption = muted(self.tr("Item"))
-        self.item_label = QLabel(prompt.title)
-        self.item_label.setWordWrap(True)
-        price_caption = muted(self.tr("Price"))
+        grid.setVerticalSpacing(4)
         self.price_label = QLabel(prompt.price.format())
         self.price_label.setObjectName("PriceAmount")
-        after_caption = muted(self.tr("Balance after paying"))
         self.after_label = QLabel(prompt.balance_after.format())
-        grid.addWidget(item_caption, 0, 0)
-        grid.addWidget(self.item_label, 0, 1)
-        grid.addWidget(price_caption, 1, 0)
-        grid.addWidget(self.price_label, 1, 1)
-        grid.addWidget(after_caption, 2, 0)
-        grid.addWidget(self.after_label, 2, 1)
-        grid.setColumnStretch(1, 1)
+        right = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
+        grid.addWidget(muted(self.tr("Price")), 0, 0)
+        grid.addWidget(self.price_label, 0, 1, right)
+        grid.addWidget(muted(self.tr("Balance after paying")), 1, 0)
+        grid.addWidget(self.after_label, 1, 1, right)
+        grid.setColumnStretch(0, 1)
         card.body.addLayout(grid)
         outer.addWidget(card)
 
-        allow_row = QHBoxLayout()
-        self.allow_check = QCheckBox(
-            self.tr("From now on, pay %1 without asking up to").replace("%1", prompt.vendor_name)
-        )
+        self.allow_check = QCheckBox(self.tr("From now on, pay %1 without asking").replace("%1", prompt.vendor_name))
         self.allow_limit = QComboBox()
         for factor in _LIMIT_FACTORS:
             limit = prompt.price * factor
-            self.allow_limit.addItem(self.tr("%1 per purchase").replace("%1", limit.format()), limit)
+            self.allow_limit.addItem(self.tr("up to %1 per purchase and per day").replace("%1", limit.format()), limit)
         self.allow_limit.setCurrentIndex(1)
         self.allow_limit.setEnabled(False)
         self.allow_check.toggled.connect(self.allow_limit.setEnabled)
-        allow_row.addWidget(self.allow_check)
+        outer.addWidget(self.allow_check)
+        allow_row = QHBoxLayout()
+        allow_row.setContentsMargins(26, 0, 0, 0)
         allow_row.addWidget(self.allow_limit)
         allow_row.addStretch(1)
         outer.addLayout(allow_row)
@@ -155,6 +154,7 @@ class PurchasePrompt(QDialog):
             self.pay_button.setEnabled(True)
 
     def showEvent(self, event: QShowEvent) -> None:
+        self.adjustSize()
         super().showEvent(event)
         self._arm()
 
@@ -162,10 +162,18 @@ class PurchasePrompt(QDialog):
         super().changeEvent(event)
         if event.type() == QEvent.Type.ActivationChange:
             if self.isActiveWindow():
-                self._arm()
+                self.focus_gained()
             else:
-                self._arm_timer.stop()
-                self.pay_button.setEnabled(False)
+                self.focus_lost()
+
+    def focus_lost(self) -> None:
+        """Another window took the focus: Pay goes dark so a click aimed elsewhere cannot land on it."""
+        self._arm_timer.stop()
+        self.pay_button.setEnabled(False)
+
+    def focus_gained(self) -> None:
+        """Back in front: Pay lights up again only after the delay."""
+        self._arm()
 
     # --- decisions ---------------------------------------------------------------------------------------------
     def set_waiting(self, count: int) -> None:

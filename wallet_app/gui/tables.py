@@ -36,7 +36,7 @@ class Cell(QTableWidgetItem):
 class DataTable(QTableWidget):
     """Rows select whole, alternate colours, the last column stretches."""
 
-    def __init__(self, headers: list[str], parent: QWidget | None = None) -> None:
+    def __init__(self, headers: list[str], stretch: int = -1, parent: QWidget | None = None) -> None:
         super().__init__(0, len(headers), parent)
         self.setHorizontalHeaderLabels(headers)
         self.setAlternatingRowColors(True)
@@ -50,7 +50,9 @@ class DataTable(QTableWidget):
         header = self.horizontalHeader()
         header.setHighlightSections(False)
         header.setDefaultAlignment(LEFT)
-        header.setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setMinimumSectionSize(90)
+        header.setSectionResizeMode(stretch % len(headers), QHeaderView.ResizeMode.Stretch)
 
     def fill(self, rows: list[list[Cell]]) -> None:
         """Replace every row, keeping the current sort order."""

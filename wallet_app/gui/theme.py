@@ -26,7 +26,8 @@ def is_dark() -> bool:
 @cache
 def _qss(name: str) -> str:
     path = RESOURCES / "styles" / f"{name}.qss"
-    return path.read_text(encoding="utf-8") if path.exists() else ""
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    return text.replace("@ICONS@", (RESOURCES / "icons").as_posix())
 
 
 def apply_theme(app: QApplication, dark: bool | None = None) -> str:

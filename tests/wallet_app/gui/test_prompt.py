@@ -1,0 +1,110 @@
+"""The purchase prompt against a live broker, vendors and the wallet's real callback: approve, decline, the Pay
+delay, Enter never paying, Escape declining, prompts from two vendors queueing."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+
+from tests.support.gui import compose, save_screenshot
+from tests.support.vendor import CARDS
+from wallet_app.gui.prompt import PurchasePrompt
+
+
+def _ready(qtbot, gui_wallet):
+    gui_wallet.set_up_account()
+    gui_wallet.buy(500, 1)
+    gui_wallet.windows.start()
+    window = gui_wallet.windows.window
+    qtbot.waitUntil(lambda: window.coins_page.table.rowCount() == 1, timeout=5000)
+    return window
+
+
+def _prompt(qtbot, gui_wallet) -> PurchasePrompt:
+    qtbot.waitUntil(lambda: gui_wallet.windows.prompts.current is not None, timeout=5000)
+    dialog = gui_wallet.windows.prompts.current
+    assert dialog is not None
+    return dialog
+
+
+def test_approve_pays_only_after_the_delay_and_shows_the_certified_vendor(qtbot, gui_wallet, vendor):
+    window = _ready(qtbot, gui_wallet)
+    answer = gui_wallet.offer(vendor, "harbour-bridge-reopens")
+    assert answer["status"] == "pending"
+    dialog = _prompt(qtbot, gui_wallet)
+
+    # What the customer sees: the certified name and origin, the item, the price and the balance after.
+    assert dialog.prompt.vendor_name == "Daily Planet"
+    assert dialog.prompt.origin == vendor.url
+    assert "Harbour bridge reopens" in dialog.item_label.text()
+    assert dialog.price_label.text() == "€0.05"
+    assert dialog.after_label.text() == "€4.95"
+    assert dialog.isVisible()
+
+    # No default button; Pay is disabled at first, so early clicks and Enter do nothing.
+    assert not dialog.pay_button.isDefault() and not dialog.pay_button.autoDefault()
+    assert not dialog.pay_button.isEnabled()
+    qtbot.mouseClick(dialog.pay_button, Qt.MouseButton.LeftButton)
+    qtbot.keyClick(dialog, Qt.Key.Key_Return)
+    qtbot.wait(100)
+    assert gui_wallet.poll(answer, vendor.url)["status"] == "pending"
+    assert dialog.isVisible()
+
+    # Losing focus disables Pay again and restarts the delay.
+    qtbot.waitUntil(dialog.pay_button.isEnabled, timeout=PurchasePrompt.PAY_DELAY_MS + 2000)
+    save_screenshot(compose(window, dialog), "wallet-prompt.png")
+    # (the offscreen platform does not move the focus between windows, so call what activation changes call)
+    dialog.focus_lost()
+    assert not dialog.pay_button.isEnabled()
+    dialog.focus_gained()
+    qtbot.mouseClick(dialog.pay_button, Qt.MouseButton.LeftButton)
+    assert gui_wallet.poll(answer, vendor.url)["status"] == "pending"
+    qtbot.waitUntil(dialog.pay_button.isEnabled, timeout=PurchasePrompt.PAY_DELAY_MS + 2000)
+
+    qtbot.mouseClick(dialog.pay_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: gui_wallet.poll(answer, vendor.url)["status"] == "paid", timeout=10000)
+    qtbot.waitUntil(lambda: gui_wallet.windows.prompts.current is None, timeout=5000)
+    paid = gui_wallet.poll(answer, vendor.url)
+    assert paid["access_token"]
+    # The window follows: balance and activity show the purchase.
+    qtbot.waitUntil(lambda: window.balance_text() == "€4.95", timeout=5000)
+    qtbot.waitUntil(lambda: window.activity_page.table.rowCount() == 2, timeout=5000)
+
+
+def test_escape_declines_and_nothing_is_paid(qtbot, gui_wallet, vendor):
+    window = _ready(qtbot, gui_wallet)
+    answer = gui_wallet.offer(vendor, "night-market-returns")
+    dialog = _prompt(qtbot, gui_wallet)
+    qtbot.keyClick(dialog, Qt.Key.Key_Escape)
+    qtbot.waitUntil(lambda: gui_wallet.poll(answer, vendor.url)["status"] == "declined", timeout=5000)
+    assert gui_wallet.windows.prompts.current is None
+    assert [line.unspent.amount for line in gui_wallet.service.balance()] == [500]
+    assert window.balance_text() == "€5.00"
+
+
+def test_decline_button_and_prompts_from_two_vendors_queue(qtbot, gui_wallet, vendor, vendor_factory):
+    _ready(qtbot, gui_wallet)
+    cards = vendor_factory(catalog=CARDS, name="Paper Lantern Cards")
+    first = gui_wallet.offer(vendor, "observatory-finds-comet")
+    second = gui_wallet.offer(cards, "thank-you-sunrise")
+    assert first["status"] == second["status"] == "pending"
+    dialog = _prompt(qtbot, gui_wallet)
+    # One window at a time: the second waits behind the first, and says so.
+    assert gui_wallet.windows.prompts.pending == 2
+    assert dialog.prompt.vendor_name == "Daily Planet"
+    assert dialog.waiting_label.isVisibleTo(dialog)
+    assert "1" in dialog.waiting_label.text()
+    assert gui_wallet.windows.tray.prompts_action.isEnabled()
+
+    qtbot.mouseClick(dialog.decline_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: gui_wallet.poll(first, vendor.url)["status"] == "declined", timeout=5000)
+    qtbot.waitUntil(
+        lambda: gui_wallet.windows.prompts.current is not None and gui_wallet.windows.prompts.current is not dialog,
+        timeout=5000,
+    )
+    nxt = gui_wallet.windows.prompts.current
+    assert nxt.prompt.vendor_name == "Paper Lantern Cards"
+    assert not nxt.waiting_label.isVisibleTo(nxt)
+    qtbot.waitUntil(nxt.pay_button.isEnabled, timeout=PurchasePrompt.PAY_DELAY_MS + 2000)
+    qtbot.mouseClick(nxt.pay_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: gui_wallet.poll(second, cards.url)["status"] == "paid", timeout=10000)
+    assert [line.unspent.amount for line in gui_wallet.service.balance()] == [490]
