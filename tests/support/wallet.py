@@ -1,0 +1,64 @@
+"""Helpers to run a real wallet service against real brokers and vendors in tests, benchmarks and the crash test."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from netpay.messages import Quote, VendorCertificate
+from netpay.money import Money
+from netpay.signed import Signed
+from tests.support.broker import TEST_CARD
+from tests.support.test_keyring import MemoryKeyring
+from wallet_app.keys import FAST_TEST_KDF, KeyStore
+from wallet_app.services import WalletService
+
+__all__ = ["file_hash", "funded_wallet", "new_wallet", "quote_for", "vault_files_hash"]
+
+
+def file_hash(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def vault_files_hash(data_dir: Path) -> dict[str, str]:
+    """SHA-256 of the vault and its header: tests compare them to prove a refused operation wrote nothing."""
+    return {name: file_hash(data_dir / name) for name in ("vault.db", "vault.json") if (data_dir / name).exists()}
+
+
+def new_wallet(data_dir: Path, keyring: Any = None, passphrase: str | None = None, **kwargs: Any) -> WalletService:
+    """A created and unlocked wallet: key in ``keyring`` (a fresh in-memory test keyring by default), or from
+    ``passphrase`` with fast Argon2 parameters."""
+    store = KeyStore(keyring if keyring is not None else MemoryKeyring(), kdf=FAST_TEST_KDF)
+    wallet = WalletService(data_dir, key_store=store, **kwargs)
+    wallet.create(passphrase)
+    return wallet
+
+
+def funded_wallet(
+    wallet: WalletService, broker_url: str, chains: int = 1, coins: int = 100, coin_value: int = 1
+) -> str:
+    """Trust the broker, open an account and buy ``chains`` chains with the test card; return the broker id."""
+    info = wallet.add_broker(broker_url)
+    wallet.trust_broker(info.broker_id)
+    wallet.register(info.broker_id, "user_" + secrets.token_hex(4), "correct horse battery staple")
+    for _ in range(chains):
+        wallet.buy_coins(info.broker_id, coins, Money(coin_value, "EUR"), card=TEST_CARD)
+    return info.broker_id
+
+
+def quote_for(vendor_url: str, item_id: str, session: requests.Session | None = None) -> tuple[Any, Any]:
+    """``POST /v1/quotes``: the quote wire and the vendor certificate wire."""
+    s = session or requests
+    resp = s.post(f"{vendor_url}/v1/quotes", json={"item_id": item_id}, timeout=30)
+    resp.raise_for_status()
+    data = resp.json()
+    return data["quote"], data["vendor_certificate"]
+
+
+def parsed_quote(vendor_url: str, item_id: str) -> tuple[Signed[Quote], Signed[VendorCertificate]]:
+    q, c = quote_for(vendor_url, item_id)
+    return Signed.from_wire(q, Quote), Signed.from_wire(c, VendorCertificate)
