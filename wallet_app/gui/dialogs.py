@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from netpay.errors import PeerUnavailable
 from netpay.money import Money
 from wallet_app.gui.backend import GuiBackend
 from wallet_app.gui.base import WorkDialog
@@ -144,6 +145,8 @@ class BuyCoinsDialog(WorkDialog):
         self.amount.textEdited.connect(lambda _t: self._amount_changed())
         self.length.valueChanged.connect(lambda _v: self._length_changed())
         self.result_chain: Any = None
+        for edit in (self.card_number, self.card_exp, self.card_cvc):
+            edit.textChanged.connect(lambda _t: self.error.hide())
         self._broker_changed()
         if not self.brokers:
             self.show_error(self.tr("Add and trust a broker first (Brokers page)."))
@@ -245,6 +248,14 @@ class BuyCoinsDialog(WorkDialog):
     def done_ok(self, result: Any) -> None:
         self.result_chain = result
         self.accept()
+
+    def explain(self, exc: BaseException) -> str:
+        if isinstance(exc, PeerUnavailable):
+            return self.tr(
+                "The broker could not be reached. The purchase is kept as “Being bought” and finished with the very "
+                "same request when the broker answers again, so you are never charged twice."
+            )
+        return describe(exc)
 
 
 class ReturnChainDialog(WorkDialog):
