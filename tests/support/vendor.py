@@ -27,11 +27,14 @@ from vendor_stub.settings import VendorSettings
 __all__ = [
     "CARDS",
     "NEWSPAPER",
+    "KnownChain",
     "RunningVendor",
     "buy_chain",
+    "buy_known_chain",
     "get_quote",
     "make_payment",
     "pay",
+    "payment_of",
     "start_vendor",
 ]
 
@@ -142,3 +145,34 @@ def pay(
     coins, rest = divmod(price, cert.body.coin_value.amount)
     assert rest == 0, "the price must be a whole number of coins"
     return vendor.pay(make_payment(quote, [(cert, traversal, coins)]))
+
+
+@dataclass
+class KnownChain:
+    """A bought chain whose every payword the test can recompute (for forged, replayed or overlapping segments)."""
+
+    cert: Signed[CoinCertificate]
+    traversal: PaywordTraversal
+    token: str
+    snapshot: bytes
+
+    def word(self, index: int) -> bytes:
+        """W_index, recomputed from the traversal's state at index 0."""
+        return PaywordTraversal.from_bytes(self.snapshot).advance(index)[1]
+
+    def segment(self, start: int, end: int, payword: bytes | None = None) -> Segment:
+        """A segment ``start -> end`` with the genuine payword unless ``payword`` is given."""
+        return Segment(self.cert, start, end, self.word(end) if payword is None else payword)
+
+
+def buy_known_chain(broker: RunningBroker, n: int = 100, coin_value: int = 1) -> KnownChain:
+    """Like :func:`buy_chain`, keeping the customer's session token and a snapshot of the traversal."""
+    token = broker.new_customer()
+    cert, traversal = broker.buy_chain(token, length=n, coin_value=coin_value, card=True)
+    return KnownChain(cert, traversal, token, traversal.to_bytes())
+
+
+def payment_of(quote: dict[str, Any], *segments: Segment, payment_id: str | None = None) -> dict[str, Any]:
+    """A Payment wire from explicit segments (the quote's signature is not checked here)."""
+    signed = Signed.from_wire(quote, Quote, "quote", verify=False)
+    return Payment(payment_id or secrets.token_hex(16), signed, tuple(segments)).to_wire()

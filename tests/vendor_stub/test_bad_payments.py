@@ -15,27 +15,11 @@ from typing import Any
 import pytest
 import requests
 
-from netpay.messages import CoinCertificate, Payment, PaymentRefusal, Quote, Segment
+from netpay.messages import PaymentRefusal
 from netpay.signed import Signed
-from netpay.traversal import PaywordTraversal
 from tests.support.broker import RunningBroker, start_broker
-from tests.support.vendor import CARDS, RunningVendor, make_payment, start_vendor
-
-
-@dataclass
-class Chain:
-    """A bought chain, with a snapshot of its traversal at index 0 to recompute any payword."""
-
-    cert: Signed[CoinCertificate]
-    traversal: PaywordTraversal
-    token: str
-    snapshot: bytes
-
-    def word(self, index: int) -> bytes:
-        return PaywordTraversal.from_bytes(self.snapshot).advance(index)[1]
-
-    def segment(self, start: int, end: int, payword: bytes | None = None) -> Segment:
-        return Segment(self.cert, start, end, self.word(end) if payword is None else payword)
+from tests.support.vendor import CARDS, RunningVendor, buy_known_chain, make_payment, payment_of, start_vendor
+from tests.support.vendor import KnownChain as Chain
 
 
 @dataclass
@@ -45,9 +29,7 @@ class Shop:
     b: RunningVendor
 
     def chain(self, n: int = 100) -> Chain:
-        token = self.broker.new_customer()
-        cert, traversal = self.broker.buy_chain(token, length=n, coin_value=1, card=True)
-        return Chain(cert, traversal, token, traversal.to_bytes())
+        return buy_known_chain(self.broker, n)
 
     def held_chain(self) -> Chain:
         """A chain vendor A already holds at index 5 (one article bought)."""
@@ -68,10 +50,6 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shop]:
     a.stop()
     b.stop()
     broker.stop()
-
-
-def payment(quote: dict[str, Any], *segments: Segment) -> dict[str, Any]:
-    return Payment(secrets.token_hex(16), Signed.from_wire(quote, Quote, verify=False), tuple(segments)).to_wire()
 
 
 def refused(shop: Shop, body: Any, status: int, code: str, raw: bytes | None = None,
@@ -99,7 +77,7 @@ def check_refusal(shop: Shop, details: dict[str, Any], code: str, held: int | No
 
 def test_forged_payword(shop: Shop) -> None:
     c = shop.held_chain()
-    details = refused(shop, payment(shop.a.quote("night-market-returns"), c.segment(5, 8, secrets.token_bytes(32))),
+    details = refused(shop, payment_of(shop.a.quote("night-market-returns"), c.segment(5, 8, secrets.token_bytes(32))),
                       400, "invalid_payword")  # fmt: skip
     check_refusal(shop, details, "invalid_payword", 5)
 
@@ -108,19 +86,19 @@ def test_altered_payword(shop: Shop) -> None:
     c = shop.held_chain()
     good = c.word(8)
     altered = bytes([good[0] ^ 1]) + good[1:]
-    details = refused(shop, payment(shop.a.quote("night-market-returns"), c.segment(5, 8, altered)),
+    details = refused(shop, payment_of(shop.a.quote("night-market-returns"), c.segment(5, 8, altered)),
                       400, "invalid_payword")  # fmt: skip
     check_refusal(shop, details, "invalid_payword", 5)
     # the honest payment for the same coins still goes through afterwards
-    ok = shop.a.pay(payment(shop.a.quote("night-market-returns"), c.segment(5, 8)))
+    ok = shop.a.pay(payment_of(shop.a.quote("night-market-returns"), c.segment(5, 8)))
     assert ok.status_code == 200, ok.text
 
 
 def test_payword_of_another_position_or_chain(shop: Shop) -> None:
     c = shop.held_chain()
     other = shop.chain()
-    refused(shop, payment(shop.a.quote("night-market-returns"), c.segment(5, 8, c.word(9))), 400, "invalid_payword")
-    refused(shop, payment(shop.a.quote("night-market-returns"), c.segment(5, 8, other.word(8))), 400,
+    refused(shop, payment_of(shop.a.quote("night-market-returns"), c.segment(5, 8, c.word(9))), 400, "invalid_payword")
+    refused(shop, payment_of(shop.a.quote("night-market-returns"), c.segment(5, 8, other.word(8))), 400,
             "invalid_payword")  # fmt: skip
 
 
@@ -133,7 +111,7 @@ def test_revoked_chain(shop: Shop) -> None:
     assert resp.status_code == 200, resp.text
     shop.a.vendor.trust.refresh_revocations()
     assert c.cert.body.chain_id in shop.a.vendor.trust.revoked_chains
-    details = refused(shop, payment(shop.a.quote("night-market-returns"), c.segment(5, 8)), 403, "revoked")
+    details = refused(shop, payment_of(shop.a.quote("night-market-returns"), c.segment(5, 8)), 403, "revoked")
     assert details["chain_id"] == c.cert.body.chain_id.hex()
 
 
@@ -143,44 +121,44 @@ def test_expired_chain(shop: Shop) -> None:
     vendor.clock_offset = c.cert.body.expires_at - vendor.now() + 10  # the shop's clock is past the chain's expiry
     try:
         quote = shop.a.quote("night-market-returns")
-        refused(shop, payment(quote, c.segment(5, 8)), 400, "expired")
+        refused(shop, payment_of(quote, c.segment(5, 8)), 400, "expired")
     finally:
         vendor.clock_offset = 0
 
 
 def test_wrong_sum(shop: Shop) -> None:
     c = shop.held_chain()
-    details = refused(shop, payment(shop.a.quote("night-market-returns"), c.segment(5, 7)), 400, "wrong_amount")
+    details = refused(shop, payment_of(shop.a.quote("night-market-returns"), c.segment(5, 7)), 400, "wrong_amount")
     assert details["price"]["amount"] == 3 and details["paid"]["amount"] == 2
-    refused(shop, payment(shop.a.quote("night-market-returns"), c.segment(5, 9)), 400, "wrong_amount")
+    refused(shop, payment_of(shop.a.quote("night-market-returns"), c.segment(5, 9)), 400, "wrong_amount")
 
 
 def test_replayed_payword(shop: Shop) -> None:
     c = shop.held_chain()
-    details = refused(shop, payment(shop.a.quote("harbour-bridge-reopens"), c.segment(0, 5)), 409, "index_conflict")
+    details = refused(shop, payment_of(shop.a.quote("harbour-bridge-reopens"), c.segment(0, 5)), 409, "index_conflict")
     assert details["held_index"] == 5
     check_refusal(shop, details, "index_conflict", 5)
 
 
 def test_lower_index(shop: Shop) -> None:
     c = shop.held_chain()
-    details = refused(shop, payment(shop.a.quote("night-market-returns"), c.segment(3, 6)), 409, "index_conflict")
+    details = refused(shop, payment_of(shop.a.quote("night-market-returns"), c.segment(3, 6)), 409, "index_conflict")
     assert details["held_index"] == 5
     # a gap above the held index is refused too
-    refused(shop, payment(shop.a.quote("night-market-returns"), c.segment(6, 9)), 409, "index_conflict")
+    refused(shop, payment_of(shop.a.quote("night-market-returns"), c.segment(6, 9)), 409, "index_conflict")
 
 
 def test_someone_elses_quote(shop: Shop) -> None:
     c = shop.held_chain()
     quote_b = shop.b.quote("thank-you-sunrise")  # 10 cents at the card shop
-    refused(shop, payment(quote_b, c.segment(5, 15)), 403, "untrusted_signer")
+    refused(shop, payment_of(quote_b, c.segment(5, 15)), 403, "untrusted_signer")
 
 
 def test_forged_quote(shop: Shop) -> None:
     c = shop.held_chain()
     quote = shop.a.quote("council-budget-explained")
     quote["body"]["price"]["amount"] = 1  # cheaper, but no longer what the shop signed
-    refused(shop, payment(quote, c.segment(5, 6)), 400, "bad_signature")
+    refused(shop, payment_of(quote, c.segment(5, 6)), 400, "bad_signature")
 
 
 def test_expired_quote(shop: Shop) -> None:
@@ -188,7 +166,7 @@ def test_expired_quote(shop: Shop) -> None:
     quote = shop.a.quote("night-market-returns")
     shop.a.vendor.clock_offset = shop.a.settings.quote_ttl_s + 1
     try:
-        refused(shop, payment(quote, c.segment(5, 8)), 410, "quote_expired")
+        refused(shop, payment_of(quote, c.segment(5, 8)), 410, "quote_expired")
     finally:
         shop.a.vendor.clock_offset = 0
 
@@ -197,7 +175,7 @@ def test_chain_held_by_another_vendor(shop: Shop) -> None:
     c = shop.held_chain()
     moved = shop.b.pay(make_payment(shop.b.quote("thank-you-sunrise"), [(c.cert, c.traversal, 10)]))
     assert moved.status_code == 200, moved.text
-    details = refused(shop, payment(shop.a.quote("night-market-returns"), c.segment(15, 18)), 409,
+    details = refused(shop, payment_of(shop.a.quote("night-market-returns"), c.segment(15, 18)), 409,
                       "custody_conflict")  # fmt: skip
     assert details["released_to"] == shop.b.vendor_id
     check_refusal(shop, details, "custody_conflict", None)
@@ -206,7 +184,7 @@ def test_chain_held_by_another_vendor(shop: Shop) -> None:
 def test_paid_quote_and_idempotent_resend(shop: Shop) -> None:
     c = shop.held_chain()
     quote = shop.a.quote("night-market-returns")
-    first = payment(quote, c.segment(5, 8))
+    first = payment_of(quote, c.segment(5, 8))
     r1 = shop.a.pay(first)
     assert r1.status_code == 200
     shop.a.vendor.reporter.flush()
@@ -216,7 +194,7 @@ def test_paid_quote_and_idempotent_resend(shop: Shop) -> None:
     got = requests.get(f"{shop.a.url}/v1/payments/{first['payment_id']}", timeout=10)
     assert got.status_code == 200 and got.json() == r1.json()
     assert shop.a.dump() == before
-    refused(shop, payment(quote, c.segment(8, 11)), 409, "quote_paid")
+    refused(shop, payment_of(quote, c.segment(8, 11)), 409, "quote_paid")
     changed = dict(first, segments=[c.segment(8, 11).to_json()])
     refused(shop, changed, 409, "idempotency_conflict")
     assert requests.get(f"{shop.a.url}/v1/payments/nope", timeout=10).status_code == 404
@@ -240,7 +218,7 @@ def test_malformed_json(shop: Shop, raw: bytes) -> None:
 
 def test_malformed_payment_fields(shop: Shop) -> None:
     c = shop.held_chain()
-    good = payment(shop.a.quote("night-market-returns"), c.segment(5, 8))
+    good = payment_of(shop.a.quote("night-market-returns"), c.segment(5, 8))
     bad_segment = dict(good["segments"][0], to_index=5)
     for body in (
         dict(good, extra=1),
