@@ -138,3 +138,12 @@ def test_fee_goes_to_fees_account(broker_factory) -> None:  # type: ignore[no-un
     assert _payable(b, "shop") == 45
     tb = b.session.get(f"{b.url}/v1/ledger/trial-balance", headers={"X-Operator-Token": b.operator_token}).json()
     assert tb["accounts"]["fees"] == -5 and tb["balanced"] is True
+
+
+def test_fast_walk_is_the_chain_hash() -> None:
+    from broker_stub.points import walk
+    from netpay.chain import ChainHasher
+
+    for high, low in ((1, 0), (9, 3), (1000, 0)):
+        chain_id, value = secrets.token_bytes(16), secrets.token_bytes(32)
+        assert walk(chain_id, value, high, low) == ChainHasher(chain_id).walk(value, high, low)
