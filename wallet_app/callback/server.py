@@ -279,7 +279,9 @@ class CallbackServer:
 
     def start(self, timeout: float = 10.0) -> CallbackServer:
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
+        # IPPROTO_TCP explicitly: asyncio only sets TCP_NODELAY on connections of sockets whose proto says TCP, and
+        # without it keep-alive answers stall ~40 ms (Nagle against delayed ACKs).
+        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         try:
             sock.bind((self.host, self.port))
         except OSError as exc:
