@@ -112,6 +112,8 @@ class InstanceChannel:
                 conn.sendall(b"error too-long\n")
                 return
             uri = line.decode("utf-8", "replace").strip()
+            if not uri:  # a probe from a starting instance, or an empty message
+                return
             try:
                 self.on_uri(uri)
             except Exception as exc:
