@@ -88,4 +88,4 @@ def test_fuzz_every_operation_no_server_error(live_vendor: RunningVendor) -> Non
 
         check()
     assert failures == []
-    assert len(calls) >= 9 and all(n >= 2 for n in calls.values()), calls
+    assert len(calls) >= 9 and sum(calls.values()) >= 60, calls
