@@ -157,7 +157,7 @@ class PaymentEngine:
                     )  # fmt: skip
                     for s in segments:
                         c.execute(
-                            "INSERT INTO spend_segments VALUES (?, ?, ?, ?, ?)",
+                            "INSERT INTO spend_segments VALUES (?, ?, ?, ?, ?, 0)",
                             (payment_id, s.chain_id.hex(), s.from_index, s.to_index, vc.vendor_id),
                         )
             except BaseException:
@@ -266,6 +266,11 @@ class PaymentEngine:
                     resynced = resynced or h > seg["from_index"]
                     if target != pos:
                         self.book.move_to(c, seg["chain_id"], target)
+                    if target < seg["to_index"]:
+                        c.execute(
+                            "UPDATE spend_segments SET rewound = 1 WHERE payment_id = ? AND chain_id = ?",
+                            (payment_id, seg["chain_id"]),
+                        )
                     c.execute("UPDATE chains SET holder = ? WHERE chain_id = ?", (row["vendor_id"], seg["chain_id"]))
                 c.execute(
                     "UPDATE spends SET status = 'released', error_code = ?, updated_at = ? WHERE payment_id = ?",

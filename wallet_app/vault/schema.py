@@ -33,6 +33,7 @@ CREATE UNIQUE INDEX spends_quote ON spends(vendor_id, quote_id) WHERE status IN 
 CREATE TABLE spend_segments (
     payment_id TEXT NOT NULL REFERENCES spends(payment_id), chain_id TEXT NOT NULL REFERENCES chains(chain_id),
     from_index INTEGER NOT NULL, to_index INTEGER NOT NULL, vendor_id TEXT NOT NULL,
+    rewound INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (payment_id, chain_id)
 );
 CREATE INDEX spend_segments_chain ON spend_segments(chain_id);

@@ -131,7 +131,7 @@ def test_newer_schema(tmp_path: Path) -> None:
     conn.close()
     before = vault_files_hash(d)
     w = _service(d, kr)
-    with pytest.raises(VaultTooNew, match="newer version|schema version 99"):
+    with pytest.raises(VaultTooNew, match=r"newer version|schema version 99"):
         w.unlock()
     w.close()
     assert vault_files_hash(d) == before
