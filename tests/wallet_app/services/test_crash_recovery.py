@@ -10,6 +10,7 @@ pending spends are recovered, and the accounting is checked:
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import random
@@ -66,7 +67,7 @@ def _audit(data_dir: Path, keyring_file: Path, sent_log: Path) -> dict[str, int]
         totals = {"bought": 0, "spent": 0, "burned": 0, "unspent": 0}
         for chain in w.list_chains():
             ranges = sorted(settled[chain.chain_id])
-            for (_, a_to), (b_from, _) in zip(ranges, ranges[1:], strict=False):
+            for (_, a_to), (b_from, _) in itertools.pairwise(ranges):
                 assert a_to <= b_from, f"two receipts cover the same coins of chain {chain.chain_id}"
             spent = sum(t - f for f, t in ranges)
             assert all(t <= chain.position for _, t in ranges)
