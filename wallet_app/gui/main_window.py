@@ -126,6 +126,7 @@ class MainWindow(QMainWindow):
         self.bridge.activity_changed.connect(self.refresh)
         self.bridge.allowance_payment.connect(self.allowance_paid)
         self._refresh_pending = False
+        self._refresh_again = False
         self._restore_geometry()
 
     # --- layout ----------------------------------------------------------------------------------------------
@@ -210,24 +211,31 @@ class MainWindow(QMainWindow):
 
     # --- data ------------------------------------------------------------------------------------------------
     def refresh(self) -> None:
-        """Reload everything from the vault in a worker (coalesces bursts of events)."""
+        """Reload everything from the vault in a worker. Bursts of events coalesce into one reload, and an event
+        that arrives while a reload runs triggers one more afterwards, so the window never shows stale data."""
         if self._refresh_pending:
+            self._refresh_again = True
             return
         self._refresh_pending = True
+        self._refresh_again = False
         QTimer.singleShot(30, self._refresh_now)
 
     def _refresh_now(self) -> None:
         if self.backend.state != "unlocked":
-            self._refresh_pending = False
+            self._refresh_done()
             return
         self.bridge.run(self.backend.snapshot, on_done=self._apply, on_error=self._refresh_failed)
 
-    def _refresh_failed(self, exc: BaseException) -> None:
+    def _refresh_done(self) -> None:
         self._refresh_pending = False
+        if self._refresh_again:
+            self.refresh()
+
+    def _refresh_failed(self, exc: BaseException) -> None:
         self.statusBar().showMessage(self.tr("Could not read the wallet: %1").replace("%1", str(exc)), 8000)
+        self._refresh_done()
 
     def _apply(self, snapshot: dict[str, Any]) -> None:
-        self._refresh_pending = False
         self.snapshot = snapshot
         self._update_balance()
         for page in self.pages:
@@ -235,6 +243,7 @@ class MainWindow(QMainWindow):
         accounts = [f"{b.username}@{b.name}" for b in snapshot["brokers"] if b.username]
         self.user_label.setText(", ".join(accounts) or self.tr("No broker account yet"))
         self.refreshed.emit()
+        self._refresh_done()
 
     def balance_text(self) -> str:
         lines = self.snapshot["balance"]
@@ -353,10 +362,11 @@ class MainWindow(QMainWindow):
     # --- geometry ------------------------------------------------------------------------------------------------
     def _restore_geometry(self) -> None:
         geometry = self.qsettings.value("main/geometry")
+        size = self.qsettings.value("main/size")
         if isinstance(geometry, QByteArray) and not geometry.isEmpty():
-            self.restoreGeometry(geometry)
-        else:
-            self.resize(1280, 800)
+            self.restoreGeometry(geometry)  # position, maximised state, screen
+        # the size on its own too: restoreGeometry clamps to the current screen, which may be smaller for a moment
+        self.resize(size if isinstance(size, QSize) and size.isValid() else QSize(1280, 800))
         page = self.qsettings.value("main/page", 0)
         try:
             self.show_page(int(page))  # type: ignore[arg-type]
@@ -365,6 +375,8 @@ class MainWindow(QMainWindow):
 
     def save_geometry(self) -> None:
         self.qsettings.setValue("main/geometry", self.saveGeometry())
+        if not self.isMaximized() and not self.isFullScreen():
+            self.qsettings.setValue("main/size", self.size())
         self.qsettings.setValue("main/page", self.sidebar.currentRow())
         self.qsettings.sync()
 
