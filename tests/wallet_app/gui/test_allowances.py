@@ -33,6 +33,7 @@ def test_allowance_from_prompt_pays_automatically_notifies_and_can_be_revoked(qt
     assert second["status"] == "paid" and second["access_token"]
     qtbot.waitUntil(lambda: len(gui_wallet.windows.tray.messages) == 1, timeout=5000)
     title, text = gui_wallet.windows.tray.messages[0]
+    assert title == "NetPay payment"
     assert "€0.03" in text and "allowance" in text
     assert window.notifications and "€0.03" in window.notifications[0]
     assert gui_wallet.windows.prompts.current is None
