@@ -31,6 +31,7 @@ from netpay.errors import (
     NetPayError,
     NotFound,
     PayloadTooLarge,
+    PeerUnavailable,
     UnsupportedMediaType,
 )
 from wallet_app.callback import pages
@@ -57,6 +58,11 @@ class PortInUse(RuntimeError):
 
 def _json_error(exc: NetPayError, cors: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse(exc.to_body(), status_code=exc.http_status, headers={**_COMMON_HEADERS, **(cors or {})})
+
+
+def _internal_error(cors: dict[str, str]) -> JSONResponse:
+    body = {"error": {"code": "internal_error", "message": "the wallet could not handle this request", "details": {}}}
+    return JSONResponse(body, status_code=500, headers={**_COMMON_HEADERS, **cors})
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -186,6 +192,9 @@ def build_app(coordinator: PurchaseCoordinator, port_ref: list[int]) -> ASGIApp:
             answer = await run_in_threadpool(coordinator.purchase_json, raw, origin)
         except NetPayError as exc:
             return _json_error(exc, cors_for(origin))
+        except Exception:  # a bug must still answer JSON (and is logged), never a traceback
+            log.exception("purchase failed unexpectedly")
+            return _internal_error(cors_for(origin))
         return JSONResponse(answer, headers={**_COMMON_HEADERS, **cors_for(origin)})
 
     async def poll(request: Request) -> Response:
@@ -195,6 +204,9 @@ def build_app(coordinator: PurchaseCoordinator, port_ref: list[int]) -> ASGIApp:
             answer = await run_in_threadpool(coordinator.poll, request.path_params["prompt_id"], token, origin)
         except NetPayError as exc:
             return _json_error(exc, cors_for(origin))
+        except Exception:
+            log.exception("poll failed unexpectedly")
+            return _internal_error(cors_for(origin))
         return JSONResponse(answer, headers={**_COMMON_HEADERS, **cors_for(origin)})
 
     async def pay_navigation(request: Request) -> Response:
@@ -217,6 +229,9 @@ def build_app(coordinator: PurchaseCoordinator, port_ref: list[int]) -> ASGIApp:
             )
         except NetPayError as exc:
             return pages.error_page(exc)
+        except Exception:
+            log.exception("navigation purchase failed unexpectedly")
+            return pages.error_page(PeerUnavailable("the wallet could not handle this request"))
         return RedirectResponse(f"/v1/pay/{answer['prompt_id']}?token={answer['poll_token']}", status_code=303)
 
     async def pay_wait(request: Request) -> Response:
