@@ -225,7 +225,12 @@ class Vault:
     def dump(self) -> str:
         """Every row as SQL text (tests compare dumps to prove nothing changed)."""
         with self._lock:
-            return "\n".join(self._require().iterdump())
+            conn = self._require()
+            lines = [f"user_version={conn.execute('PRAGMA user_version').fetchone()[0]}"]
+            for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"):
+                for row in conn.execute(f'SELECT * FROM "{name}" ORDER BY rowid'):
+                    lines.append(f"{name}: {tuple(row)!r}")
+            return "\n".join(lines)
 
 
 def prepare_restored(path: Path, export_key: bytes | bytearray, new_key: bytes | bytearray) -> None:

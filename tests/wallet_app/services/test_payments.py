@@ -1,0 +1,200 @@
+"""The payment engine against a real broker and real vendors on loopback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from netpay.errors import (
+    BadSignature,
+    CardDeclined,
+    CertificateExpired,
+    Forbidden,
+    InsufficientCoins,
+    PeerUnavailable,
+    QuoteAlreadyPaid,
+    QuoteExpired,
+    UntrustedSigner,
+)
+from netpay.money import Money
+from tests.support.broker import TEST_CARD, RunningBroker
+from tests.support.vendor import CARDS, RunningVendor
+from tests.support.wallet import funded_wallet as fund
+from tests.support.wallet import quote_for
+from wallet_app.services import WalletService
+
+ITEM = "harbour-bridge-reopens"  # 5 cents at the Daily Planet
+
+
+def _pay(wallet: WalletService, vendor: RunningVendor, item: str = ITEM, via: Any = "prompt") -> Any:
+    q, c = quote_for(vendor.url, item)
+    checked = wallet.check_quote(q, c, vendor.url)
+    return wallet.pay_quote(checked.quote, checked.vendor_certificate, vendor.url, via)
+
+
+def _eur(cents: int) -> Money:
+    return Money(cents, "EUR")
+
+
+def test_pay_stores_receipt_and_moves_balance(funded_wallet: WalletService, vendor: RunningVendor) -> None:
+    w = funded_wallet
+    seen: list[str] = []
+    w.events.payment_settled.append(lambda paid: seen.append(paid.payment_id))
+    w.events.balance_changed.append(lambda: seen.append("balance"))
+    q, c = quote_for(vendor.url, ITEM)
+    checked = w.check_quote(q, c, vendor.url)
+    assert checked.price == _eur(5) and checked.affordable and checked.remaining_after == _eur(195)
+    assert checked.vendor_name == "Daily Planet" and not checked.covered_by_allowance
+    paid = w.pay_quote(checked.quote, checked.vendor_certificate, vendor.url, "prompt")
+    assert paid.amount == _eur(5) and paid.access_token
+    assert paid.receipt.body.quote_digest.hex() == checked.quote.digest
+    assert paid.payment_id in seen and "balance" in seen
+    (line,) = w.balance()
+    assert line.unspent == _eur(195) and line.pending == _eur(0)
+    (chain,) = w.list_chains()
+    assert (chain.settled, chain.pending, chain.burned, chain.holder) == (5, 0, 0, "daily-planet")
+    assert w.receipt_for(checked.quote.body.quote_id, "daily-planet") == paid
+    assert [e.status for e in w.activity() if e.kind == "payment"] == ["settled"]
+    with pytest.raises(QuoteAlreadyPaid):
+        w.check_quote(q, c, vendor.url)
+    with pytest.raises(QuoteAlreadyPaid):
+        w.pay_quote(checked.quote, checked.vendor_certificate, vendor.url, "prompt")
+    # The vendor agrees: the access token opens the item.
+    resp = vendor.session.get(f"{vendor.url}/v1/access/{ITEM}", params={"token": paid.access_token}, timeout=10)
+    assert resp.json()["valid"] is True
+
+
+def test_pays_from_two_chains_when_one_runs_short(wallet: WalletService, broker: RunningBroker, vendor: Any) -> None:
+    fund(wallet, broker.url, chains=2, coins=3)
+    paid = _pay(wallet, vendor)  # 5 cents from two chains of 3
+    assert sorted(s.to_index - s.from_index for s in paid.receipt.body.segments) == [2, 3]
+    assert wallet.balance()[0].unspent == _eur(1)
+    with pytest.raises(InsufficientCoins):
+        _pay(wallet, vendor)
+
+
+def test_prefers_the_chain_the_vendor_holds(wallet: WalletService, broker: RunningBroker, vendor_factory: Any) -> None:
+    news, cards = vendor_factory(), vendor_factory(catalog=CARDS, name="Paper Lantern Cards")
+    fund(wallet, broker.url, chains=2, coins=100)
+    first = _pay(wallet, news).receipt.body.segments[0].chain_id
+    second = _pay(wallet, cards, "thank-you-sunrise").receipt.body.segments[0].chain_id
+    assert first != second  # the cards shop got the chain nobody held
+    assert _pay(wallet, news).receipt.body.segments[0].chain_id == first
+    assert _pay(wallet, cards, "thank-you-sunrise").receipt.body.segments[0].chain_id == second
+    holders = {c.chain_id: c.holder for c in wallet.list_chains()}
+    assert holders == {first.hex(): news.vendor_id, second.hex(): cards.vendor_id}
+
+
+def test_insufficient_coins_journals_nothing(funded_wallet: WalletService, vendor: RunningVendor) -> None:
+    w = funded_wallet
+    q, c = quote_for(vendor.url, "day-pass")  # 50 cents: fine
+    w.pay_quote(*_checked(w, q, c, vendor), vendor.url, "prompt")
+    for _ in range(29):
+        _pay(w, vendor)  # 150 more
+    before = w.vault.dump()
+    q, c = quote_for(vendor.url, "day-pass")
+    with pytest.raises(InsufficientCoins):
+        w.pay_quote(*_checked(w, q, c, vendor), vendor.url, "prompt")
+    assert w.vault.dump() == before
+
+
+def _checked(w: WalletService, q: Any, c: Any, vendor: RunningVendor) -> tuple[Any, Any]:
+    checked = w.check_quote(q, c, vendor.url)
+    return checked.quote, checked.vendor_certificate
+
+
+def test_check_quote_refusals(funded_wallet: WalletService, vendor: RunningVendor, wallet_factory: Any) -> None:
+    w = funded_wallet
+    q, c = quote_for(vendor.url, ITEM)
+    with pytest.raises(Forbidden, match="origin"):
+        w.check_quote(q, c, "http://evil.example")
+    tampered = {**q, "body": {**q["body"], "price": {"amount": 1, "currency": "EUR"}}}
+    with pytest.raises(BadSignature):
+        w.check_quote(tampered, c, vendor.url)
+    stranger = wallet_factory("stranger")  # trusts no broker
+    with pytest.raises(UntrustedSigner):
+        stranger.check_quote(q, c, vendor.url)
+    w.clock = w.payments.clock = lambda: q["body"]["expires_at"] + 1  # type: ignore[method-assign]
+    with pytest.raises((QuoteExpired, CertificateExpired)):
+        w.check_quote(q, c, vendor.url)
+
+
+def test_allowance_pays_without_prompt_within_budget(funded_wallet: WalletService, vendor: RunningVendor) -> None:
+    w = funded_wallet
+    auto: list[Any] = []
+    w.events.auto_payment_made.append(auto.append)
+    assert not w.covers("daily-planet", _eur(5))
+    w.set_allowance("daily-planet", "Daily Planet", max_price=_eur(5), daily_budget=_eur(10))
+    assert w.covers("daily-planet", _eur(5)) and not w.covers("daily-planet", _eur(6))
+    _pay(w, vendor, via="allowance")
+    _pay(w, vendor, via="allowance")
+    assert len(auto) == 2
+    (info,) = w.allowances()
+    assert info.spent_today == _eur(10)
+    assert not w.covers("daily-planet", _eur(5))
+    with pytest.raises(Forbidden):
+        _pay(w, vendor, via="allowance")
+    _pay(w, vendor, via="prompt")  # the user can still pay when asked
+    w.revoke_allowance("daily-planet")
+    assert w.allowances() == []
+
+
+def test_declined_card_keeps_nothing(wallet: WalletService, broker: RunningBroker) -> None:
+    broker_id = fund(wallet, broker.url, chains=0)
+    with pytest.raises(CardDeclined):
+        wallet.buy_coins(broker_id, 10, _eur(1), card={**TEST_CARD, "number": "4000 0000 0000 0002"})
+    assert wallet.list_chains() == []
+
+
+def test_return_chain_refunds_unspent(funded_wallet: WalletService, vendor: RunningVendor) -> None:
+    w = funded_wallet
+    _pay(w, vendor)
+    (chain,) = w.list_chains()
+    refund = w.return_chain(chain.chain_id)
+    assert refund == _eur(195)
+    (chain,) = w.list_chains()
+    assert chain.status in ("returned", "closing") and chain.unspent == 0
+    assert w.balance() == [] or w.balance()[0].unspent == _eur(0)
+
+
+def test_vendor_down_leaves_spend_pending_then_recovers(
+    wallet: WalletService, broker: RunningBroker, vendor_factory: Any, tmp_path: Path
+) -> None:
+    fund(wallet, broker.url, chains=1, coins=50)
+    news = vendor_factory(data_dir=tmp_path / "news")
+    q, c = quote_for(news.url, ITEM)
+    checked = wallet.check_quote(q, c, news.url)
+    port = news.server.port
+    news.stop()
+    with pytest.raises(PeerUnavailable):
+        wallet.pay_quote(checked.quote, checked.vendor_certificate, news.url, "prompt")
+    (chain,) = wallet.list_chains()
+    assert chain.pending == 5 and wallet.balance()[0].pending == _eur(5)
+    with pytest.raises(QuoteAlreadyPaid):  # never paid twice, even while the first try is pending
+        wallet.pay_quote(checked.quote, checked.vendor_certificate, news.url, "prompt")
+    with pytest.raises(InsufficientCoins):  # the chain with a pending spend is not used meanwhile
+        wallet.chains.pick(chain.broker_id, _eur(1), "another-vendor", int(wallet.clock()))
+    vendor_factory(data_dir=tmp_path / "news", port=port, register=False)
+    assert wallet.recover_pending() == 1
+    (chain,) = wallet.list_chains()
+    assert (chain.settled, chain.pending, chain.unspent) == (5, 0, 45)
+    assert wallet.receipt_for(q["body"]["quote_id"], news.vendor_id) is not None
+
+
+def test_backup_restore_resyncs_chains_before_spending(
+    funded_wallet: WalletService, vendor: RunningVendor, tmp_path: Path
+) -> None:
+    w = funded_wallet
+    _pay(w, vendor)
+    backup = tmp_path / "wallet.backup"
+    w.backup(backup, "backup words")
+    _pay(w, vendor)
+    _pay(w, vendor)  # these 10 coins are unknown to the backup
+    w.restore(backup, "backup words")
+    paid = _pay(w, vendor)  # must start at index 15, not at 5
+    (seg,) = paid.receipt.body.segments
+    assert seg.from_index == 15 and seg.to_index == 20
+    (chain,) = w.list_chains()
+    assert not chain.needs_resync and chain.position == 20
