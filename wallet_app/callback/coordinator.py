@@ -126,6 +126,7 @@ class PurchaseCoordinator:
         """Check ``offer`` from ``origin``; answer paid (allowance) or pending with a prompt id and poll token."""
         now = int(self._clock())
         page_origin, cert = self._check(offer, origin, now)
+        self.registry.add_certificate(offer.certificate)  # proven certified: its refusals below are readable by it
         if return_url is not None and origin_of_url(return_url) not in _origins(cert):
             raise Forbidden("the return URL is not on the vendor's certified origin", reason="return_url")
         self.limiter.check_cooldown(page_origin)
@@ -138,7 +139,6 @@ class PurchaseCoordinator:
         check = self.wallet.check_quote(offer.quote, offer.certificate, page_origin)
         quote = offer.quote.body
         digest = offer.quote.digest
-        self.registry.add_certificate(offer.certificate)
         with self._lock:
             self._expire_locked()
             self._refuse_replay_locked(offer)
