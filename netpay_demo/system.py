@@ -59,7 +59,7 @@ class DemoConfig:
     def shops(self) -> list[ShopSpec]:
         return [
             ShopSpec("news", "Daily Planet", "daily_planet.json", self.news_port),
-            ShopSpec("cards", "Card Corner", "card_corner.json", self.cards_port),
+            ShopSpec("cards", "Paper Lantern Cards", "greeting_cards.json", self.cards_port),
         ]
 
 
@@ -115,8 +115,21 @@ class DemoSystem:
         cfg = self.config
         proc = self._proc(
             "broker",
-            ["-m", "broker_stub.cli", "serve", "--host", "127.0.0.1", "--port", str(cfg.broker_port),
-             "--data-dir", str(cfg.data_dir / "broker")],
+            [
+                "-m",
+                "broker_stub.cli",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(cfg.broker_port),
+                "--data-dir",
+                str(cfg.data_dir / "broker"),
+                "--broker-id",
+                "demo-broker",
+                "--close-grace",
+                "5",
+            ],
         )
         proc.wait_http(f"{cfg.broker_url}/v1/info")
         self.operator_token = (cfg.data_dir / "broker" / "operator_token").read_text().strip()
@@ -130,10 +143,16 @@ class DemoSystem:
         cfg = self.config
         for shop in cfg.shops():
             data = self._vendor_data(shop)
-            key = subprocess.run(
-                [sys.executable, "-m", "vendor_stub.cli", "public-key", "--data-dir", str(data)],
-                capture_output=True, text=True, check=True,
-            ).stdout.strip().splitlines()[-1]
+            key = (
+                subprocess.run(
+                    [sys.executable, "-m", "vendor_stub.cli", "public-key", "--data-dir", str(data)],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                )
+                .stdout.strip()
+                .splitlines()[-1]
+            )
             vendor_id = shop.name.lower().replace(" ", "-")
             if not self._vendor_registered(vendor_id):
                 body = {
@@ -144,16 +163,36 @@ class DemoSystem:
                     "api_url": shop.url,
                     "payment_url": f"{shop.url}/v1/payments",
                 }
-                r = requests.post(f"{cfg.broker_url}/v1/vendors", json=body, timeout=10,
-                                  headers={"X-Operator-Token": self.operator_token})
+                r = requests.post(
+                    f"{cfg.broker_url}/v1/vendors",
+                    json=body,
+                    timeout=10,
+                    headers={"X-Operator-Token": self.operator_token},
+                )
                 if r.status_code >= 300:
                     raise DemoError(f"registering {shop.name} at the broker failed: {r.status_code} {r.text[:300]}")
             self.vendor_ids[shop.key] = vendor_id
             proc = self._proc(
                 f"vendor-{shop.key}",
-                ["-m", "vendor_stub.cli", "serve", "--name", shop.name, "--vendor-id", vendor_id,
-                 "--catalog", str(CATALOGS / shop.catalog), "--host", "127.0.0.1", "--port", str(shop.port),
-                 "--broker", cfg.broker_url, "--data-dir", str(data)],
+                [
+                    "-m",
+                    "vendor_stub.cli",
+                    "serve",
+                    "--name",
+                    shop.name,
+                    "--vendor-id",
+                    vendor_id,
+                    "--catalog",
+                    str(CATALOGS / shop.catalog),
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(shop.port),
+                    "--broker",
+                    cfg.broker_url,
+                    "--data-dir",
+                    str(data),
+                ],
             )
             proc.wait_http(f"{shop.url}/v1/info")
             self.say(f"vendor     {shop.url}/  {shop.name} ({vendor_id})")
@@ -166,14 +205,16 @@ class DemoSystem:
         """Open the demo customer's broker account and put money on it with the test card (idempotent)."""
         base = self.config.broker_url
         c = DEMO_CUSTOMER
-        r = requests.post(f"{base}/v1/accounts", json={"username": c["username"], "password": c["password"]},
-                          timeout=15)
+        r = requests.post(
+            f"{base}/v1/accounts", json={"username": c["username"], "password": c["password"]}, timeout=15
+        )
         if r.status_code not in (200, 201, 409):
             raise DemoError(f"creating the demo customer failed: {r.status_code} {r.text[:300]}")
         if r.status_code == 409:
             return  # kept from an earlier run, already funded
-        token = requests.post(f"{base}/v1/sessions", json={"username": c["username"], "password": c["password"]},
-                              timeout=15).json()["token"]
+        token = requests.post(
+            f"{base}/v1/sessions", json={"username": c["username"], "password": c["password"]}, timeout=15
+        ).json()["token"]
         funds: Money = c["funds"]
         r = requests.post(
             f"{base}/v1/account/topups",
