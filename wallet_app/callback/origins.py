@@ -24,6 +24,8 @@ from netpay.signed import Signed
 __all__ = ["OriginRegistry", "normalize_origin", "origin_of_url", "verify_vendor_certificate"]
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+#: Discovery fetches allowed per minute, over all origins.
+MAX_DISCOVERIES = 20
 
 
 def normalize_origin(value: str | None) -> str | None:
@@ -86,6 +88,7 @@ class OriginRegistry:
         self._fetch_timeout = fetch_timeout
         self._allowed: dict[str, int] = {}  # origin -> certificate expiry
         self._refused: dict[str, float] = {}  # origin -> retry-after time
+        self._fetches: list[float] = []  # times of recent discovery fetches
         self._lock = threading.Lock()
 
     def add_certificate(self, cert: Signed[VendorCertificate]) -> None:
@@ -116,10 +119,18 @@ class OriginRegistry:
         if not self._discover:
             return False
         with self._lock:
-            if self._refused.get(norm, 0) > self._clock():
+            now = self._clock()
+            if self._refused.get(norm, 0) > now:
                 return False
+            # At most MAX_DISCOVERIES fetches a minute in all, so a page cannot make the wallet fetch from many hosts.
+            self._fetches = [t for t in self._fetches if now - t < 60.0]
+            if len(self._fetches) >= MAX_DISCOVERIES:
+                return False
+            self._fetches.append(now)
+            if len(self._refused) > 10_000:
+                self._refused = {o: t for o, t in self._refused.items() if t > now}
             # Remember the attempt at once so concurrent preflights do not fetch in parallel.
-            self._refused[norm] = self._clock() + self._negative_ttl
+            self._refused[norm] = now + self._negative_ttl
         cert = self._fetch(norm)
         if cert is not None:
             try:

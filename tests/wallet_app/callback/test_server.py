@@ -250,3 +250,16 @@ def test_discovery_learns_certified_origin_from_its_own_info(callback_for: Start
                             allow_redirects=False, timeout=5)  # fmt: skip
         assert resp.status_code == 403
     assert len(srv.coordinator.pending_prompts()) == 1
+
+
+def test_discovery_is_capped_and_remembers_failures(test_wallet: TestWallet) -> None:
+    from wallet_app.callback.origins import MAX_DISCOVERIES, OriginRegistry
+
+    now = [1000.0]
+    reg = OriginRegistry(test_wallet.trusted_broker_keys, clock=lambda: now[0], fetch_timeout=0.5)
+    with LiveServer(Starlette()) as nothing:  # answers 404 to /v1/info
+        assert not reg.is_allowed(nothing.url)
+        fetched = len(reg._fetches)
+        assert not reg.is_allowed(nothing.url) and len(reg._fetches) == fetched  # remembered, not fetched again
+    reg._fetches = [now[0]] * MAX_DISCOVERIES
+    assert not reg.is_allowed("http://127.0.0.1:2") and "http://127.0.0.1:2" not in reg._refused
