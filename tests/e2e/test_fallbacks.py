@@ -73,4 +73,5 @@ def test_netpay_link_reaches_the_running_wallet_and_is_paid_after_approval(
         assert not send_to_running("netpay:pay?quote_url=http%3A%2F%2F127.0.0.1%3A9%2Fv1%2Fquotes&item=x", path)
     finally:
         channel.close()
+        path.parent.rmdir()
     assert coordinator.pending_prompts() == []

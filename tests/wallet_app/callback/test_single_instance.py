@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import stat
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -42,14 +44,16 @@ def test_bad_links_are_refused(uri: str) -> None:
         parse_netpay_uri(uri)
 
 
-def short_socket(tmp_path: Path) -> Path:
+@pytest.fixture
+def sock_path(tmp_path: Path) -> Iterator[Path]:
     # AF_UNIX paths are limited to ~107 bytes; pytest's tmp_path can be longer.
     base = Path("/tmp") / f"np-{os.getpid()}-{tmp_path.name[-8:]}"
-    return base / "instance.sock"
+    yield base / "instance.sock"
+    shutil.rmtree(base, ignore_errors=True)
 
 
-def test_second_instance_hands_its_link_to_the_first(tmp_path: Path) -> None:
-    path = short_socket(tmp_path)
+def test_second_instance_hands_its_link_to_the_first(sock_path: Path) -> None:
+    path = sock_path
     got: list[str] = []
     seen = threading.Event()
 
@@ -78,8 +82,8 @@ def test_second_instance_hands_its_link_to_the_first(tmp_path: Path) -> None:
     assert not send_to_running("netpay:x", path)  # nobody listens any more
 
 
-def test_refused_link_is_answered_and_channel_keeps_listening(tmp_path: Path) -> None:
-    path = short_socket(tmp_path)
+def test_refused_link_is_answered_and_channel_keeps_listening(sock_path: Path) -> None:
+    path = sock_path
 
     def on_uri(uri: str) -> None:
         parse_netpay_uri(uri)
@@ -93,8 +97,8 @@ def test_refused_link_is_answered_and_channel_keeps_listening(tmp_path: Path) ->
         channel.close()
 
 
-def test_stale_socket_of_a_dead_instance_is_taken_over(tmp_path: Path) -> None:
-    path = short_socket(tmp_path)
+def test_stale_socket_of_a_dead_instance_is_taken_over(sock_path: Path) -> None:
+    path = sock_path
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     dead = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     dead.bind(str(path))
