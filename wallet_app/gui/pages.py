@@ -90,6 +90,7 @@ class CoinsPage(Page):
                 self.tr("Status"),
             ],
             stretch=5,
+            right=(2, 3, 4),
         )
         self.table.setSortingEnabled(True)
         self.layout_.addWidget(self.table, 1)
@@ -102,6 +103,8 @@ class CoinsPage(Page):
 
     def update_data(self, snapshot: dict[str, Any]) -> None:
         self._names = {b.broker_id: b.name for b in snapshot["brokers"]}
+        vendors = {e.vendor_id: e.vendor_name for e in snapshot["activity"] if e.vendor_id and e.vendor_name}
+        vendors.update({a.vendor_id: a.vendor_name for a in snapshot["allowances"] if a.vendor_name})
         rows = []
         for chain in snapshot["chains"]:
             left = chain.coin_value * chain.unspent
@@ -112,7 +115,7 @@ class CoinsPage(Page):
                     Cell(chain.coin_value.format(), chain.coin_value.amount, right=True),
                     Cell(f"{chain.unspent:,} / {chain.length:,}", chain.unspent, right=True),
                     Cell(left.format(), left.amount, right=True),
-                    Cell(chain.holder or "—"),
+                    Cell(vendors.get(chain.holder, chain.holder) if chain.holder else "—"),
                     Cell(when_day(chain.expires_at), chain.expires_at),
                     Cell(_status_text(self, chain.status) + (self.tr(" · resync") if chain.needs_resync else "")),
                 ]
@@ -147,13 +150,11 @@ class ActivityPage(Page):
     FILTERS = ("all", "payment", "auto", "buy", "return")
 
     def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(
-            self.tr("Activity"), self.tr("Purchases, coins bought and refunds. Double-click to open."), parent
-        )
+        super().__init__(self.tr("Activity"), self.tr("Every purchase, coin purchase and refund."), parent)
         self.search = QLineEdit()
         self.search.setPlaceholderText(self.tr("Search vendor, item or reference"))
         self.search.setClearButtonEnabled(True)
-        self.search.setMinimumWidth(280)
+        self.search.setMinimumWidth(260)
         self.filter = QComboBox()
         labels = [
             self.tr("Everything"),
@@ -173,6 +174,7 @@ class ActivityPage(Page):
             [self.tr("When"), self.tr("What"), self.tr("Vendor"), self.tr("Amount"), self.tr("Status")]
         )
         self.table.setSortingEnabled(False)
+        self.table.setToolTip(self.tr("Double-click a purchase to open its receipt"))
         self.layout_.addWidget(self.table, 1)
         self.summary = muted("")
         self.layout_.addWidget(self.summary)

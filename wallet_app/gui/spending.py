@@ -15,7 +15,7 @@ from PySide6.QtCharts import (
     QBarSet,
     QChart,
     QChartView,
-    QHorizontalBarSeries,
+    QPieSeries,
     QValueAxis,
 )
 from PySide6.QtCore import QMargins, Qt
@@ -31,11 +31,11 @@ __all__ = ["SpendingPage", "spending_by_day", "spending_by_vendor"]
 
 DAYS = 14
 ACCENT = QColor("#2563eb")
-ACCENT_2 = QColor("#0ea5e9")
+PALETTE = ("#2563eb", "#0ea5e9", "#10b981", "#f59e0b", "#8b5cf6", "#ef4444", "#94a3b8")
 
 
 def _day(ts: int) -> str:
-    return time.strftime("%m-%d", time.localtime(ts))
+    return time.strftime("%d", time.localtime(ts))
 
 
 def spending_by_day(entries: list[Any], currency: str, now: float, days: int = DAYS) -> list[tuple[str, Money]]:
@@ -151,11 +151,18 @@ class SpendingPage(Page):
         x.append([d for d, _ in per_day])
         y = QValueAxis()
         top = max((_major(m) for _, m in per_day), default=0.0)
-        y.setRange(0, top * 1.15 if top > 0 else 1)
+        y.setRange(0, top if top > 0 else 1)
+        y.applyNiceNumbers()
         y.setLabelFormat("%.2f")
-        y.setTickCount(5)
+        y.setTitleText(currency)
+        x.setTitleText(
+            time.strftime("%d %b", time.localtime(now - (DAYS - 1) * 86400))
+            + " – "
+            + time.strftime("%d %b", time.localtime(now))
+        )
         for axis in (x, y):
             self._style_axis(axis)
+        x.setGridLineVisible(False)
         chart.addAxis(x, Qt.AlignmentFlag.AlignBottom)
         chart.addAxis(y, Qt.AlignmentFlag.AlignLeft)
         series.attachAxis(x)
@@ -163,30 +170,31 @@ class SpendingPage(Page):
         self._replace(self.day_view, chart)
 
         vchart = self._chart()
-        vset = QBarSet(self.tr("Spent"))
-        vset.setColor(ACCENT_2)
-        vset.setBorderColor(ACCENT_2)
-        names = []
-        for name, m in reversed(per_vendor[:8]):
-            names.append(f"{name}  {m.format()}")
-            vset.append(_major(m))
-        vseries = QHorizontalBarSeries()
-        vseries.append(vset)
-        vseries.setBarWidth(0.55)
-        vchart.addSeries(vseries)
-        vy = QBarCategoryAxis()
-        vy.append(names or [self.tr("No purchases yet")])
-        vx = QValueAxis()
-        vtop = max((_major(m) for _, m in per_vendor), default=0.0)
-        vx.setRange(0, vtop * 1.15 if vtop > 0 else 1)
-        vx.setLabelFormat("%.2f")
-        vx.setTickCount(4)
-        for axis in (vx, vy):
-            self._style_axis(axis)
-        vchart.addAxis(vy, Qt.AlignmentFlag.AlignLeft)
-        vchart.addAxis(vx, Qt.AlignmentFlag.AlignBottom)
-        vseries.attachAxis(vx)
-        vseries.attachAxis(vy)
+        pie = QPieSeries()
+        pie.setHoleSize(0.5)
+        pie.setPieSize(0.78)
+        others = Money.zero(currency)
+        for i, (name, m) in enumerate(per_vendor):
+            if i < len(PALETTE) - 1:
+                slice_ = pie.append(f"{name}  {m.format()}", _major(m))
+                slice_.setColor(QColor(PALETTE[i]))
+                slice_.setBorderColor(QColor("#1e293b" if is_dark() else "#ffffff"))
+            else:
+                others = others + m
+        if others.amount:
+            other = pie.append(self.tr("Others  %1").replace("%1", others.format()), _major(others))
+            other.setColor(QColor(PALETTE[-1]))
+        if not per_vendor:
+            empty = pie.append(self.tr("No purchases yet"), 1.0)
+            empty.setColor(QColor("#334155" if is_dark() else "#e2e8f0"))
+        vchart.addSeries(pie)
+        legend = vchart.legend()
+        legend.show()
+        legend.setAlignment(Qt.AlignmentFlag.AlignBottom)
+        legend.setLabelColor(QColor("#cbd5e1" if is_dark() else "#334155"))
+        font = QFont()
+        font.setPointSize(9)
+        legend.setFont(font)
         self._replace(self.vendor_view, vchart)
 
     @staticmethod

@@ -36,9 +36,14 @@ class Cell(QTableWidgetItem):
 class DataTable(QTableWidget):
     """Rows select whole, alternate colours, the last column stretches."""
 
-    def __init__(self, headers: list[str], stretch: int = -1, parent: QWidget | None = None) -> None:
+    def __init__(
+        self, headers: list[str], stretch: int = -1, right: tuple[int, ...] = (), parent: QWidget | None = None
+    ) -> None:
         super().__init__(0, len(headers), parent)
-        self.setHorizontalHeaderLabels(headers)
+        for i, text in enumerate(headers):
+            item = QTableWidgetItem(text)
+            item.setTextAlignment(RIGHT if i in right else LEFT)
+            self.setHorizontalHeaderItem(i, item)
         self.setAlternatingRowColors(True)
         self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
