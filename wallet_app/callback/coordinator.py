@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Any
 
 import requests
@@ -55,12 +56,17 @@ log = logging.getLogger(__name__)
 _KEEP_FINISHED_S = 900  # how long a finished purchase can still be polled
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Offer:
     """A verified purchase request: the signed quote and the broker-signed certificate of its vendor."""
 
     quote: Signed[Quote]
     certificate: Signed[VendorCertificate]
+
+    @cached_property
+    def digest(self) -> str:
+        """The quote's digest (what "the same quote" means), computed once."""
+        return self.quote.digest
 
     @classmethod
     def from_json(cls, data: Any) -> Offer:
@@ -138,7 +144,7 @@ class PurchaseCoordinator:
             self._refuse_replay_locked(offer)
         check = self.wallet.check_quote(offer.quote, offer.certificate, page_origin)
         quote = offer.quote.body
-        digest = offer.quote.digest
+        digest = offer.digest
         with self._lock:
             self._expire_locked()
             self._refuse_replay_locked(offer)
@@ -213,7 +219,7 @@ class PurchaseCoordinator:
         return page_origin, cert
 
     def _refuse_replay_locked(self, offer: Offer) -> None:
-        state = self._quotes.get(offer.quote.digest)
+        state = self._quotes.get(offer.digest)
         if state == "paid":
             raise QuoteAlreadyPaid("this quote was already paid; ask the vendor for a new one")
         if state is not None:
@@ -306,7 +312,7 @@ class PurchaseCoordinator:
             if purchase.prompt.status != "pending":
                 raise Conflict(f"prompt is {purchase.prompt.status}", reason=purchase.prompt.status)
             self._set_status_locked(purchase, "declined")
-            self._quotes[purchase.offer.quote.digest] = "declined"
+            self._quotes[purchase.offer.digest] = "declined"
             prompt = purchase.prompt
         self.limiter.record_decline(prompt.origin)
         self._closed(prompt)
@@ -368,7 +374,7 @@ class PurchaseCoordinator:
         return purchase.prompt
 
     def _pay(self, offer: Offer, origin: str, *, via: str) -> PaidResult:
-        digest = offer.quote.digest
+        digest = offer.digest
         with self._lock:
             self._quotes[digest] = "paying"
         try:
@@ -393,7 +399,7 @@ class PurchaseCoordinator:
             purchase.error = error
             self._set_status_locked(purchase, status)
             if status == "expired":
-                self._quotes[purchase.offer.quote.digest] = "expired"
+                self._quotes[purchase.offer.digest] = "expired"
         self._closed(purchase.prompt)
 
     def _set_status_locked(self, purchase: _Purchase, status: str) -> None:
@@ -414,7 +420,7 @@ class PurchaseCoordinator:
         for pid, purchase in list(self._purchases.items()):
             if purchase.prompt.status == "pending" and now >= purchase.prompt.expires_at:
                 self._set_status_locked(purchase, "expired")
-                self._quotes[purchase.offer.quote.digest] = "expired"
+                self._quotes[purchase.offer.digest] = "expired"
                 expired.append(purchase.prompt)
             elif purchase.finished_at is not None and now - purchase.finished_at > _KEEP_FINISHED_S:
                 del self._purchases[pid]

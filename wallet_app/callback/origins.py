@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -28,6 +29,7 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 MAX_DISCOVERIES = 20
 
 
+@lru_cache(maxsize=1024)
 def normalize_origin(value: str | None) -> str | None:
     """``scheme://host[:port]`` in lower case with the default port dropped; None for anything else (incl. "null")."""
     if not value or value == "null" or len(value) > 255:
