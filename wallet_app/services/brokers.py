@@ -200,7 +200,7 @@ class BrokerDesk:
             "coin_value": coin_value.to_json(),
         }
         now = int(self.clock())
-        with self.lock, self.vault.tx() as c:
+        with self.lock, self.vault.tx(durable=True) as c:
             c.execute(
                 """INSERT INTO chains (chain_id, broker_id, length, coin_amount, currency, seed, traversal,
                    position, idempotency_key, request_json, status, created_at)

@@ -137,7 +137,7 @@ class PaymentEngine:
             payment_id = secrets.token_hex(16)
             now = int(self.clock())
             try:
-                with self.vault.tx() as c:
+                with self.vault.tx(durable=True) as c:
                     segments = []
                     for p in picks:
                         start, to, word = self.book.reserve(c, p.chain_id, p.coins)

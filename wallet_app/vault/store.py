@@ -1,4 +1,4 @@
-"""The encrypted vault: one SQLCipher database opened with a raw 256-bit key (no KDF on open).
+"""The encrypted vault: one SQLCipher database (WAL) opened with a raw 256-bit key (no KDF on open).
 
 Opening is verify-first: the key is checked against the header's key check value, then the file is opened
 **read-only** and checked (page authentication of every page, schema version) before it is opened for writing, so
@@ -50,8 +50,6 @@ class ProcessLock:
         except OSError:
             os.close(fd)
             raise VaultInUse(f"another NetPay Wallet is already running with the vault in {self.path.parent}") from None
-        os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode())
         self._fd = fd
 
     def release(self) -> None:
@@ -120,7 +118,7 @@ class Vault:
         conn = sqlcipher3.connect(str(tmp), isolation_level=None)
         conn.execute(_key_pragma(key))
         conn.execute(f"PRAGMA cipher_page_size = {PAGE_SIZE}")
-        conn.execute("PRAGMA journal_mode = DELETE")
+        conn.execute("PRAGMA journal_mode = WAL")
         self._migrate(conn)
         conn.close()
         os.chmod(tmp, 0o600)
@@ -134,17 +132,27 @@ class Vault:
             raise VaultMissing(f"the vault file {self.path} is missing")
         if not header.matches(key):
             raise WrongKey()
-        journal = self.path.with_name(DB_FILE + "-journal")
-        if not (journal.exists() and journal.stat().st_size > 0):  # a hot journal needs a writer to roll back
+        # After a crash the write-ahead log may hold committed transactions that only a writer can recover; then
+        # the same checks run on the writing connection before anything is written.
+        recovering = any(
+            (f := self.path.with_name(DB_FILE + suffix)).exists() and f.stat().st_size > 0
+            for suffix in ("-wal", "-journal")
+        )
+        if not recovering:
             verify_database(self.path, key)
         conn = sqlcipher3.connect(str(self.path), isolation_level=None, check_same_thread=False, timeout=5)
         try:
             conn.execute(_key_pragma(key))
-            conn.execute("PRAGMA journal_mode = DELETE")
-            conn.execute("PRAGMA synchronous = FULL")
-            conn.execute("PRAGMA foreign_keys = ON")
+            if recovering:
+                conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+                problems = conn.execute("PRAGMA cipher_integrity_check").fetchall()
+                if problems:
+                    raise VaultDamaged(f"the vault file is damaged: {problems[0][0]}")
             if int(conn.execute("PRAGMA user_version").fetchone()[0]) > len(MIGRATIONS):
                 raise VaultTooNew()
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute("PRAGMA foreign_keys = ON")
             self._migrate(conn)
         except sqlcipher3.DatabaseError as exc:
             conn.close()
@@ -173,21 +181,34 @@ class Vault:
     def close(self) -> None:
         with self._lock:
             if self.conn is not None:
+                with contextlib.suppress(sqlcipher3.Error):
+                    self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
                 self.conn.close()
                 self.conn = None
 
     @contextlib.contextmanager
-    def tx(self) -> Iterator[Any]:
-        """A write transaction: all or nothing, durable on return."""
+    def tx(self, durable: bool = False) -> Iterator[Any]:
+        """A write transaction: all or nothing.
+
+        Every commit survives the process being killed (it is in the write-ahead log). With ``durable`` the log is
+        also fsync'd before this returns, so it survives a power cut: used for the spend journal and coin
+        purchases, whose loss could reuse an index. Other writes can be redone by recovery.
+        """
         with self._lock:
             conn = self._require()
-            conn.execute("BEGIN IMMEDIATE")
+            if durable:
+                conn.execute("PRAGMA synchronous = FULL")
             try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield conn
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+            finally:
+                if durable:
+                    conn.execute("PRAGMA synchronous = NORMAL")
 
     def _require(self) -> Any:
         if self.conn is None:
