@@ -20,7 +20,6 @@ from contextlib import ExitStack
 from typing import Any
 
 from netpay.chain import verify_paywords
-from netpay.encoding import canonical_json
 from netpay.errors import (
     CustodyConflict,
     IdempotencyConflict,
@@ -33,7 +32,7 @@ from netpay.errors import (
     WrongAmount,
 )
 from netpay.keys import SigningKey
-from netpay.messages import Payment, PaymentRefusal, Receipt, Segment, SegmentRef
+from netpay.messages import Payment, PaymentRefusal, Quote, Receipt, Segment, SegmentRef
 from netpay.signed import Signed
 from vendor_stub.access import AccessTokens
 from vendor_stub.catalog import Catalog
@@ -61,6 +60,18 @@ class PaymentDesk:
         self._on_recorded = on_recorded
         self._inflight: dict[str, tuple[str, threading.Event]] = {}
         self._inflight_lock = threading.Lock()
+        self._issued: dict[str, tuple[bytes, Quote, str]] = {}
+
+    # -- quotes -------------------------------------------------------------------------------------------------
+    def issue_quote(self, quote: Quote) -> Signed[Quote]:
+        """Sign a quote and remember it until it expires, so paying it needs no signature check."""
+        signed = Signed.sign(quote, self._key)
+        now = self._now()
+        with self._inflight_lock:
+            if len(self._issued) > 10_000:
+                self._issued = {k: v for k, v in self._issued.items() if v[1].expires_at > now}
+            self._issued[quote.quote_id] = (signed.signature, quote, signed.digest)
+        return signed
 
     # -- entry point --------------------------------------------------------------------------------------------
     def pay(self, wire: Any) -> dict[str, Any]:
@@ -68,7 +79,7 @@ class PaymentDesk:
         payment: Payment | None = None
         try:
             payment = Payment.from_wire(wire, verify=False)
-            return self._pay(payment)
+            return self._pay(payment, wire)
         except NetPayError as exc:
             exc.details["refusal"] = self._refusal(wire, payment, exc.code).to_wire()
             raise
@@ -80,14 +91,16 @@ class PaymentDesk:
         return {"receipt": json.loads(row["receipt"])}
 
     # -- the checks ---------------------------------------------------------------------------------------------
-    def _pay(self, payment: Payment) -> dict[str, Any]:
+    def _pay(self, payment: Payment, wire: Any) -> dict[str, Any]:
         now = self._now()
         signed_quote = payment.quote
         quote = signed_quote.body
         if signed_quote.signer != self._key.public or quote.vendor_id != self.vendor_id:
             raise UntrustedSigner("this quote was not issued by this shop", quote_id=quote.quote_id)
-        signed_quote.verify_signature()
-        digest = hashlib.sha256(canonical_json(payment.to_wire())).hexdigest()
+        issued = self._issued.get(quote.quote_id)
+        if issued is None or issued[0] != signed_quote.signature or issued[1] != quote:
+            signed_quote.verify_signature()  # not issued by this process (e.g. before a restart): check it
+        digest = hashlib.sha256(_canonical(wire)).hexdigest()
         if (done := self._already(payment, digest)) is not None:
             return done
         if now >= quote.expires_at:
@@ -191,7 +204,7 @@ class PaymentDesk:
                 receipt_id=receipt_id,
                 payment_id=payment.payment_id,
                 quote_id=quote.quote_id,
-                quote_digest=bytes.fromhex(payment.quote.digest),
+                quote_digest=bytes.fromhex(self._quote_digest(payment.quote)),
                 vendor_id=self.vendor_id,
                 item_id=quote.item_id,
                 amount=payment.amount,
@@ -220,6 +233,12 @@ class PaymentDesk:
             st.last_index, st.last_payword, st.exact = seg.to_index, seg.payword, True
         self._on_recorded()
         return answer
+
+    def _quote_digest(self, signed: Signed[Quote]) -> str:
+        issued = self._issued.get(signed.body.quote_id)
+        if issued is not None and issued[0] == signed.signature and issued[1] == signed.body:
+            return issued[2]
+        return signed.digest
 
     # -- refusals -----------------------------------------------------------------------------------------------
     def refusal_for(self, wire: Any, code: str) -> Signed[PaymentRefusal]:
@@ -269,3 +288,8 @@ def _guess_quote(wire: Any) -> str:
     if isinstance(wire, dict) and isinstance(wire.get("quote"), dict) and isinstance(wire["quote"].get("body"), dict):
         return _short_text(wire["quote"]["body"].get("quote_id")) or "unknown"
     return "unknown"
+
+
+def _canonical(wire: Any) -> bytes:
+    """Canonical bytes of a body already checked by ``parse_json`` (no floats, no NaN): sorted keys, compact."""
+    return json.dumps(wire, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()

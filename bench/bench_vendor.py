@@ -1,0 +1,149 @@
+"""Vendor payment endpoint throughput: ``pay_endpoint_ratio`` (target >= 0.5).
+
+A real broker (thread) and a real vendor (uvicorn in a subprocess, durable group commit) run on loopback. Four
+client threads, each with its own requests.Session and its own chain already held by the vendor, send 10-coin
+payments (``POST /v1/payments``, every receipt durable on disk before it is sent) and, interleaved in the same run,
+the same bodies to the plain JSON echo (``POST /v1/echo``). Payments and their quotes are prepared before timing,
+so the clients only send bytes. Per repetition each phase sends ``PER_CLIENT`` requests per client;
+``pay_endpoint_ratio`` = the median over repetitions of payments/s divided by echo/s of the same repetition;
+the raw rates are medians too.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import requests
+
+from netpay.keys import load_or_create_key
+from netpay_web.live import free_port
+from tests.support.broker import start_broker
+from tests.support.vendor import CARDS, buy_chain, make_payment
+from vendor_stub.service import key_path
+
+CLIENTS = 4
+PER_CLIENT = 30
+REPETITIONS = 9
+ITEM = "thank-you-sunrise"  # 10 cents = 10 coins of 1 cent
+HEADERS = {"Content-Type": "application/json"}
+
+
+def _start_vendor(broker_url: str, data_dir: Path, port: int) -> subprocess.Popen[bytes]:
+    env = dict(
+        os.environ,
+        NETPAY_VENDOR_PORT=str(port),
+        NETPAY_VENDOR_DATA_DIR=str(data_dir),
+        NETPAY_VENDOR_BROKER=broker_url,
+        NETPAY_VENDOR_CATALOG=str(CARDS),
+        NETPAY_VENDOR_VENDOR_ID="bench-cards",
+    )
+    cmd = [sys.executable, "-m", "vendor_stub.cli", "serve", "--name", "Paper Lantern Cards"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(f"http://127.0.0.1:{port}/v1/info", timeout=2).status_code == 200:
+                return proc
+        except requests.RequestException:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("vendor did not start")
+
+
+def _phase(url: str, bodies: list[list[bytes]], sessions: list[requests.Session]) -> float:
+    """Send each client's bodies from its own thread; return requests per second over the whole phase."""
+    barrier = threading.Barrier(len(bodies) + 1)
+    errors: list[str] = []
+
+    def client(i: int) -> None:
+        s = sessions[i]
+        barrier.wait()
+        for body in bodies[i]:
+            r = s.post(url, data=body, headers=HEADERS, timeout=30)
+            if r.status_code != 200:
+                errors.append(r.text[:200])
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(len(bodies))]
+    for t in threads:
+        t.start()
+    barrier.wait()
+    start = time.perf_counter()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - start
+    if errors:
+        raise RuntimeError(f"{len(errors)} requests failed, first: {errors[0]}")
+    return sum(len(b) for b in bodies) / elapsed
+
+
+def run() -> dict[str, float | int]:
+    with tempfile.TemporaryDirectory(prefix="bench-vendor-") as tmp:
+        root = Path(tmp)
+        broker = start_broker(root / "broker")
+        port = free_port()
+        key = load_or_create_key(key_path(root / "vendor"))
+        broker.register_vendor("bench-cards", key, api_url=f"http://127.0.0.1:{port}")
+        proc = _start_vendor(broker.url, root / "vendor", port)
+        url = f"http://127.0.0.1:{port}"
+        sessions = [requests.Session() for _ in range(CLIENTS)]
+        try:
+            need = PER_CLIENT * REPETITIONS + 1
+            chains = [buy_chain(broker, n=10 * need + 10, coin_value=1) for _ in range(CLIENTS)]
+
+            def quote(s: requests.Session) -> dict[str, Any]:
+                r = s.post(f"{url}/v1/quotes", json={"item_id": ITEM}, timeout=30)
+                r.raise_for_status()
+                q: dict[str, Any] = r.json()["quote"]
+                return q
+
+            # first payment on each chain: the vendor claims custody at the broker (not timed)
+            for i, (cert, trav) in enumerate(chains):
+                r = sessions[i].post(f"{url}/v1/payments", json=make_payment(quote(sessions[i]), [(cert, trav, 10)]))
+                r.raise_for_status()
+            pay_bodies = [
+                [
+                    json.dumps(make_payment(quote(sessions[i]), [(cert, trav, 10)])).encode()
+                    for _ in range(PER_CLIENT * REPETITIONS)
+                ]
+                for i, (cert, trav) in enumerate(chains)
+            ]
+            pay_rates: list[float] = []
+            echo_rates: list[float] = []
+            _phase(f"{url}/v1/echo", [b[:10] for b in pay_bodies], sessions)  # warm-up
+            for rep in range(REPETITIONS):
+                chunk = [b[rep * PER_CLIENT : (rep + 1) * PER_CLIENT] for b in pay_bodies]
+                echo_rates.append(_phase(f"{url}/v1/echo", chunk, sessions))
+                pay_rates.append(_phase(f"{url}/v1/payments", chunk, sessions))
+            pay = statistics.median(pay_rates)
+            echo = statistics.median(echo_rates)
+            ratio = statistics.median(p / e for p, e in zip(pay_rates, echo_rates, strict=True))
+            return {
+                "pay_endpoint_ratio": round(ratio, 3),
+                "pay_endpoint_rps": round(pay, 1),
+                "echo_endpoint_rps": round(echo, 1),
+            }
+        finally:
+            for s in sessions:
+                s.close()
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+            broker.stop()
+
+
+if __name__ == "__main__":
+    print(json.dumps(run(), indent=2))
