@@ -57,3 +57,23 @@ def test_buy_in_chromium_prompt_then_allowance_then_no_wallet(handoff: CallbackS
         page.wait_for_selector(".np-buy[data-netpay-state='no_wallet']", timeout=10000)
         assert page.is_visible("[data-netpay-hint]")
         assert page.locator("article.paid").count() == 0
+
+
+def test_page_api_available_and_declined_purchase(handoff: CallbackServer, vendor: RunningVendor) -> None:
+    coordinator = handoff.coordinator
+    coordinator.on_prompt = lambda prompt: coordinator.decline(prompt.prompt_id)
+    with chromium() as browser:
+        page = browser.new_page()
+        page.add_init_script(f"window.netpayConfig = {{walletUrl: {handoff.url!r}}};")
+        page.goto(f"{vendor.url}/items/harbour-bridge-reopens")
+        assert page.evaluate("netpay.available()") is True
+        outcome = page.evaluate(
+            "netpay.buy({itemId: 'harbour-bridge-reopens', quoteUrl: '/v1/quotes'})"
+            ".then(r => 'paid ' + r.accessToken, e => e.code)"
+        )
+        assert outcome == "declined"
+        page.click(".np-buy")
+        page.wait_for_selector(".np-buy[data-netpay-state='declined']", timeout=10000)
+        assert "declined" in page.inner_text(".np-status")
+        assert page.locator("article.paid").count() == 0
+    assert coordinator.pending_prompts() == []
