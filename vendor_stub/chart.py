@@ -56,22 +56,23 @@ def earnings_by_day(store: Store, days: int, today: dt.date) -> list[DayEarnings
     return out
 
 
-def _nice_max(value: int) -> int:
-    if value <= 5:
-        return 5
-    magnitude = 10 ** (len(str(value)) - 1)
-    for step in (1, 2, 2.5, 5, 10):
-        top = int(step * magnitude)
-        if top >= value:
-            return top
-    return value
+def _ticks(peak: int) -> list[int]:
+    """Round axis ticks from 0 to at least ``peak``: steps of 1, 2 or 5 times a power of ten, at most 6 steps."""
+    step = 1
+    while True:
+        for mult in (1, 2, 5):
+            if step * mult * 6 >= peak:
+                size = step * mult
+                return [size * i for i in range(max(1, -(-peak // size)) + 1)]
+        step *= 10
 
 
 def render_chart(days: list[DayEarnings], width: int = 760, height: int = 280) -> str:
     """An accessible SVG grouped bar chart: one group per day, one bar per series, with axis and labels."""
     left, right, top, bottom = 44, 12, 16, 36
     plot_w, plot_h = width - left - right, height - top - bottom
-    peak = _nice_max(max((max(d.taken, d.redeemed, d.pending, d.rejected) for d in days), default=0))
+    ticks = _ticks(max((max(d.taken, d.redeemed, d.pending, d.rejected) for d in days), default=0))
+    peak = ticks[-1]
     group_w = plot_w / max(len(days), 1)
     bar_w = max(2.0, (group_w * 0.8) / len(SERIES))
     parts = [
@@ -79,9 +80,8 @@ def render_chart(days: list[DayEarnings], width: int = 760, height: int = 280) -
         f'xmlns="http://www.w3.org/2000/svg" preserveAspectRatio="xMidYMid meet">',
         '<title id="chart-title">Coins per day: taken, redeemed, pending, rejected</title>',
     ]
-    for i in range(5):
-        value = peak * i // 4
-        y = top + plot_h - plot_h * i / 4
+    for value in ticks:
+        y = top + plot_h - plot_h * value / peak
         parts.append(f'<line x1="{left}" x2="{width - right}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>')
         parts.append(f'<text x="{left - 6}" y="{y + 4:.1f}" class="axis" text-anchor="end">{value}</text>')
     for gi, d in enumerate(days):
