@@ -6,8 +6,9 @@ Journal rules (what keeps coins from being lost or spent twice):
    transaction that persists the advanced traversal state, **before** any payword leaves the process.
 2. A receipt signed by the certified vendor key turns it ``settled``.
 3. A refusal turns it ``released`` only when the error carries ``details.refusal``, a ``PaymentRefusal`` signed by
-   the vendor for this payment id; the chain may then be rewound to the index the vendor says it holds. Any other
-   refusal leaves it ``burned``: its indexes are never used again.
+   the vendor for this payment id: the vendor proves it recorded nothing, so the chain is rewound to the segment's
+   start (or to the index the vendor says it holds, if higher). Any other refusal leaves it ``burned``: its
+   indexes are never used again.
 4. Network failures leave it ``pending``; :meth:`PaymentEngine.recover` re-sends the same JSON (the vendor answers
    idempotently) or asks ``GET /v1/payments/{id}``.
 """
@@ -258,12 +259,11 @@ class PaymentEngine:
             resynced = False
             with self.vault.tx() as c:
                 for seg in c.execute("SELECT * FROM spend_segments WHERE payment_id = ?", (payment_id,)).fetchall():
-                    h = held.get(seg["chain_id"])
-                    if h is None:  # the vendor does not hold the chain: keep its indexes burned
-                        continue
+                    h = held.get(seg["chain_id"])  # None: the vendor does not hold the chain
                     pos = c.execute("SELECT position FROM chains WHERE chain_id = ?", (seg["chain_id"],)).fetchone()[0]
-                    target = max(h, seg["from_index"]) if pos == seg["to_index"] else max(pos, h)
-                    resynced = resynced or h > seg["from_index"]
+                    floor = seg["from_index"] if h is None else max(h, seg["from_index"])
+                    target = floor if pos == seg["to_index"] else max(pos, h or 0)
+                    resynced = resynced or (h is not None and h > seg["from_index"])
                     if target != pos:
                         self.book.move_to(c, seg["chain_id"], target)
                     if target < seg["to_index"]:
@@ -271,7 +271,10 @@ class PaymentEngine:
                             "UPDATE spend_segments SET rewound = 1 WHERE payment_id = ? AND chain_id = ?",
                             (payment_id, seg["chain_id"]),
                         )
-                    c.execute("UPDATE chains SET holder = ? WHERE chain_id = ?", (row["vendor_id"], seg["chain_id"]))
+                    if h is not None:
+                        c.execute(
+                            "UPDATE chains SET holder = ? WHERE chain_id = ?", (row["vendor_id"], seg["chain_id"])
+                        )
                 c.execute(
                     "UPDATE spends SET status = 'released', error_code = ?, updated_at = ? WHERE payment_id = ?",
                     (exc.code, int(self.clock()), payment_id),

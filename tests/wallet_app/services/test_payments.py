@@ -198,3 +198,61 @@ def test_backup_restore_resyncs_chains_before_spending(
     assert seg.from_index == 15 and seg.to_index == 20
     (chain,) = w.list_chains()
     assert not chain.needs_resync and chain.position == 20
+
+
+def test_signed_refusal_releases_coins_forged_one_burns_them(
+    wallet: WalletService, broker: RunningBroker, vendor_factory: Any, tmp_path: Path
+) -> None:
+    import time
+
+    from netpay.errors import QuoteExpired
+    from netpay.keys import SigningKey
+    from netpay.messages import PaymentRefusal
+    from netpay.signed import Signed
+
+    fund(wallet, broker.url, chains=1, coins=50)
+    hasty = vendor_factory(quote_ttl_s=1, data_dir=tmp_path / "hasty")
+    q, c = quote_for(hasty.url, ITEM)
+    time.sleep(2.2)  # expired for the vendor; the wallet's clock is set back so it still sends it
+    issued = q["body"]["issued_at"]
+    wallet.clock = wallet.payments.clock = lambda: issued  # type: ignore[method-assign]
+    checked = wallet.check_quote(q, c, hasty.url)
+    failed: list[str] = []
+    wallet.events.payment_failed.append(lambda pid, code, msg: failed.append(code))
+    with pytest.raises(QuoteExpired) as info:
+        wallet.pay_quote(checked.quote, checked.vendor_certificate, hasty.url, "prompt")
+    refusal = Signed.from_wire(info.value.details["refusal"], PaymentRefusal)
+    assert failed == ["quote_expired"]
+    (chain,) = wallet.list_chains()
+    assert (chain.position, chain.burned, chain.unspent) == (0, 0, 50)  # released: the coins are back
+    assert [e.status for e in wallet.activity() if e.kind == "payment"] == ["released"]
+
+    # A refusal not signed by the certified vendor key proves nothing: the indexes stay burned.
+    hasty.stop()
+    wallet.clock = wallet.payments.clock = time.time  # type: ignore[method-assign]
+    q2, c2 = quote_for(vendor_factory(data_dir=tmp_path / "other", name="Second Planet").url, ITEM)
+    checked = wallet.check_quote(q2, c2, None)
+    wallet.payments.vendor_client = lambda url: _Refuser(refusal, SigningKey.generate())  # type: ignore[assignment]
+    with pytest.raises(QuoteExpired):
+        wallet.pay_quote(checked.quote, checked.vendor_certificate, None, "prompt")
+    (chain,) = wallet.list_chains()
+    assert (chain.position, chain.burned, chain.unspent) == (5, 5, 45)
+    assert wallet.balance()[0].unspent == _eur(45)
+
+
+class _Refuser:
+    """A vendor stand-in answering every payment with a refusal signed by the wrong key."""
+
+    def __init__(self, template: Any, key: Any) -> None:
+        self.template, self.key = template, key
+
+    def pay(self, wire: dict[str, Any], url: str | None = None) -> dict[str, Any]:
+        import dataclasses
+
+        from netpay.errors import QuoteExpired
+        from netpay.signed import Signed
+
+        body = dataclasses.replace(
+            self.template.body, payment_id=wire["payment_id"], vendor_id=wire["quote"]["body"]["vendor_id"]
+        )
+        raise QuoteExpired(refusal=Signed.sign(body, self.key).to_wire())
