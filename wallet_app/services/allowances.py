@@ -71,4 +71,4 @@ class AllowanceBook:
         r = self.vault.one("SELECT * FROM allowances WHERE vendor_id = ?", (vendor_id,))
         if r is None or r["currency"] != price.currency or price.amount > r["max_amount"]:
             return False
-        return self.spent_today(vendor_id, price.currency).amount + price.amount <= r["daily_amount"]
+        return bool(self.spent_today(vendor_id, price.currency).amount + price.amount <= r["daily_amount"])
