@@ -9,7 +9,7 @@ from broker_stub.core import BrokerCore, request_hash
 from broker_stub.errors import ReplayedRequest
 from broker_stub.points import verify_point
 from broker_stub.vendors import VendorService, parse_signed
-from netpay.errors import Forbidden, NetPayError, NotFound, Revoked
+from netpay.errors import CertificateExpired, Forbidden, NetPayError, NotFound, Revoked
 from netpay.messages import CustodyClaim, SpendReport
 
 __all__ = ["CustodyService"]
@@ -34,7 +34,7 @@ class CustodyService:
             if chain["revoked"] or chain["status"] != "active":
                 raise Revoked("this chain is closed or revoked", chain_id=cid, status=chain["status"])
             if chain["expires_at"] <= self.core.now():
-                raise Revoked("this chain's certificate has expired", chain_id=cid)
+                raise CertificateExpired("this chain's coin certificate has expired", chain_id=cid)
             self.vendors.use_nonce(c, claim.vendor_id, claim.nonce, claim.claimed_at)
             previous = None
             if chain["custodian"] is not None and chain["custodian"] != claim.vendor_id:

@@ -10,7 +10,7 @@ from broker_stub.core import BrokerCore
 from broker_stub.ledger import Leg
 from broker_stub.messages import VendorRequest
 from broker_stub.vendors import VendorService, parse_signed
-from netpay.errors import Conflict, Forbidden, InsufficientFunds
+from netpay.errors import Conflict, Forbidden, InsufficientFunds, NotFound
 
 __all__ = ["PayoutService"]
 
@@ -31,7 +31,8 @@ class PayoutService:
         return req
 
     def account(self, vendor_id: str) -> dict[str, Any]:
-        self.vendors.vendor_row(vendor_id)
+        if self.core.db.one("SELECT 1 FROM vendors WHERE vendor_id = ?", (vendor_id,)) is None:
+            raise NotFound("no such vendor", vendor_id=vendor_id)
         with self.core.db.lock:
             conn = self.core.db.conn
             payable = -ledger.balance_of(conn, "vendor_payables", vendor_id)

@@ -10,7 +10,7 @@ from typing import Any
 from broker_stub.core import BrokerCore
 from broker_stub.errors import ReplayedRequest, StaleRequest
 from netpay.encoding import FieldReader
-from netpay.errors import Conflict, MalformedMessage, NotFound, Revoked, UntrustedSigner
+from netpay.errors import CertificateExpired, Conflict, MalformedMessage, NotFound, Revoked, UntrustedSigner
 from netpay.keys import VerifyKey
 from netpay.messages import VendorCertificate
 from netpay.signed import Body, Signed
@@ -95,9 +95,12 @@ class VendorService:
         return cert
 
     def vendor_row(self, vendor_id: str) -> sqlite3.Row:
+        """The registered vendor; unknown → ``untrusted_signer``, certificate past its expiry → ``expired``."""
         row = self.core.db.one("SELECT * FROM vendors WHERE vendor_id = ?", (vendor_id,))
         if row is None:
             raise UntrustedSigner("no vendor is registered with this id", vendor_id=vendor_id)
+        if json.loads(row["certificate"])["body"]["expires_at"] <= self.core.now():
+            raise CertificateExpired("this vendor's certificate has expired; register it again", vendor_id=vendor_id)
         return row
 
     def check_signed(self, signed: Signed[Any], vendor_id: str, at: int) -> sqlite3.Row:
