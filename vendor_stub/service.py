@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from pathlib import Path
 
@@ -53,6 +54,8 @@ class Vendor:
         self.desk = PaymentDesk(self.store, self.trust, self.book, self.key, self.vendor_id, self.catalog,
                                 self.tokens, self.now, self.reporter.poke)  # fmt: skip
         self._started = False
+        self._stop = threading.Event()
+        self._revocations: threading.Thread | None = None
 
     def now(self) -> int:
         """Seconds since the epoch (plus a test offset, to exercise expiry)."""
@@ -71,8 +74,19 @@ class Vendor:
         if self.settings.background:
             self.reporter.start()
             self.redeemer.start()
+            self._revocations = threading.Thread(target=self._refresh_revocations, name="vendor-revocations",
+                                                 daemon=True)  # fmt: skip
+            self._revocations.start()
+
+    def _refresh_revocations(self) -> None:
+        every = self.settings.revocation_refresh_s
+        while not self._stop.wait(every):
+            self.trust.maybe_refresh_revocations(every)
 
     def close(self) -> None:
+        self._stop.set()
+        if self._revocations is not None:
+            self._revocations.join(timeout=10)
         self.reporter.stop()
         self.redeemer.stop()
         self.store.close()

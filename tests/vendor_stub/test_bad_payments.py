@@ -233,3 +233,26 @@ def test_malformed_payment_fields(shop: Shop) -> None:
 
 def test_wrong_media_type(shop: Shop) -> None:
     refused(shop, None, 415, "unsupported_media_type", raw=b"{}", headers={"Content-Type": "text/plain"})
+
+
+def test_revocation_list_is_refreshed_in_the_background(tmp_path: Path) -> None:
+    broker = start_broker(tmp_path / "broker")
+    vendor = start_vendor(broker, tmp_path / "vendor", revocation_refresh_s=0.2)
+    try:
+        c = buy_known_chain(broker)
+        assert vendor.pay(payment_of(vendor.quote("night-market-returns"), c.segment(0, 3))).status_code == 200
+        closed = broker.session.post(f"{broker.url}/v1/chains/{c.cert.body.chain_id.hex()}/close", json={},
+                                     headers={"Authorization": f"Bearer {c.token}"})  # fmt: skip
+        assert closed.status_code == 200
+        import time
+
+        deadline = time.monotonic() + 10
+        while c.cert.body.chain_id not in vendor.vendor.trust.revoked_chains and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert c.cert.body.chain_id in vendor.vendor.trust.revoked_chains
+        # the broker's close also asked this vendor, the custodian, for its final index
+        row = vendor.vendor.store.one("SELECT status, released_to FROM chains")
+        assert row is not None and (row["status"], row["released_to"]) == ("closed", "broker")
+    finally:
+        vendor.stop()
+        broker.stop()
