@@ -69,11 +69,19 @@ class _Runtime:
         self.channel: Any = None
 
     def start_callback(self) -> None:
+        self.make_coordinator()
+        self.start_server()
+
+    def make_coordinator(self) -> None:
         from wallet_app.callback.coordinator import PurchaseCoordinator
-        from wallet_app.callback.server import CallbackServer
         from wallet_app.callback.services_adapter import ServicesWalletPort
 
         self.coordinator = PurchaseCoordinator(ServicesWalletPort(self.service))
+
+    def start_server(self) -> None:
+        """Start the browser callback (blocks until it listens; raises PortInUse when the port is taken)."""
+        from wallet_app.callback.server import CallbackServer
+
         if self.args.no_callback:
             return
         port = self.args.callback_port
@@ -192,10 +200,7 @@ def _run_gui(rt: _Runtime) -> int:
     from wallet_app.gui.bridge import Bridge
 
     app = create_application(sys.argv[:1])
-    try:
-        rt.start_callback()
-    except Exception as exc:  # a taken port must not keep the wallet from opening; say why
-        print(f"netpay-wallet: the browser callback did not start: {exc}", file=sys.stderr)
+    rt.make_coordinator()
     bridge = Bridge()
     backend = GuiBackend(rt.service, bridge, events=rt.events, coordinator=rt.coordinator, data_dir=rt.data_dir)
 
@@ -203,19 +208,26 @@ def _run_gui(rt: _Runtime) -> int:
         if os.environ.get("NETPAY_WALLET_REPORT_SHOWN"):
             print(SHOWN_MARKER, flush=True)
 
-    windows = WalletWindows(
-        backend,
-        rt.data_dir,
-        demo_broker_url=rt.args.broker_url,
-        on_main_shown=shown,
-        callback_url=rt.server.url if rt.server is not None else "",
-    )
+    windows = WalletWindows(backend, rt.data_dir, demo_broker_url=rt.args.broker_url, on_main_shown=shown)
+
+    def serve() -> None:
+        # The callback (uvicorn) starts beside the windows, so the wallet opens without waiting for it.
+        try:
+            rt.start_server()
+        except Exception as exc:  # a taken port must not keep the wallet from opening; say why
+            print(f"netpay-wallet: the browser callback did not start: {exc}", file=sys.stderr)
+            bridge.callback_state.emit("", str(exc))
+        else:
+            bridge.callback_state.emit(rt.server.url if rt.server is not None else "", "")
+
+    bridge.callback_state.connect(windows.set_callback_state)
     signal.signal(signal.SIGINT, lambda *_: app.quit())
     signal.signal(signal.SIGTERM, lambda *_: app.quit())
     keepalive = QTimer()  # lets Python handle signals while Qt's loop runs
     keepalive.start(250)
     keepalive.timeout.connect(lambda: None)
     windows.start()
+    threading.Thread(target=serve, name="wallet-callback-start", daemon=True).start()
     code = app.exec()
     windows.shutdown()
     return int(code)

@@ -76,6 +76,7 @@ class WalletWindows(QObject):
         self.demo_broker_url = demo_broker_url
         self.on_main_shown = on_main_shown
         self.callback_url = callback_url
+        self.callback_error = ""
         self.qsettings = QSettings(str(data_dir / "gui.ini"), QSettings.Format.IniFormat)
         self.window: MainWindow | None = None
         self.wizard: FirstRunWizard | None = None
@@ -156,9 +157,20 @@ class WalletWindows(QObject):
         return self.window
 
     # --- events ----------------------------------------------------------------------------------------------
+    def set_callback_state(self, url: str, error: str) -> None:
+        """The browser callback is listening on ``url`` (or did not start: ``error``)."""
+        self.callback_url = url
+        self.callback_error = error
+        self._status()
+
     def _status(self) -> None:
         if self.window is not None:
-            where = self.tr("Browser hand-off on %1").replace("%1", self.callback_url) if self.callback_url else ""
+            if self.callback_error:
+                where = self.tr("Browser hand-off off: %1").replace("%1", self.callback_error)
+            elif self.callback_url:
+                where = self.tr("Browser hand-off on %1").replace("%1", self.callback_url)
+            else:
+                where = ""
             pending = self.prompts.pending
             waiting = self.tr("%n purchase(s) waiting", "", pending) if pending else ""
             self.window.set_status("  ·  ".join(t for t in (where, waiting) if t))

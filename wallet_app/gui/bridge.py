@@ -62,6 +62,7 @@ class Bridge(QObject):
     vault_unlocked = Signal()
     unlock_requested = Signal()  # a page asked to buy while the wallet is locked
     busy_changed = Signal(int)
+    callback_state = Signal(str, str)  # (callback URL, error) once the browser callback started or failed
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
