@@ -14,6 +14,7 @@ from netpay.encoding import canonical_json, parse_json
 from netpay.errors import (
     AuthenticationRequired,
     Conflict,
+    IdempotencyConflict,
     MalformedMessage,
     NetPayError,
     NotFound,
@@ -199,6 +200,8 @@ class BrokerDesk:
             "length": coins,
             "coin_value": coin_value.to_json(),
         }
+        if card is not None:  # kept (encrypted) until the purchase completes, so a retry is the identical request
+            body["card"] = card
         now = int(self.clock())
         with self.lock, self.vault.tx(durable=True) as c:
             c.execute(
@@ -213,21 +216,21 @@ class BrokerDesk:
             )  # fmt: skip
         crash_point("buy_after_journal")
         report(BuyProgress("sending", 1, 3))
-        self._complete_buy(chain_id.hex(), card)
+        self._complete_buy(chain_id.hex())
         report(BuyProgress("done", 3, 3))
         return next(s for s in self.book.summaries() if s.chain_id == chain_id.hex())
 
-    def _complete_buy(self, chain_id: str, card: dict[str, Any] | None) -> None:
+    def _complete_buy(self, chain_id: str) -> None:
         with self.lock:
             row = self.vault.one("SELECT * FROM chains WHERE chain_id = ?", (chain_id,))
         body = parse_json(row["request_json"])
-        if card is not None:
-            body["card"] = card
         broker_id = row["broker_id"]
         try:
             answer = self.call(broker_id, lambda c, t: c.create_chain(t, row["idempotency_key"], body))
         except PeerUnavailable:
             raise  # stays 'buying'; recover_buys() retries with the same idempotency key
+        except (IdempotencyConflict, Conflict):
+            raise  # cannot happen for the identical request; keep the chain for a later look rather than lose it
         except NetPayError:
             with self.lock, self.vault.tx() as c:  # refused: nothing was charged
                 c.execute("DELETE FROM chains WHERE chain_id = ? AND status = 'buying'", (chain_id,))
@@ -237,15 +240,21 @@ class BrokerDesk:
         cc = cert.require_signer(self.trust.keys[broker_id])
         if (
             cc.chain_id.hex() != chain_id
-            or cc.touchstone.hex() != parse_json(row["request_json"])["touchstone"]
+            or cc.touchstone.hex() != body["touchstone"]
             or cc.length != row["length"]
             or cc.coin_value != Money(row["coin_amount"], row["currency"])
         ):
             raise MalformedMessage("the broker certified another chain than the one sent")
         with self.lock, self.vault.tx() as c:
             c.execute(
-                "UPDATE chains SET status = 'active', certificate_json = ?, expires_at = ? WHERE chain_id = ?",
-                (canonical_json(cert.to_wire()).decode(), cc.expires_at, chain_id),
+                """UPDATE chains SET status = 'active', certificate_json = ?, expires_at = ?, request_json = ?
+                   WHERE chain_id = ?""",
+                (
+                    canonical_json(cert.to_wire()).decode(),
+                    cc.expires_at,
+                    canonical_json({k: v for k, v in body.items() if k != "card"}).decode(),
+                    chain_id,
+                ),
             )
 
     def recover_buys(self) -> int:
@@ -255,7 +264,7 @@ class BrokerDesk:
         done = 0
         for cid in ids:
             try:
-                self._complete_buy(cid, None)
+                self._complete_buy(cid)
                 done += 1
             except NetPayError:
                 continue
