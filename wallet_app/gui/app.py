@@ -222,8 +222,10 @@ class WalletWindows(QObject):
         QCoreApplication.quit()
 
     def shutdown(self) -> None:
-        """Stop timers and wait for background work (before the services close)."""
+        """Save the window geometry, stop timers and wait for background work (before the services close)."""
         self.idle_timer.stop()
+        if self.window is not None:
+            self.window.save_geometry()
         app = QCoreApplication.instance()
         if app is not None:
             app.removeEventFilter(self._filter)
