@@ -257,3 +257,43 @@ def test_auto_lock_forgets_secrets(tmp_path: Path) -> None:
     w.unlock()
     assert w.balance() == []
     w.close()
+
+
+def test_rekey_interrupted_before_the_header_is_replaced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    kr = MemoryKeyring()
+    d = tmp_path / "w"
+    w = new_wallet(d, keyring=kr, passphrase="old words")
+    w.set_setting("n", 7)
+    rekey = w.vault.rekey
+
+    def rekey_then_die(key: bytes) -> None:
+        rekey(key)
+        raise SystemExit("power cut")
+
+    monkeypatch.setattr(w.vault, "rekey", rekey_then_die)
+    with pytest.raises(SystemExit):
+        w.change_passphrase("new words", old_passphrase="old words")
+    assert (d / "vault.json.next").exists()
+    w.close()
+    w = _service(d, kr)
+    with pytest.raises(WrongKey):
+        w.unlock("old words")  # the database was already re-keyed
+    w.unlock("new words")  # finishes the job from vault.json.next
+    assert w.get_setting("n") == 7 and not (d / "vault.json.next").exists()
+    w.close()
+    w = _service(d, kr)
+    w.unlock("new words")
+    w.close()
+
+
+def test_idle_watch_thread_locks(tmp_path: Path) -> None:
+    import time
+
+    w = new_wallet(tmp_path / "w")
+    w.set_setting("auto_lock_s", 1)
+    w.start_idle_watch(interval_s=0.1)
+    deadline = time.monotonic() + 5
+    while w.state == "unlocked" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert w.state == "locked"
+    w.close()
