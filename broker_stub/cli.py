@@ -17,7 +17,7 @@ from netpay.errors import NetPayError
 
 __all__ = ["main"]
 
-_COMMANDS = ("serve", "register-vendor", "audit", "operator-token")
+_COMMANDS = ("serve", "register-vendor", "revoke-vendor", "audit", "operator-token")
 
 
 def _env(name: str, default: str | None = None) -> str | None:
@@ -56,6 +56,9 @@ def _parser() -> argparse.ArgumentParser:
     reg.add_argument("--origin", action="append", required=True, help="web origin (repeatable)")
     reg.add_argument("--api-url", required=True)
     reg.add_argument("--payment-url", required=True)
+    rev = sub.add_parser("revoke-vendor", help="put a vendor on the revocation list")
+    _common(rev)
+    rev.add_argument("--vendor-id", required=True)
     audit = sub.add_parser("audit", help="print the trial balance; exit 1 if it does not balance")
     _common(audit)
     tok = sub.add_parser("operator-token", help="print the operator token")
@@ -101,6 +104,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             report = audit_report(broker.core)
             print(json.dumps(report, indent=2))
             return 0 if report["balanced"] else 1
+        if args.command == "revoke-vendor":
+            try:
+                print(json.dumps(broker.vendors.revoke(args.vendor_id)))
+            except NetPayError as exc:
+                print(json.dumps(exc.to_body()), file=sys.stderr)
+                return 2
+            return 0
         data = {
             "vendor_id": args.vendor_id,
             "display_name": args.name,

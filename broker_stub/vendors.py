@@ -85,6 +85,19 @@ class VendorService:
             )
         return 201, {"certificate": cert}
 
+    def revoke(self, vendor_id: str, reason: str = "operator") -> dict[str, Any]:
+        """Put a vendor on the revocation list: its certificate and signed requests are refused from now on."""
+        from broker_stub.revocation import revoke
+
+        with self.core.db.tx() as c:
+            if c.execute("SELECT 1 FROM vendors WHERE vendor_id = ?", (vendor_id,)).fetchone() is None:
+                raise NotFound("no such vendor", vendor_id=vendor_id)
+            revoke(c, "vendor", vendor_id, reason, self.core.now())
+            serial = c.execute(
+                "SELECT serial FROM revocations WHERE kind = 'vendor' AND ident = ?", (vendor_id,)
+            ).fetchone()[0]
+        return {"vendor_id": vendor_id, "revoked": True, "serial": int(serial)}
+
     def certificate(self, vendor_id: str) -> dict[str, Any]:
         row = self.core.db.one("SELECT certificate, revoked FROM vendors WHERE vendor_id = ?", (vendor_id,))
         if row is None:

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from broker_stub.openapi import ERRORS, HEX, body, obj, signed
 from broker_stub.routers.deps import broker_of, json_body, reply, require_operator, run
 from netpay.encoding import parse_json
-from netpay.errors import AuthenticationRequired
+from netpay.errors import AuthenticationRequired, MalformedMessage
 
 router = APIRouter(tags=["vendors"], responses=ERRORS)
 
@@ -37,6 +37,21 @@ async def register(request: Request, x_operator_token: str | None = Header(None)
     require_operator(request, x_operator_token)
     data = await json_body(request)
     return reply(await run(broker_of(request).vendors.register, data))
+
+
+@router.post(
+    "/v1/vendors/{vendor_id}/revoke",
+    summary="Revoke a vendor (operator)",
+    openapi_extra=body({"type": "object", "additionalProperties": False}),
+)
+async def revoke(
+    request: Request, vendor_id: str = _VENDOR_ID, x_operator_token: str | None = Header(None)
+) -> dict[str, Any]:
+    require_operator(request, x_operator_token)
+    if await request.body() and await json_body(request) != {}:
+        raise MalformedMessage("the revoke request body must be {} (or empty)", field="body")
+    result: dict[str, Any] = await run(broker_of(request).vendors.revoke, vendor_id)
+    return result
 
 
 @router.get("/v1/vendors/{vendor_id}/certificate", summary="A vendor's broker-signed certificate")

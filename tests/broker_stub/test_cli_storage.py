@@ -92,3 +92,30 @@ def test_key_broker_id_and_data_survive_restart(tmp_path: Path) -> None:
         assert me["username"] == "alice" and me["balance"]["amount"] == 300
     finally:
         second.stop()
+
+
+def test_revoke_vendor_command(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    assert main(["revoke-vendor", "--data-dir", str(tmp_path), "--vendor-id", "nobody"]) == 2
+    key = SigningKey.generate()
+    main(
+        [
+            "register-vendor",
+            "--data-dir",
+            str(tmp_path),
+            "--vendor-id",
+            "shop",
+            "--name",
+            "Shop",
+            "--public-key",
+            key.public.hex,
+            "--origin",
+            "http://127.0.0.1:8201",
+            "--api-url",
+            "http://127.0.0.1:8201",
+            "--payment-url",
+            "http://127.0.0.1:8201/v1/payments",
+        ]
+    )
+    capsys.readouterr()
+    assert main(["revoke-vendor", "--data-dir", str(tmp_path), "--vendor-id", "shop"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"vendor_id": "shop", "revoked": True, "serial": 1}

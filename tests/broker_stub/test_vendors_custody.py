@@ -157,3 +157,22 @@ def test_spend_report_refusals_and_partial_acceptance(broker: RunningBroker) -> 
     assert len(mixed.json()["accepted"]) == 1 and mixed.json()["rejected"][0]["code"] == "not_found"
     other = vendor.report([(chain_id, 0, index, payword)], report_id="mixed")
     refused(broker, lambda: _report(broker, other), 409, "replayed")
+
+
+def test_revoked_vendor_is_listed_and_refused(broker: RunningBroker) -> None:
+    vendor, cert, _ = _setup(broker)
+    url = f"{broker.url}/v1/vendors/shop/revoke"
+    refused(broker, lambda: broker.session.post(url, json={}), 401, "auth_required")
+    refused(
+        broker,
+        lambda: broker.session.post(
+            f"{broker.url}/v1/vendors/nobody/revoke", json={}, headers={"X-Operator-Token": broker.operator_token}
+        ),
+        404,
+        "not_found",
+    )
+    out = broker.session.post(url, json={}, headers={"X-Operator-Token": broker.operator_token})
+    assert out.status_code == 200 and out.json()["revoked"] is True
+    assert broker.session.get(f"{broker.url}/v1/revocations").json()["body"]["vendors"] == ["shop"]
+    refused(broker, lambda: broker.session.get(f"{broker.url}/v1/vendors/shop/certificate"), 403, "revoked")
+    refused(broker, lambda: _claim(broker, vendor.claim(cert.body.chain_id)), 403, "revoked")
