@@ -1,13 +1,13 @@
 """A realistic session (two vendors, allowances, a returned chain), then a 1280x800 screenshot of every page.
 
-The pictures go to docs/screenshots/ (shown in the README); the test checks what each page shows and that each
-file stays small.
+The pictures go to docs/screenshots/ (shown in the README; rewritten with ``NETPAY_UPDATE_SCREENSHOTS=1``); the test
+checks what each page shows, and ``save_screenshot`` that each is 1280x800 and under 400 KB.
 """
 
 from __future__ import annotations
 
 from netpay.money import Money
-from tests.support.gui import SCREENSHOTS, compose, save_screenshot
+from tests.support.gui import compose, save_screenshot
 from tests.support.vendor import CARDS
 
 ARTICLES = ["harbour-bridge-reopens", "night-market-returns", "observatory-finds-comet", "council-budget-explained"]
@@ -50,7 +50,3 @@ def test_every_page_with_real_purchases(qtbot, gui_wallet, vendor, vendor_factor
         window.show_page(index)
         qtbot.wait(50)
         save_screenshot(compose(window), f"wallet-{name}.png")
-    for name in [*names, "buy", "prompt"]:
-        path = SCREENSHOTS / f"wallet-{name}.png"
-        if path.exists():
-            assert path.stat().st_size < 400_000, f"{path.name} is too large"
