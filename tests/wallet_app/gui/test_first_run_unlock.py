@@ -123,3 +123,25 @@ def test_passphrase_first_run_then_unlock_wrong_then_right(qtbot, gui_wallet, br
     qtbot.waitUntil(window.isVisible, timeout=10000)
     assert gui_wallet.service.state == "unlocked"
     assert not dialog.isVisible()
+
+
+def test_auto_lock_after_idle_then_unlock_from_the_keyring(qtbot, gui_wallet):
+    gui_wallet.set_up_account()
+    gui_wallet.service.set_setting("auto_lock_s", 1)
+    gui_wallet.windows.start()
+    qtbot.waitUntil(
+        lambda: gui_wallet.windows.window is not None and gui_wallet.windows.window.isVisible(), timeout=5000
+    )
+    window = gui_wallet.windows.window
+    qtbot.wait(1200)  # idle longer than the auto-lock time
+    gui_wallet.windows._check_idle()  # what the idle timer calls every 15 s
+    qtbot.waitUntil(
+        lambda: gui_wallet.windows.unlock_dialog is not None and gui_wallet.windows.unlock_dialog.isVisible(),
+        timeout=5000,
+    )
+    assert gui_wallet.service.state == "locked" and not window.isVisible()
+    dialog = gui_wallet.windows.unlock_dialog
+    assert not gui_wallet.service.needs_passphrase()  # the key is in the keyring: Unlock needs no typing
+    qtbot.mouseClick(dialog.action_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(window.isVisible, timeout=5000)
+    assert gui_wallet.service.state == "unlocked"

@@ -44,6 +44,7 @@ def test_every_page_with_real_purchases(qtbot, gui_wallet, vendor, vendor_factor
     assert main_chain.chain_id in {window.coins_page.table.item(r, 0).key for r in range(2)}
     assert window.allowances_page.table.rowCount() == 2
     assert "€0.43 spent" in window.spending_page.total_label.text()
+    assert line.unspent.format() in gui_wallet.windows.tray.tooltip
 
     names = ["coins", "activity", "spending", "allowances", "brokers"]
     for index, name in enumerate(names):

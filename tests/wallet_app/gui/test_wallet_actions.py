@@ -8,6 +8,7 @@ import requests
 from PySide6.QtCore import QObject, QSettings, Qt, QUrl, Slot
 from PySide6.QtGui import QDesktopServices
 
+from tests.support.gui import PASSWORD
 from wallet_app.gui.main_window import MainWindow
 from wallet_app.gui.prompt import PurchasePrompt
 
@@ -62,6 +63,13 @@ def test_return_a_used_chain_and_see_the_refund(qtbot, gui_wallet, vendor):
     assert dialog.refund is not None and dialog.refund.format() == "€1.95"
     assert "€1.95" in dialog.success.text()
     assert [c.status for c in gui_wallet.service.list_chains()] == ["returned"]
+    # The refund arrived on the account at the broker.
+    broker = gui_wallet.broker
+    token = broker.session.post(
+        f"{broker.url}/v1/sessions", json={"username": "alice", "password": PASSWORD}, timeout=5
+    ).json()["token"]
+    account = broker.session.get(f"{broker.url}/v1/account", headers={"Authorization": f"Bearer {token}"}).json()
+    assert account["balance"] == {"amount": 195, "currency": "EUR"}
     dialog.accept()
     qtbot.waitUntil(lambda: window.balance_text() == "—", timeout=5000)
     qtbot.waitUntil(lambda: window.coins_page.table.item(0, 7).text() == "Returned", timeout=5000)
@@ -138,6 +146,14 @@ def test_backup_then_restore_with_wrong_then_right_passphrase(qtbot, gui_wallet,
 
 def test_change_passphrase_settings_and_geometry(qtbot, gui_wallet, tmp_path: Path, monkeypatch):
     window = _ready(qtbot, gui_wallet)
+    # Keyboard shortcuts: Ctrl+2 shows Activity, Ctrl+B opens Buy coins.
+    window.activateWindow()
+    qtbot.keyClick(window, Qt.Key.Key_2, Qt.KeyboardModifier.ControlModifier)
+    assert window.stack.currentWidget() is window.activity_page
+    qtbot.keyClick(window, Qt.Key.Key_B, Qt.KeyboardModifier.ControlModifier)
+    buy = [d for d in window.findChildren(QObject) if type(d).__name__ == "BuyCoinsDialog"]
+    assert len(buy) == 1 and buy[0].isVisible()
+    buy[0].reject()
     assert not gui_wallet.service.needs_passphrase()
     change = window.change_passphrase()
     change.new.setText("short")
