@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 import sqlite3
 from typing import Any
 
@@ -127,9 +128,15 @@ class VendorService:
             raise StaleRequest(f"timestamp is more than {skew} s from the broker's clock", broker_time=self.core.now())
         return row
 
-    @staticmethod
-    def use_nonce(conn: sqlite3.Connection, vendor_id: str, nonce: str, at: int) -> None:
-        """Record a nonce inside the caller's transaction; a nonce seen before raises :class:`ReplayedRequest`."""
+    def use_nonce(self, conn: sqlite3.Connection, vendor_id: str, nonce: str, at: int) -> None:
+        """Record a nonce inside the caller's transaction; a nonce seen before raises :class:`ReplayedRequest`.
+
+        Now and then nonces older than twice the allowed clock skew are dropped: such requests are refused as
+        ``stale`` anyway, so the table stays small."""
+        if secrets.randbelow(256) == 0:
+            conn.execute(
+                "DELETE FROM nonces WHERE at < ?", (self.core.now() - 2 * self.core.settings.max_clock_skew_s,)
+            )
         try:
             conn.execute("INSERT INTO nonces (vendor_id, nonce, at) VALUES (?,?,?)", (vendor_id, nonce, at))
         except sqlite3.IntegrityError:
