@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from netpay.errors import Forbidden, PeerUnavailable, WalletLocked
+from netpay.errors import Forbidden, NetPayError, WalletLocked
 from netpay.messages import Quote, VendorCertificate
 from netpay.money import Money
 from netpay.signed import Signed
@@ -104,7 +104,7 @@ class WalletService:
             self.session.unlock(passphrase)
             self._opened()
         if recover:
-            with contextlib.suppress(PeerUnavailable):
+            with contextlib.suppress(NetPayError):
                 self.recover_pending()
 
     def lock(self) -> None:
@@ -165,7 +165,7 @@ class WalletService:
                     (int(self.clock()), json.dumps({"from": str(path)})),
                 )
         self.events.emit("balance_changed")
-        with contextlib.suppress(PeerUnavailable):  # chains stay marked; they are resynced before being spent
+        with contextlib.suppress(NetPayError):  # chains stay marked; they are resynced before being spent
             self.resync_chains()
 
     # ----- brokers and accounts ---------------------------------------------------------------------------------
@@ -295,7 +295,7 @@ class WalletService:
         self._require()
         self.brokers_desk.recover_buys()
         if self.vault.one("SELECT 1 FROM chains WHERE needs_resync = 1"):
-            with contextlib.suppress(PeerUnavailable):
+            with contextlib.suppress(NetPayError):
                 self.resync_chains()
         finished, _left = self.payments.recover()
         return finished
