@@ -183,21 +183,32 @@ def test_vendor_down_leaves_spend_pending_then_recovers(
     assert wallet.receipt_for(q["body"]["quote_id"], news.vendor_id) is not None
 
 
+@pytest.mark.parametrize("reported", [True, False], ids=["broker-knows", "only-vendor-knows"])
 def test_backup_restore_resyncs_chains_before_spending(
-    funded_wallet: WalletService, vendor: RunningVendor, tmp_path: Path
+    funded_wallet: WalletService, vendor_factory: Any, tmp_path: Path, reported: bool
 ) -> None:
+    """After a restore the chain is moved on before it is spent: from the broker's reported index when the vendor
+    has reported its spends, else from the ``held`` index in the vendor's signed ``index_conflict`` refusal."""
     w = funded_wallet
+    vendor = vendor_factory(background=reported)
     _pay(w, vendor)
     backup = tmp_path / "wallet.backup"
     w.backup(backup, "backup words")
     _pay(w, vendor)
     _pay(w, vendor)  # these 10 coins are unknown to the backup
+    if reported:
+        vendor.vendor.reporter.flush()  # the spends reach the broker now instead of in 0.2 s
+    failures: list[str] = []
+    w.events.payment_failed.append(lambda pid, code, msg: failures.append(code))
     w.restore(backup, "backup words")
+    (chain,) = w.list_chains()
+    assert chain.position == (15 if reported else 5)
     paid = _pay(w, vendor)  # must start at index 15, not at 5
     (seg,) = paid.receipt.body.segments
     assert seg.from_index == 15 and seg.to_index == 20
     (chain,) = w.list_chains()
     assert not chain.needs_resync and chain.position == 20
+    assert failures == ([] if reported else ["index_conflict"])
 
 
 def test_signed_refusal_releases_coins_forged_one_burns_them(
