@@ -128,6 +128,7 @@ class SpendingPage(Page):
         font = QFont()
         font.setPointSize(8)
         axis.setLabelsFont(font)
+        axis.setTitleBrush(text)
 
     def _redraw(self) -> None:
         currency = self.currency.currentText() or "EUR"
