@@ -22,6 +22,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+import sqlcipher3
+
 from netpay.encoding import canonical_json, parse_json
 from netpay.errors import (
     BadSignature,
@@ -161,6 +163,9 @@ class PaymentEngine:
                             "INSERT INTO spend_segments VALUES (?, ?, ?, ?, ?, 0)",
                             (payment_id, s.chain_id.hex(), s.from_index, s.to_index, vc.vendor_id),
                         )
+            except sqlcipher3.IntegrityError:  # another thread journalled this quote first
+                self.book.forget([p.chain_id for p in picks])
+                raise QuoteAlreadyPaid("this quote is already being paid", quote_id=q.quote_id) from None
             except BaseException:
                 self.book.forget([p.chain_id for p in picks])
                 raise

@@ -267,3 +267,30 @@ class _Refuser:
             self.template.body, payment_id=wire["payment_id"], vendor_id=wire["quote"]["body"]["vendor_id"]
         )
         raise QuoteExpired(refusal=Signed.sign(body, self.key).to_wire())
+
+
+def test_same_quote_paid_from_two_threads_is_paid_once(funded_wallet: WalletService, vendor: RunningVendor) -> None:
+    import threading
+
+    w = funded_wallet
+    q, c = quote_for(vendor.url, ITEM)
+    checked = w.check_quote(q, c, vendor.url)
+    outcomes: list[str] = []
+    gate = threading.Barrier(4)
+
+    def pay() -> None:
+        gate.wait()
+        try:
+            w.pay_quote(checked.quote, checked.vendor_certificate, vendor.url, "prompt")
+            outcomes.append("paid")
+        except QuoteAlreadyPaid:
+            outcomes.append("refused")
+
+    threads = [threading.Thread(target=pay) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes) == ["paid", "refused", "refused", "refused"]
+    (chain,) = w.list_chains()
+    assert (chain.settled, chain.burned, chain.unspent) == (5, 0, 195)
