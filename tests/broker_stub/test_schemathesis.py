@@ -6,6 +6,7 @@ operator token half of the time, so the authenticated code paths see generated b
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,7 @@ schemathesis.experimental.OPEN_API_3_1.enable()  # FastAPI writes OpenAPI 3.1
 
 
 @pytest.fixture(scope="module")
-def broker_app(tmp_path_factory: pytest.TempPathFactory) -> FastAPI:
+def broker_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FastAPI]:
     app = create_app(broker_settings(Path(tmp_path_factory.mktemp("schemathesis"))))
     broker = app.state.broker
     account = broker.accounts.register({"username": "fuzz", "password": "fuzz password"})
@@ -30,7 +31,8 @@ def broker_app(tmp_path_factory: pytest.TempPathFactory) -> FastAPI:
         account["account_id"], {"amount": {"amount": 100_000, "currency": "EUR"}, "card": TEST_CARD}, "fuzz"
     )
     app.state.fuzz_token = broker.accounts.login({"username": "fuzz", "password": "fuzz password"})["token"]
-    return app
+    yield app
+    broker.close()
 
 
 @pytest.fixture

@@ -69,6 +69,7 @@ class RunningBroker:
 
     def stop(self) -> None:
         self.server.stop()
+        self.session.close()
         self.broker.close()
 
     # -- client helpers -------------------------------------------------------------------------------------------
