@@ -198,3 +198,25 @@ def test_change_passphrase_settings_and_geometry(qtbot, gui_wallet, tmp_path: Pa
     unlock.passphrase.setText("a new passphrase")
     _finish(qtbot, unlock)
     assert gui_wallet.service.state == "unlocked"
+
+
+def test_add_a_second_broker_by_url_after_comparing_its_fingerprint(qtbot, gui_wallet, broker_factory):
+    window = _ready(qtbot, gui_wallet)
+    second = broker_factory()
+    dialog = window.add_broker()
+    dialog.url.setText("http://127.0.0.1:9")
+    _finish(qtbot, dialog)
+    assert "could not be reached" in dialog.error.text()
+    dialog.url.setText(second.url)
+    dialog.url.textEdited.emit(second.url)
+    _finish(qtbot, dialog)
+    info = requests.get(f"{second.url}/v1/info", timeout=5).json()
+    assert dialog.fingerprint.text() == info["fingerprint"] and dialog.broker_id.text() == second.broker_id
+    _finish(qtbot, dialog)  # not ticked yet
+    assert "compared the fingerprint" in dialog.error.text()
+    assert {b.broker_id: b.trusted for b in gui_wallet.service.brokers()}[second.broker_id] is False
+    dialog.trust.setChecked(True)
+    _finish(qtbot, dialog)
+    assert not dialog.isVisible()
+    assert {b.broker_id: b.trusted for b in gui_wallet.service.brokers()}[second.broker_id] is True
+    qtbot.waitUntil(lambda: window.brokers_page.cards.count() == 2, timeout=5000)
