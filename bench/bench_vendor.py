@@ -25,6 +25,7 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import psutil
 import requests
 
 from netpay.keys import load_or_create_key
@@ -122,13 +123,29 @@ def run() -> dict[str, float | int]:
             pay_rates: list[float] = []
             echo_rates: list[float] = []
             _phase(f"{url}/v1/echo", [b[:10] for b in pay_bodies], sessions)  # warm-up
+            server = psutil.Process(proc.pid)
+            cpu = {"echo": 0.0, "pay": 0.0}
             for rep in range(REPETITIONS):
                 chunk = [b[rep * PER_CLIENT : (rep + 1) * PER_CLIENT] for b in pay_bodies]
+                before = sum(server.cpu_times()[:2])
                 echo_rates.append(_phase(f"{url}/v1/echo", chunk, sessions))
+                middle = sum(server.cpu_times()[:2])
                 pay_rates.append(_phase(f"{url}/v1/payments", chunk, sessions))
+                cpu["echo"] += middle - before
+                cpu["pay"] += sum(server.cpu_times()[:2]) - middle
             pay = statistics.median(pay_rates)
             echo = statistics.median(echo_rates)
-            ratio = statistics.median(p / e for p, e in zip(pay_rates, echo_rates, strict=True))
+            ratios = [p / e for p, e in zip(pay_rates, echo_rates, strict=True)]
+            if os.environ.get("BENCH_VERBOSE"):
+                print("per repetition: pay", [round(p) for p in pay_rates], "echo", [round(e) for e in echo_rates])
+                n = CLIENTS * PER_CLIENT * REPETITIONS
+                print(
+                    "server cpu per request (us): pay",
+                    round(cpu["pay"] / n * 1e6),
+                    "echo",
+                    round(cpu["echo"] / n * 1e6),
+                )
+            ratio = statistics.median(ratios)
             return {
                 "pay_endpoint_ratio": round(ratio, 3),
                 "pay_endpoint_rps": round(pay, 1),

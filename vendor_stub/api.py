@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from typing import Any
 
@@ -13,7 +14,9 @@ from netpay.encoding import FieldReader
 from netpay.errors import NetPayError, NotFound
 from netpay.messages import Quote
 from netpay_web.http import read_json
+from vendor_stub.payments import PreparedPayment
 from vendor_stub.service import Vendor
+from vendor_stub.storage import CommitJob
 
 __all__ = ["ERROR_RESPONSES", "build_api"]
 
@@ -73,6 +76,11 @@ _PAYMENT = {
 }
 
 
+def _resolve(fut: asyncio.Future[BaseException | None], error: BaseException | None) -> None:
+    if not fut.done():
+        fut.set_result(error)
+
+
 def build_api(vendor: Vendor) -> APIRouter:
     """The ``/v1`` routes of one vendor."""
     router = APIRouter(prefix="/v1", responses=ERROR_RESPONSES)
@@ -124,8 +132,34 @@ def build_api(vendor: Vendor) -> APIRouter:
         except NetPayError as exc:
             exc.details["refusal"] = vendor.desk.refusal_for(None, exc.code).to_wire()
             raise
+        # Fast path: a chain already held and free is checked right here in the event loop, and only the durable
+        # commit happens elsewhere (the group-commit writer). Anything that would wait goes to a worker thread.
+        prepared = vendor.desk.pay_fast(data)
+        if prepared is None:
+            answer = await run_in_threadpool(vendor.desk.pay, data)
+        elif isinstance(prepared, dict):
+            answer = prepared
+        else:
+            await _commit(prepared)
+            answer = prepared.answer
         # JSONResponse directly: the receipt is plain JSON already, FastAPI's encoder pass would only cost time.
-        return JSONResponse(await run_in_threadpool(vendor.desk.pay, data))
+        return JSONResponse(answer)
+
+    async def _commit(prepared: PreparedPayment) -> None:
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[BaseException | None] = loop.create_future()
+
+        def committed(job: CommitJob[Any]) -> None:
+            # in the writer thread: update the chains and release their locks even if the client has gone away
+            vendor.desk.finish(prepared, committed=job.error is None)
+            loop.call_soon_threadsafe(_resolve, done, job.error)
+
+        vendor.store.writer.submit(prepared.write, committed)
+        error = await asyncio.shield(done)
+        if isinstance(error, NetPayError):
+            raise vendor.desk.refusal_error(error, prepared.payment.to_wire())
+        if error is not None:
+            raise error
 
     @router.get("/payments/{payment_id}", summary="The receipt of a payment (for a wallet settling after a crash)")
     def payment(payment_id: str) -> dict[str, Any]:

@@ -10,6 +10,7 @@ signed :class:`~netpay.messages.PaymentRefusal` so the wallet may reuse the inde
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import secrets
@@ -17,6 +18,7 @@ import sqlite3
 import threading
 from collections.abc import Callable
 from contextlib import ExitStack
+from dataclasses import dataclass
 from typing import Any
 
 from netpay.chain import verify_paywords
@@ -35,12 +37,28 @@ from netpay.keys import SigningKey
 from netpay.messages import Payment, PaymentRefusal, Quote, Receipt, Segment, SegmentRef
 from netpay.signed import Signed
 from vendor_stub.access import AccessTokens
-from vendor_stub.catalog import Catalog
+from vendor_stub.catalog import Catalog, Item
 from vendor_stub.custody import ChainBook, ChainState
 from vendor_stub.storage import Store
 from vendor_stub.trust import Trust
 
-__all__ = ["PaymentDesk"]
+__all__ = ["PaymentDesk", "PreparedPayment"]
+
+
+class _NeedsThread(Exception):
+    """The event-loop path would have to wait (a lock, the broker, a twin payment): use the thread path."""
+
+
+@dataclass(slots=True)
+class PreparedPayment:
+    """A payment that passed every check, holding its chain locks, ready to be committed with ``write``."""
+
+    payment: Payment
+    states: list[ChainState]
+    answer: dict[str, Any]
+    write: Callable[[sqlite3.Connection], None]
+    locks: ExitStack
+    event: threading.Event
 
 
 class PaymentDesk:
@@ -73,16 +91,88 @@ class PaymentDesk:
             self._issued[quote.quote_id] = (signed.signature, quote, signed.digest)
         return signed
 
-    # -- entry point --------------------------------------------------------------------------------------------
+    # -- entry points -------------------------------------------------------------------------------------------
     def pay(self, wire: Any) -> dict[str, Any]:
-        """Take the payment ``wire`` (a decoded JSON body); return ``{"receipt": Signed[Receipt] wire}``."""
+        """Take the payment ``wire`` (a decoded JSON body); return ``{"receipt": Signed[Receipt] wire}``.
+
+        May block: waits for chain locks, claims custody at the broker, waits for the durable commit.
+        """
         payment: Payment | None = None
         try:
             payment = Payment.from_wire(wire, verify=False)
-            return self._pay(payment, wire)
+            digest, item, done = self._begin(payment, wire, wait=True)
+            if done is not None:
+                return done
+            event = self._reserve_quote(payment, wait=True)
+            try:
+                states = [self._book.state(seg.chain_id) for seg in payment.segments]
+                with self._hold(states, blocking=True):
+                    done = self._verify_held(payment, digest, states, may_acquire=True)
+                    if done is not None:
+                        return done
+                    answer, write = self._prepare_record(payment, digest, item)
+                    self._store.write(write)
+                    self._after_record(payment, states)
+                    return answer
+            finally:
+                self._unreserve(payment, event)
         except NetPayError as exc:
             exc.details["refusal"] = self._refusal(wire, payment, exc.code).to_wire()
             raise
+
+    def pay_fast(self, wire: Any) -> PreparedPayment | dict[str, Any] | None:
+        """The same checks without ever blocking, for the event loop.
+
+        Returns the stored answer of an already recorded payment, a :class:`PreparedPayment` whose ``write`` the
+        caller commits (then :meth:`finish` runs, from the writer thread), or None when only :meth:`pay` can finish
+        it (a chain seen for the first time, a chain lock taken, a twin of this payment in progress).
+        """
+        payment: Payment | None = None
+        try:
+            payment = Payment.from_wire(wire, verify=False)
+            digest, item, done = self._begin(payment, wire, wait=False)
+            if done is not None:
+                return done
+            event = self._reserve_quote(payment, wait=False)
+            try:
+                states = [self._book.state(seg.chain_id) for seg in payment.segments]
+                stack = self._hold(states, blocking=False)
+                try:
+                    done = self._verify_held(payment, digest, states, may_acquire=False)
+                    if done is not None:
+                        stack.close()
+                        self._unreserve(payment, event)
+                        return done
+                    answer, write = self._prepare_record(payment, digest, item)
+                    return PreparedPayment(payment, states, answer, write, stack, event)
+                except BaseException:
+                    stack.close()
+                    raise
+            except BaseException:
+                self._unreserve(payment, event)
+                raise
+        except _NeedsThread:
+            return None
+        except NetPayError as exc:
+            exc.details["refusal"] = self._refusal(wire, payment, exc.code).to_wire()
+            raise
+
+    def finish(self, prepared: PreparedPayment, committed: bool) -> None:
+        """After the commit of a prepared payment (or its failure): update the chains, release the locks."""
+        try:
+            if committed:
+                self._after_record(prepared.payment, prepared.states)
+        finally:
+            prepared.locks.close()
+            self._unreserve(prepared.payment, prepared.event)
+
+    def refusal_error(self, exc: NetPayError, wire: Any) -> NetPayError:
+        """Attach a signed refusal to an error raised while committing a prepared payment (nothing recorded)."""
+        payment = None
+        with contextlib.suppress(NetPayError):
+            payment = Payment.from_wire(wire, verify=False)
+        exc.details["refusal"] = self._refusal(wire, payment, exc.code).to_wire()
+        return exc
 
     def receipt(self, payment_id: str) -> dict[str, Any]:
         row = self._store.one("SELECT receipt FROM payments WHERE payment_id = ?", (payment_id,))
@@ -91,7 +181,8 @@ class PaymentDesk:
         return {"receipt": json.loads(row["receipt"])}
 
     # -- the checks ---------------------------------------------------------------------------------------------
-    def _pay(self, payment: Payment, wire: Any) -> dict[str, Any]:
+    def _begin(self, payment: Payment, wire: Any, wait: bool) -> tuple[str, Item, dict[str, Any] | None]:
+        """Checks 1-3: own quote (idempotent re-send answered here), unexpired, unpaid; sum; certificates."""
         now = self._now()
         signed_quote = payment.quote
         quote = signed_quote.body
@@ -101,11 +192,11 @@ class PaymentDesk:
         if issued is None or issued[0] != signed_quote.signature or issued[1] != quote:
             signed_quote.verify_signature()  # not issued by this process (e.g. before a restart): check it
         digest = hashlib.sha256(_canonical(wire)).hexdigest()
-        if (done := self._already(payment, digest)) is not None:
-            return done
+        item = self._catalog.get(quote.item_id)
+        if (done := self._already(payment, digest, wait)) is not None:
+            return digest, item, done  # type: ignore[return-value]
         if now >= quote.expires_at:
             raise QuoteExpired("the quote has expired; ask for a new one", expires_at=quote.expires_at)
-        item = self._catalog.get(quote.item_id)
         if item is None:
             raise NotFound("the quoted item is no longer sold", item_id=quote.item_id)
         if payment.amount != quote.price:
@@ -113,18 +204,7 @@ class PaymentDesk:
                               price=quote.price.to_json(), paid=payment.amount.to_json())  # fmt: skip
         for seg in payment.segments:
             self._trust.check_coin_certificate(seg.certificate, now)
-
-        event = self._reserve_quote(payment)
-        try:
-            states = [self._book.state(seg.chain_id) for seg in payment.segments]
-            with ExitStack() as stack:
-                for st in sorted(states, key=lambda s: s.chain_id):
-                    stack.enter_context(st.lock)
-                return self._pay_holding(payment, digest, states, item.is_pass, item.model.duration_s)
-        finally:
-            with self._inflight_lock:
-                self._inflight.pop(quote.quote_id, None)
-            event.set()
+        return digest, item, None
 
     def _recorded(self, payment: Payment, digest: str) -> dict[str, Any] | None:
         """The stored answer if this payment was recorded; refuse another payment for a paid quote."""
@@ -141,7 +221,7 @@ class PaymentDesk:
             raise IdempotencyConflict("this payment id was used for a different payment")
         return {"receipt": json.loads(row["receipt"])}
 
-    def _already(self, payment: Payment, digest: str) -> dict[str, Any] | None:
+    def _already(self, payment: Payment, digest: str, wait: bool) -> dict[str, Any] | None:
         quote_id = payment.quote.body.quote_id
         for _ in range(2):
             if (done := self._recorded(payment, digest)) is not None:
@@ -152,30 +232,53 @@ class PaymentDesk:
                 return None
             if busy[0] != payment.payment_id:
                 raise QuoteAlreadyPaid("another payment for this quote is in progress", quote_id=quote_id)
+            if not wait:
+                raise _NeedsThread()
             busy[1].wait(timeout=30)  # the same payment, sent twice at once: answer like the first
         return None
 
-    def _reserve_quote(self, payment: Payment) -> threading.Event:
+    def _reserve_quote(self, payment: Payment, wait: bool) -> threading.Event:
         quote_id = payment.quote.body.quote_id
         with self._inflight_lock:
             busy = self._inflight.get(quote_id)
             if busy is not None:
-                if busy[0] == payment.payment_id:
-                    raise IndexConflict("this payment is being processed; ask for its receipt",
-                                        payment_id=payment.payment_id)  # fmt: skip
-                raise QuoteAlreadyPaid("another payment for this quote is in progress", quote_id=quote_id)
+                if busy[0] != payment.payment_id:
+                    raise QuoteAlreadyPaid("another payment for this quote is in progress", quote_id=quote_id)
+                if not wait:
+                    raise _NeedsThread()
+                raise IndexConflict("this payment is being processed; ask for its receipt",
+                                    payment_id=payment.payment_id)  # fmt: skip
             event = threading.Event()
             self._inflight[quote_id] = (payment.payment_id, event)
             return event
 
-    def _pay_holding(self, payment: Payment, digest: str, states: list[ChainState], is_pass: bool,
-                     duration_s: int | None) -> dict[str, Any]:  # fmt: skip
-        # Re-check under the chain locks: a twin of this payment may have finished meanwhile.
+    def _unreserve(self, payment: Payment, event: threading.Event) -> None:
+        with self._inflight_lock:
+            self._inflight.pop(payment.quote.body.quote_id, None)
+        event.set()
+
+    @staticmethod
+    def _hold(states: list[ChainState], blocking: bool) -> ExitStack:
+        """Take the chain locks in chain-id order (no deadlock between multi-chain payments)."""
+        stack = ExitStack()
+        for st in sorted(states, key=lambda s: s.chain_id):
+            if not st.lock.acquire(blocking=blocking):
+                stack.close()
+                raise _NeedsThread()
+            stack.callback(st.lock.release)
+        return stack
+
+    def _verify_held(self, payment: Payment, digest: str, states: list[ChainState], may_acquire: bool
+                     ) -> dict[str, Any] | None:  # fmt: skip
+        """Checks 4-6 under the chain locks: custody, index, paywords."""
+        # Re-check: a twin of this payment may have finished meanwhile.
         if (done := self._recorded(payment, digest)) is not None:
             return done
         for seg, st in zip(payment.segments, states, strict=True):
             self._book.load(st)
             if st.status is None:
+                if not may_acquire:
+                    raise _NeedsThread()
                 self._book.acquire(st, seg.certificate)
             elif st.status != "held":
                 raise CustodyConflict("this shop has handed that chain on and no longer accepts it",
@@ -189,16 +292,18 @@ class PaymentDesk:
                 )  # fmt: skip
         for seg, st in zip(payment.segments, states, strict=True):
             verify_paywords(seg.chain_id, st.last_index, st.last_payword, seg.to_index, seg.payword)
-        return self._record(payment, digest, states, is_pass, duration_s)
+        return None
 
     # -- recording ----------------------------------------------------------------------------------------------
-    def _record(self, payment: Payment, digest: str, states: list[ChainState], is_pass: bool,
-                duration_s: int | None) -> dict[str, Any]:  # fmt: skip
+    def _prepare_record(self, payment: Payment, digest: str, item: Item
+                        ) -> tuple[dict[str, Any], Callable[[sqlite3.Connection], None]]:  # fmt: skip
+        """The signed receipt and the one-transaction write of payment, spends, chain indexes and receipt."""
         now = self._now()
         quote = payment.quote.body
         receipt_id = secrets.token_hex(16)
-        valid_until = now + duration_s if is_pass and duration_s else None
-        token = self._tokens.issue(quote.item_id, receipt_id, is_pass, valid_until)
+        duration_s = item.model.duration_s
+        valid_until = now + duration_s if item.is_pass and duration_s else None
+        token = self._tokens.issue(quote.item_id, receipt_id, item.is_pass, valid_until)
         receipt = Signed.sign(
             Receipt(
                 receipt_id=receipt_id,
@@ -228,11 +333,12 @@ class PaymentDesk:
             for seg in payment.segments:
                 _insert_spend(c, payment.payment_id, seg, now)
 
-        self._store.write(write)
+        return answer, write
+
+    def _after_record(self, payment: Payment, states: list[ChainState]) -> None:
         for seg, st in zip(payment.segments, states, strict=True):
             st.last_index, st.last_payword, st.exact = seg.to_index, seg.payword, True
         self._on_recorded()
-        return answer
 
     def _quote_digest(self, signed: Signed[Quote]) -> str:
         issued = self._issued.get(signed.body.quote_id)

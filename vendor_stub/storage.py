@@ -8,6 +8,7 @@ transaction (each in its own savepoint, so one failure does not spoil the rest),
 
 from __future__ import annotations
 
+import logging
 import queue
 import sqlite3
 import threading
@@ -18,9 +19,11 @@ from typing import Any, Generic, TypeVar
 
 from netpay_web.sqlite import Database
 
-__all__ = ["MIGRATIONS", "GroupCommitter", "Store"]
+__all__ = ["MIGRATIONS", "CommitJob", "GroupCommitter", "Store"]
 
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
 
 MIGRATIONS: list[str] = [
     # 1: the whole first schema
@@ -95,6 +98,10 @@ class _Job(Generic[T]):
     done: threading.Event = field(default_factory=threading.Event)
     result: Any = None
     error: BaseException | None = None
+    on_done: Callable[[_Job[Any]], None] | None = None
+
+
+CommitJob = _Job
 
 
 class GroupCommitter:
@@ -120,6 +127,13 @@ class GroupCommitter:
         if job.error is not None:
             raise job.error
         return job.result  # type: ignore[no-any-return]
+
+    def submit(self, fn: Callable[[sqlite3.Connection], Any], on_done: Callable[[_Job[Any]], None]) -> None:
+        """Queue ``fn`` without waiting; ``on_done(job)`` runs in the writer thread once it is committed (or
+        failed: ``job.error``)."""
+        if self._stopped:
+            raise RuntimeError("the database writer is stopped")
+        self._queue.put(_Job(fn, on_done=on_done))
 
     def stop(self) -> None:
         self._stopped = True
@@ -170,6 +184,11 @@ class GroupCommitter:
                         job.error = exc
         for job in batch:
             job.done.set()
+            if job.on_done is not None:
+                try:
+                    job.on_done(job)
+                except Exception:  # a callback must never stop the writer
+                    log.exception("commit callback failed")
 
 
 class Store:
