@@ -2,7 +2,8 @@
 
 Checks: every ledger transaction sums to zero and so do all accounts; coins issued = redeemed + refunded +
 outstanding (face values, from the chain records) and outstanding equals the ledger's ``coins_outstanding``; no
-coin is paid twice (no two redeemed ranges of a chain overlap); no customer balance is negative.
+coin is paid twice (no two redeemed ranges of a chain overlap); no chain has more coins redeemed plus refunded than
+it holds, nor a redeemed coin above its final index; no customer balance is negative.
 """
 
 from __future__ import annotations
@@ -37,6 +38,12 @@ def audit_report(core: BrokerCore) -> dict[str, Any]:
                     "WHERE c.final_index IS NOT NULL AND r.to_index > c.final_index"
                 ).fetchone()[0]
             )
+            overdrawn = int(
+                conn.execute(
+                    "SELECT COUNT(*) FROM chains c WHERE COALESCE((SELECT SUM(to_index - from_index) FROM redeemed r "
+                    "WHERE r.chain_id = c.chain_id), 0) + COALESCE(c.length - c.final_index, 0) > c.length"
+                ).fetchone()[0]
+            )
             negative = int(
                 conn.execute(
                     "SELECT COUNT(*) FROM (SELECT sub, SUM(amount) AS s FROM ledger_entries "
@@ -51,6 +58,7 @@ def audit_report(core: BrokerCore) -> dict[str, Any]:
         "coins_conserved": issued == redeemed + refunded + outstanding,
         "no_coin_paid_twice": overlaps == 0,
         "no_refunded_coin_redeemed": beyond == 0,
+        "no_chain_overdrawn": overdrawn == 0,
         "no_negative_customer_balance": negative == 0,
     }
     return {
