@@ -119,3 +119,30 @@ def test_revoke_vendor_command(tmp_path: Path, capsys) -> None:  # type: ignore[
     capsys.readouterr()
     assert main(["revoke-vendor", "--data-dir", str(tmp_path), "--vendor-id", "shop"]) == 0
     assert json.loads(capsys.readouterr().out) == {"vendor_id": "shop", "revoked": True, "serial": 1}
+
+
+def test_audit_catches_a_coin_paid_twice_and_an_overdrawn_chain(tmp_path: Path) -> None:
+    from broker_stub.audit import audit_report
+    from tests.support.broker import TestVendor
+
+    running = start_broker(tmp_path)
+    vendor = TestVendor("shop")
+    running.register_vendor("shop", vendor.key)
+    token = running.new_customer(topup=100)
+    cert, traversal = running.buy_chain(token, length=10)
+    cid = cert.body.chain_id
+    running.session.post(f"{running.url}/v1/custody/claims", json=vendor.claim(cid))
+    i, w = traversal.advance(6)
+    running.session.post(f"{running.url}/v1/redemptions", json=vendor.batch([(cid, 0, i, w)]))
+    core = running.broker.core
+    assert audit_report(core)["balanced"]
+    with core.db.tx() as c:  # forge a second payment for coins 4..6 behind the ledger's back
+        c.execute(
+            "INSERT INTO redeemed (chain_id, from_index, to_index, vendor_id, batch_id, amount, at) "
+            "VALUES (?, 3, 10, 'other', 'forged', 0, 0)",
+            (cid.hex(),),
+        )
+    report = audit_report(core)
+    running.stop()
+    assert not report["balanced"]
+    assert not report["checks"]["no_coin_paid_twice"] and not report["checks"]["no_chain_overdrawn"]
