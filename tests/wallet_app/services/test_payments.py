@@ -294,3 +294,27 @@ def test_same_quote_paid_from_two_threads_is_paid_once(funded_wallet: WalletServ
     assert sorted(outcomes) == ["paid", "refused", "refused", "refused"]
     (chain,) = w.list_chains()
     assert (chain.settled, chain.burned, chain.unspent) == (5, 0, 195)
+
+
+def test_quote_must_come_from_the_certified_vendor(
+    funded_wallet: WalletService, vendor_factory: Any, tmp_path: Path
+) -> None:
+    import dataclasses
+
+    from netpay.keys import load_or_create_key
+    from netpay.messages import Quote
+    from netpay.signed import Signed
+    from vendor_stub.service import key_path
+
+    news = vendor_factory(data_dir=tmp_path / "news")
+    cards = vendor_factory(catalog=CARDS, name="Paper Lantern Cards")
+    q, c = quote_for(news.url, ITEM)
+    _, cards_cert = quote_for(cards.url, "thank-you-sunrise")
+    with pytest.raises(UntrustedSigner):  # a quote of one shop under another shop's certificate
+        funded_wallet.check_quote(q, cards_cert, None)
+    key = load_or_create_key(key_path(tmp_path / "news"))
+    body = Signed.from_wire(q, Quote).body
+    elsewhere = Signed.sign(dataclasses.replace(body, payment_url="http://127.0.0.1:9/v1/payments"), key)
+    with pytest.raises(Forbidden, match="payment URL"):  # signed by the vendor, but pays somewhere else
+        funded_wallet.check_quote(elsewhere.to_wire(), c, None)
+    assert funded_wallet.check_quote(Signed.sign(body, key).to_wire(), c, None).price == _eur(5)
