@@ -6,10 +6,9 @@ import json
 from typing import Any
 
 from broker_stub.core import BrokerCore, request_hash
-from broker_stub.errors import ReplayedRequest
 from broker_stub.points import verify_point
 from broker_stub.vendors import VendorService, parse_signed
-from netpay.errors import CertificateExpired, Forbidden, NetPayError, NotFound, Revoked
+from netpay.errors import CertificateExpired, Forbidden, NetPayError, NotFound, ReplayedRequest, Revoked
 from netpay.messages import CustodyClaim, SpendReport
 
 __all__ = ["CustodyService"]

@@ -18,7 +18,6 @@ from typing import Any
 
 from broker_stub import ledger
 from broker_stub.core import BrokerCore, request_hash
-from broker_stub.errors import ReplayedRequest
 from broker_stub.ledger import Leg
 from broker_stub.points import verify_point
 from broker_stub.revocation import revoke
@@ -30,6 +29,7 @@ from netpay.errors import (
     MalformedMessage,
     NetPayError,
     NotFound,
+    ReplayedRequest,
     Revoked,
 )
 from netpay.keys import VerifyKey

@@ -9,9 +9,17 @@ import sqlite3
 from typing import Any
 
 from broker_stub.core import BrokerCore
-from broker_stub.errors import ReplayedRequest, StaleRequest
 from netpay.encoding import FieldReader
-from netpay.errors import CertificateExpired, Conflict, MalformedMessage, NotFound, Revoked, UntrustedSigner
+from netpay.errors import (
+    CertificateExpired,
+    Conflict,
+    MalformedMessage,
+    NotFound,
+    ReplayedRequest,
+    Revoked,
+    StaleRequest,
+    UntrustedSigner,
+)
 from netpay.keys import VerifyKey
 from netpay.messages import VendorCertificate
 from netpay.signed import Body, Signed

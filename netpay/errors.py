@@ -32,8 +32,10 @@ __all__ = [
     "QuoteAlreadyPaid",
     "QuoteExpired",
     "RateLimited",
+    "ReplayedRequest",
     "Revoked",
     "SessionExpired",
+    "StaleRequest",
     "UnsupportedMediaType",
     "UntrustedSigner",
     "WalletLocked",
@@ -215,6 +217,22 @@ class IdempotencyConflict(NetPayError):
     code = "idempotency_conflict"
     http_status = 409
     default_message = "idempotency key reused with a different request"
+
+
+class ReplayedRequest(NetPayError):
+    """A signed request reuses a nonce (or id) the receiver has already seen."""
+
+    code = "replayed"
+    http_status = 409
+    default_message = "this signed request was already used"
+
+
+class StaleRequest(NetPayError):
+    """A signed request's timestamp is too far from the receiver's clock."""
+
+    code = "stale"
+    http_status = 400
+    default_message = "request timestamp too far from the receiver's clock"
 
 
 class NotFound(NetPayError):
