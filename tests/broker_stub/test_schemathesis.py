@@ -15,10 +15,8 @@ from fastapi import FastAPI
 from hypothesis import HealthCheck, settings
 
 from broker_stub.app import create_app
-from tests.broker_stub.jsonschema_compat import install
 from tests.support.broker import TEST_CARD, broker_settings
 
-install()
 schemathesis.experimental.OPEN_API_3_1.enable()  # FastAPI writes OpenAPI 3.1
 
 
