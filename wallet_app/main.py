@@ -94,18 +94,19 @@ class _Runtime:
                 port = 8765
         self.server = CallbackServer(self.coordinator, port=port).start()
 
-    def start_channel(self) -> bool:
-        """Become the single instance; False when another wallet runs (the link was handed to it)."""
+    def start_channel(self) -> int | None:
+        """Become the single instance. Otherwise return the exit code: 0 when the link was handed to the running
+        wallet, 3 when another wallet already runs."""
         from wallet_app.callback.single_instance import InstanceChannel, default_socket_path, send_to_running
 
         path = default_socket_path(self.data_dir)
         if self.args.uri and send_to_running(self.args.uri, path):
-            return False
+            return 0
         self.channel = InstanceChannel(path, self._link)
         if not self.channel.acquire():
-            print("NetPay Wallet is already running.", file=sys.stderr)
-            return False
-        return True
+            print("netpay-wallet: NetPay Wallet is already running.", file=sys.stderr)
+            return 3
+        return None
 
     def _link(self, uri: str) -> None:
         if self.coordinator is not None:
@@ -244,8 +245,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"netpay-wallet: {exc}", file=sys.stderr)
         return 2
     try:
-        if not rt.start_channel():
-            return 0
+        refused = rt.start_channel()
+        if refused is not None:
+            return refused
         return _run_headless(rt) if args.headless else _run_gui(rt)
     except Exception as exc:
         print(f"netpay-wallet: {exc}", file=sys.stderr)

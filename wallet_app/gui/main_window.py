@@ -180,10 +180,10 @@ class MainWindow(QMainWindow):
         self._action(wallet, self.tr("Back &up…"), "Ctrl+Shift+S", self.backup)
         self._action(wallet, self.tr("R&estore from backup…"), None, self.restore)
         self._action(wallet, self.tr("Change &passphrase…"), None, self.change_passphrase)
-        self._action(wallet, self.tr("&Settings…"), QKeySequence.StandardKey.Preferences, self.settings)
+        self._action(wallet, self.tr("&Settings…"), "Ctrl+,", self.settings)
         wallet.addSeparator()
         self.lock_action = self._action(wallet, self.tr("&Lock"), "Ctrl+L", self.lock_requested.emit)
-        self._action(wallet, self.tr("&Quit"), QKeySequence.StandardKey.Quit, self._quit)
+        self._action(wallet, self.tr("&Quit"), "Ctrl+Q", self._quit)
         view = bar.addMenu(self.tr("&View"))
         names = [
             self.tr("&Coins"),
@@ -195,9 +195,9 @@ class MainWindow(QMainWindow):
         for i, name in enumerate(names):
             self._action(view, name, f"Ctrl+{i + 1}", lambda _c=False, i=i: self.show_page(i))
         view.addSeparator()
-        self._action(view, self.tr("&Refresh"), QKeySequence.StandardKey.Refresh, self.refresh)
+        self._action(view, self.tr("&Refresh"), "F5", self.refresh)
         find = QAction(self)
-        find.setShortcut(QKeySequence.StandardKey.Find)
+        find.setShortcut(QKeySequence("Ctrl+F"))
         find.triggered.connect(self._find)
         self.addAction(find)
 
