@@ -108,3 +108,19 @@ def test_decline_button_and_prompts_from_two_vendors_queue(qtbot, gui_wallet, ve
     qtbot.mouseClick(nxt.pay_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: gui_wallet.poll(second, cards.url)["status"] == "paid", timeout=10000)
     assert [line.unspent.amount for line in gui_wallet.service.balance()] == [490]
+
+
+def test_approve_when_the_vendor_went_away_shows_why_and_offers_close(qtbot, gui_wallet, vendor):
+    _ready(qtbot, gui_wallet)
+    answer = gui_wallet.offer(vendor, "council-budget-explained")
+    dialog = _prompt(qtbot, gui_wallet)
+    vendor.stop()  # the shop goes down between the quote and the customer's click
+    qtbot.waitUntil(dialog.pay_button.isEnabled, timeout=PurchasePrompt.PAY_DELAY_MS + 2000)
+    qtbot.mouseClick(dialog.pay_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: dialog.error.isVisibleTo(dialog), timeout=20000)
+    assert "did not go through" in dialog.error.text()
+    assert dialog.decline_button.text() == "Close" and dialog.decline_button.isEnabled()
+    assert not dialog.pay_button.isEnabled()
+    assert gui_wallet.poll(answer, vendor.url)["status"] == "failed"
+    qtbot.mouseClick(dialog.decline_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: gui_wallet.windows.prompts.current is None, timeout=5000)
