@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -35,10 +36,35 @@ from tests.support.vendor import CARDS, buy_chain, make_payment
 from vendor_stub.service import key_path
 
 CLIENTS = 4
-PER_CLIENT = 30
-REPETITIONS = 9
+PER_CLIENT = 15
+REPETITIONS = 21
 ITEM = "thank-you-sunrise"  # 10 cents = 10 coins of 1 cent
 HEADERS = {"Content-Type": "application/json"}
+
+
+def _spawn(args: list[str], ready_url: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """Start ``python args...`` and wait until ``ready_url`` answers 200."""
+    cmd = [sys.executable, *args]
+    if os.environ.get("BENCH_PROFILE") and "vendor_stub.cli" in args:  # profile the vendor's event loop
+        cmd = [sys.executable, "-m", "cProfile", "-o", os.environ["BENCH_PROFILE"], *args[1:]]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(ready_url, timeout=2).status_code == 200:
+                return proc
+        except requests.RequestException:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError(f"{args} did not start")
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGINT)  # graceful: uvicorn shuts down (and a profile, if any, is written)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
 
 
 def _start_vendor(broker_url: str, data_dir: Path, port: int) -> subprocess.Popen[bytes]:
@@ -50,17 +76,8 @@ def _start_vendor(broker_url: str, data_dir: Path, port: int) -> subprocess.Pope
         NETPAY_VENDOR_CATALOG=str(CARDS),
         NETPAY_VENDOR_VENDOR_ID="bench-cards",
     )
-    cmd = [sys.executable, "-m", "vendor_stub.cli", "serve", "--name", "Paper Lantern Cards"]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(f"http://127.0.0.1:{port}/v1/info", timeout=2).status_code == 200:
-                return proc
-        except requests.RequestException:
-            time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError("vendor did not start")
+    args = ["-m", "vendor_stub.cli", "serve", "--name", "Paper Lantern Cards"]
+    return _spawn(args, f"http://127.0.0.1:{port}/v1/info", env)
 
 
 def _phase(url: str, bodies: list[list[bytes]], sessions: list[requests.Session]) -> float:
@@ -92,16 +109,27 @@ def _phase(url: str, bodies: list[list[bytes]], sessions: list[requests.Session]
 def run() -> dict[str, float | int]:
     with tempfile.TemporaryDirectory(prefix="bench-vendor-") as tmp:
         root = Path(tmp)
+        # Set up with an in-process broker (register the vendor, buy one chain per client), then run the broker
+        # as its own process on the same port and data: during the measurement it takes the vendor's spend
+        # reports without sharing the clients' interpreter.
         broker = start_broker(root / "broker")
+        broker_port = broker.server.port
         port = free_port()
         key = load_or_create_key(key_path(root / "vendor"))
         broker.register_vendor("bench-cards", key, api_url=f"http://127.0.0.1:{port}")
-        proc = _start_vendor(broker.url, root / "vendor", port)
+        need = PER_CLIENT * REPETITIONS + 1
+        chains = [buy_chain(broker, n=10 * need + 10, coin_value=1) for _ in range(CLIENTS)]
+        broker.stop()
+        broker_cmd = ["-m", "broker_stub.cli", "serve", "--port", str(broker_port), "--data-dir", str(root / "broker")]
+        broker_proc = _spawn(broker_cmd, f"http://127.0.0.1:{broker_port}/v1/info", os.environ.copy())
+        try:
+            proc = _start_vendor(f"http://127.0.0.1:{broker_port}", root / "vendor", port)
+        except BaseException:
+            _stop(broker_proc)
+            raise
         url = f"http://127.0.0.1:{port}"
         sessions = [requests.Session() for _ in range(CLIENTS)]
         try:
-            need = PER_CLIENT * REPETITIONS + 1
-            chains = [buy_chain(broker, n=10 * need + 10, coin_value=1) for _ in range(CLIENTS)]
 
             def quote(s: requests.Session) -> dict[str, Any]:
                 r = s.post(f"{url}/v1/quotes", json={"item_id": ITEM}, timeout=30)
@@ -127,12 +155,12 @@ def run() -> dict[str, float | int]:
             cpu = {"echo": 0.0, "pay": 0.0}
             for rep in range(REPETITIONS):
                 chunk = [b[rep * PER_CLIENT : (rep + 1) * PER_CLIENT] for b in pay_bodies]
-                before = sum(server.cpu_times()[:2])
-                echo_rates.append(_phase(f"{url}/v1/echo", chunk, sessions))
-                middle = sum(server.cpu_times()[:2])
-                pay_rates.append(_phase(f"{url}/v1/payments", chunk, sessions))
-                cpu["echo"] += middle - before
-                cpu["pay"] += sum(server.cpu_times()[:2]) - middle
+                # short phases, alternating which goes first, so both see the same background load
+                for kind in ("echo", "pay") if rep % 2 == 0 else ("pay", "echo"):
+                    before = sum(server.cpu_times()[:2])
+                    path = "/v1/echo" if kind == "echo" else "/v1/payments"
+                    (echo_rates if kind == "echo" else pay_rates).append(_phase(url + path, chunk, sessions))
+                    cpu[kind] += sum(server.cpu_times()[:2]) - before
             pay = statistics.median(pay_rates)
             echo = statistics.median(echo_rates)
             ratios = [p / e for p, e in zip(pay_rates, echo_rates, strict=True)]
@@ -145,6 +173,8 @@ def run() -> dict[str, float | int]:
                     "echo",
                     round(cpu["echo"] / n * 1e6),
                 )
+                print("writer:", requests.get(f"{url}/healthz", timeout=5).json())
+                print("threads:", [(t.id, round(t.user_time, 2), round(t.system_time, 2)) for t in server.threads()])
             ratio = statistics.median(ratios)
             return {
                 "pay_endpoint_ratio": round(ratio, 3),
@@ -154,12 +184,8 @@ def run() -> dict[str, float | int]:
         finally:
             for s in sessions:
                 s.close()
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-            broker.stop()
+            _stop(proc)
+            _stop(broker_proc)
 
 
 if __name__ == "__main__":

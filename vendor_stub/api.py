@@ -14,9 +14,8 @@ from netpay.encoding import FieldReader
 from netpay.errors import NetPayError, NotFound
 from netpay.messages import Quote
 from netpay_web.http import read_json
-from vendor_stub.payments import PreparedPayment
+from vendor_stub.batching import PaymentBatcher
 from vendor_stub.service import Vendor
-from vendor_stub.storage import CommitJob
 
 __all__ = ["ERROR_RESPONSES", "build_api"]
 
@@ -76,14 +75,10 @@ _PAYMENT = {
 }
 
 
-def _resolve(fut: asyncio.Future[BaseException | None], error: BaseException | None) -> None:
-    if not fut.done():
-        fut.set_result(error)
-
-
 def build_api(vendor: Vendor) -> APIRouter:
     """The ``/v1`` routes of one vendor."""
     router = APIRouter(prefix="/v1", responses=ERROR_RESPONSES)
+    batcher = PaymentBatcher(vendor.desk, vendor.store.writer)
     base = vendor.settings.base_url
 
     @router.get("/info", summary="Who this vendor is")
@@ -123,7 +118,7 @@ def build_api(vendor: Vendor) -> APIRouter:
             issued_at=now,
             expires_at=now + vendor.settings.quote_ttl_s,
         )
-        return {"quote": vendor.desk.issue_quote(quote).to_wire(), "vendor_certificate": cert.to_wire()}
+        return {"quote": vendor.desk.issue_quote(quote), "vendor_certificate": cert.to_wire()}
 
     @router.post("/payments", summary="Pay a quote with payword segments", openapi_extra=_body(_PAYMENT))
     async def payments(request: Request) -> JSONResponse:
@@ -140,26 +135,14 @@ def build_api(vendor: Vendor) -> APIRouter:
         elif isinstance(prepared, dict):
             answer = prepared
         else:
-            await _commit(prepared)
+            error = await asyncio.shield(batcher.commit(prepared))
+            if isinstance(error, NetPayError):
+                raise vendor.desk.refusal_error(error, prepared.payment.to_wire())
+            if error is not None:
+                raise error
             answer = prepared.answer
         # JSONResponse directly: the receipt is plain JSON already, FastAPI's encoder pass would only cost time.
         return JSONResponse(answer)
-
-    async def _commit(prepared: PreparedPayment) -> None:
-        loop = asyncio.get_running_loop()
-        done: asyncio.Future[BaseException | None] = loop.create_future()
-
-        def committed(job: CommitJob[Any]) -> None:
-            # in the writer thread: update the chains and release their locks even if the client has gone away
-            vendor.desk.finish(prepared, committed=job.error is None)
-            loop.call_soon_threadsafe(_resolve, done, job.error)
-
-        vendor.store.writer.submit(prepared.write, committed)
-        error = await asyncio.shield(done)
-        if isinstance(error, NetPayError):
-            raise vendor.desk.refusal_error(error, prepared.payment.to_wire())
-        if error is not None:
-            raise error
 
     @router.get("/payments/{payment_id}", summary="The receipt of a payment (for a wallet settling after a crash)")
     def payment(payment_id: str) -> dict[str, Any]:

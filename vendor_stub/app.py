@@ -54,7 +54,9 @@ def create_app(settings: VendorSettings, catalog: Catalog | None = None) -> Fast
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> JSONResponse:
-        return JSONResponse({"ok": True, "vendor_id": vendor.vendor_id})
+        writer = vendor.store.writer
+        return JSONResponse({"ok": True, "vendor_id": vendor.vendor_id, "commits": writer.commits,
+                             "committed_jobs": writer.jobs})  # fmt: skip
 
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     app.include_router(build_api(vendor))

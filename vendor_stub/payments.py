@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import json
 import secrets
 import sqlite3
@@ -39,8 +40,10 @@ from netpay.signed import Signed
 from vendor_stub.access import AccessTokens
 from vendor_stub.catalog import Catalog, Item
 from vendor_stub.custody import ChainBook, ChainState
+from vendor_stub.recent import RecentPayment, RecentPayments
 from vendor_stub.storage import Store
 from vendor_stub.trust import Trust
+from vendor_stub.wire import PaymentParser, sign_wire
 
 __all__ = ["PaymentDesk", "PreparedPayment"]
 
@@ -59,6 +62,7 @@ class PreparedPayment:
     write: Callable[[sqlite3.Connection], None]
     locks: ExitStack
     event: threading.Event
+    entry: RecentPayment
 
 
 class PaymentDesk:
@@ -66,7 +70,7 @@ class PaymentDesk:
 
     def __init__(self, store: Store, trust: Trust, book: ChainBook, key: SigningKey, vendor_id: str,
                  catalog: Catalog, tokens: AccessTokens, clock: Callable[[], int],
-                 on_recorded: Callable[[], None] = lambda: None) -> None:  # fmt: skip
+                 on_recorded: Callable[[], None] = lambda: None, recent_window_s: int = 3600) -> None:  # fmt: skip
         self._store = store
         self._trust = trust
         self._book = book
@@ -79,17 +83,24 @@ class PaymentDesk:
         self._inflight: dict[str, tuple[str, threading.Event]] = {}
         self._inflight_lock = threading.Lock()
         self._issued: dict[str, tuple[bytes, Quote, str]] = {}
+        self._recent = RecentPayments(store, clock(), window_s=recent_window_s)
+        self._parser = PaymentParser()
+        self._ids = itertools.count(1)
+        self._id_prefix = secrets.token_hex(8)
 
     # -- quotes -------------------------------------------------------------------------------------------------
-    def issue_quote(self, quote: Quote) -> Signed[Quote]:
-        """Sign a quote and remember it until it expires, so paying it needs no signature check."""
+    def issue_quote(self, quote: Quote) -> dict[str, Any]:
+        """Sign a quote (returned as its wire form) and remember it until it expires, so paying it needs no
+        signature check and no second parse."""
         signed = Signed.sign(quote, self._key)
+        wire = signed.to_wire()
         now = self._now()
         with self._inflight_lock:
             if len(self._issued) > 10_000:
                 self._issued = {k: v for k, v in self._issued.items() if v[1].expires_at > now}
             self._issued[quote.quote_id] = (signed.signature, quote, signed.digest)
-        return signed
+            self._parser.remember_quote(wire, signed)
+        return wire
 
     # -- entry points -------------------------------------------------------------------------------------------
     def pay(self, wire: Any) -> dict[str, Any]:
@@ -99,7 +110,7 @@ class PaymentDesk:
         """
         payment: Payment | None = None
         try:
-            payment = Payment.from_wire(wire, verify=False)
+            payment = self._parser.parse(wire)
             digest, item, done = self._begin(payment, wire, wait=True)
             if done is not None:
                 return done
@@ -110,9 +121,9 @@ class PaymentDesk:
                     done = self._verify_held(payment, digest, states, may_acquire=True)
                     if done is not None:
                         return done
-                    answer, write = self._prepare_record(payment, digest, item)
+                    answer, write, entry = self._prepare_record(payment, digest, item)
                     self._store.write(write)
-                    self._after_record(payment, states)
+                    self._after_record(payment, states, entry)
                     return answer
             finally:
                 self._unreserve(payment, event)
@@ -129,7 +140,7 @@ class PaymentDesk:
         """
         payment: Payment | None = None
         try:
-            payment = Payment.from_wire(wire, verify=False)
+            payment = self._parser.parse(wire)
             digest, item, done = self._begin(payment, wire, wait=False)
             if done is not None:
                 return done
@@ -143,8 +154,8 @@ class PaymentDesk:
                         stack.close()
                         self._unreserve(payment, event)
                         return done
-                    answer, write = self._prepare_record(payment, digest, item)
-                    return PreparedPayment(payment, states, answer, write, stack, event)
+                    answer, write, entry = self._prepare_record(payment, digest, item)
+                    return PreparedPayment(payment, states, answer, write, stack, event, entry)
                 except BaseException:
                     stack.close()
                     raise
@@ -161,7 +172,7 @@ class PaymentDesk:
         """After the commit of a prepared payment (or its failure): update the chains, release the locks."""
         try:
             if committed:
-                self._after_record(prepared.payment, prepared.states)
+                self._after_record(prepared.payment, prepared.states, prepared.entry)
         finally:
             prepared.locks.close()
             self._unreserve(prepared.payment, prepared.event)
@@ -191,7 +202,7 @@ class PaymentDesk:
         issued = self._issued.get(quote.quote_id)
         if issued is None or issued[0] != signed_quote.signature or issued[1] != quote:
             signed_quote.verify_signature()  # not issued by this process (e.g. before a restart): check it
-        digest = hashlib.sha256(_canonical(wire)).hexdigest()
+        digest = _payment_digest(payment)
         item = self._catalog.get(quote.item_id)
         if (done := self._already(payment, digest, wait)) is not None:
             return digest, item, done  # type: ignore[return-value]
@@ -207,19 +218,35 @@ class PaymentDesk:
         return digest, item, None
 
     def _recorded(self, payment: Payment, digest: str) -> dict[str, Any] | None:
-        """The stored answer if this payment was recorded; refuse another payment for a paid quote."""
-        quote_id = payment.quote.body.quote_id
-        row = self._store.one(
-            "SELECT payment_id, request_digest, receipt FROM payments WHERE payment_id = ? OR quote_id = ?",
-            (payment.payment_id, quote_id),
-        )
+        """The stored answer if this payment was recorded; refuse another payment for a paid quote.
+
+        Answered from the in-memory index of recent payments when it covers the quote, else from the database.
+        """
+        quote = payment.quote.body
+        recent = self._recent
+        if recent.covers(quote.issued_at):
+            mine = recent.by_payment(payment.payment_id)
+            paid = recent.by_quote(quote.quote_id)
+            if mine is None and paid is None:
+                return None
+            row: tuple[str, str, str] | None = None
+            if mine is not None:
+                row = (mine.payment_id, mine.digest, mine.receipt)
+            elif paid is not None:
+                row = (paid.payment_id, paid.digest, paid.receipt)
+        else:
+            found = self._store.one(
+                "SELECT payment_id, request_digest, receipt FROM payments WHERE payment_id = ? OR quote_id = ?",
+                (payment.payment_id, quote.quote_id),
+            )
+            row = (found[0], found[1], found[2]) if found is not None else None
         if row is None:
             return None
-        if row["payment_id"] != payment.payment_id:
-            raise QuoteAlreadyPaid("this quote is already paid by another payment", quote_id=quote_id)
-        if row["request_digest"] != digest:
+        if row[0] != payment.payment_id:
+            raise QuoteAlreadyPaid("this quote is already paid by another payment", quote_id=quote.quote_id)
+        if row[1] != digest:
             raise IdempotencyConflict("this payment id was used for a different payment")
-        return {"receipt": json.loads(row["receipt"])}
+        return {"receipt": json.loads(row[2])}
 
     def _already(self, payment: Payment, digest: str, wait: bool) -> dict[str, Any] | None:
         quote_id = payment.quote.body.quote_id
@@ -296,15 +323,15 @@ class PaymentDesk:
 
     # -- recording ----------------------------------------------------------------------------------------------
     def _prepare_record(self, payment: Payment, digest: str, item: Item
-                        ) -> tuple[dict[str, Any], Callable[[sqlite3.Connection], None]]:  # fmt: skip
+                        ) -> tuple[dict[str, Any], Callable[[sqlite3.Connection], None], RecentPayment]:  # fmt: skip
         """The signed receipt and the one-transaction write of payment, spends, chain indexes and receipt."""
         now = self._now()
         quote = payment.quote.body
-        receipt_id = secrets.token_hex(16)
+        receipt_id = f"{self._id_prefix}{next(self._ids):016x}"  # unique, and no system call per payment
         duration_s = item.model.duration_s
         valid_until = now + duration_s if item.is_pass and duration_s else None
         token = self._tokens.issue(quote.item_id, receipt_id, item.is_pass, valid_until)
-        receipt = Signed.sign(
+        wire = sign_wire(
             Receipt(
                 receipt_id=receipt_id,
                 payment_id=payment.payment_id,
@@ -320,24 +347,28 @@ class PaymentDesk:
             ),
             self._key,
         )
-        answer = {"receipt": receipt.to_wire()}
-        receipt_text = json.dumps(answer["receipt"])
+        answer = {"receipt": wire}
+        receipt_text = json.dumps(wire)
 
         def write(c: sqlite3.Connection) -> None:
-            c.execute(
-                "INSERT INTO payments (payment_id, quote_id, request_digest, item_id, amount, currency, receipt,"
-                " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (payment.payment_id, quote.quote_id, digest, quote.item_id, quote.price.amount,
-                 quote.price.currency, receipt_text, now),
-            )  # fmt: skip
+            try:
+                c.execute(
+                    "INSERT INTO payments (payment_id, quote_id, request_digest, item_id, amount, currency, receipt,"
+                    " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (payment.payment_id, quote.quote_id, digest, quote.item_id, quote.price.amount,
+                     quote.price.currency, receipt_text, now),
+                )  # fmt: skip
+            except sqlite3.IntegrityError:
+                raise IdempotencyConflict("this payment id or quote is already recorded for another payment") from None
             for seg in payment.segments:
                 _insert_spend(c, payment.payment_id, seg, now)
 
-        return answer, write
+        return answer, write, RecentPayment(payment.payment_id, quote.quote_id, digest, receipt_text, now)
 
-    def _after_record(self, payment: Payment, states: list[ChainState]) -> None:
+    def _after_record(self, payment: Payment, states: list[ChainState], entry: RecentPayment) -> None:
         for seg, st in zip(payment.segments, states, strict=True):
             st.last_index, st.last_payword, st.exact = seg.to_index, seg.payword, True
+        self._recent.add(entry, self._now())
         self._on_recorded()
 
     def _quote_digest(self, signed: Signed[Quote]) -> str:
@@ -396,6 +427,11 @@ def _guess_quote(wire: Any) -> str:
     return "unknown"
 
 
-def _canonical(wire: Any) -> bytes:
-    """Canonical bytes of a body already checked by ``parse_json`` (no floats, no NaN): sorted keys, compact."""
-    return json.dumps(wire, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+def _payment_digest(payment: Payment) -> str:
+    """What makes two payments the same: id, the quote's and certificates' signatures (which bind their bodies, as
+    both are checked before anything is recorded), and each segment's range and payword."""
+    parts = [payment.payment_id, payment.quote.signature.hex()]
+    for seg in payment.segments:
+        parts += [seg.certificate.signature.hex(), seg.chain_id.hex(), str(seg.from_index), str(seg.to_index),
+                  seg.payword.hex()]  # fmt: skip
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()

@@ -1,0 +1,73 @@
+"""The hot-path wire helpers are exactly equivalent to the netpay ones."""
+
+from __future__ import annotations
+
+import copy
+import secrets
+
+import pytest
+
+from netpay.errors import MalformedMessage
+from netpay.keys import SigningKey
+from netpay.messages import BusinessModel, CoinCertificate, Payment, Quote, Receipt, Segment, SegmentRef
+from netpay.money import Money
+from netpay.signed import Signed
+from netpay.traversal import create_chain
+from vendor_stub.wire import PaymentParser, sign_wire
+
+
+def _quote(key: SigningKey) -> Signed[Quote]:
+    body = Quote(secrets.token_hex(8), "shop", "item", "Title é", Money(3, "EUR"), BusinessModel(), "http://s/v1/payments",
+                 "http://s/items/item", 100, 400)  # fmt: skip
+    return Signed.sign(body, key)
+
+
+def test_sign_wire_signs_the_same_bytes_as_signed_sign() -> None:
+    key = SigningKey.generate()
+    receipt = Receipt("r", "p", "q", b"\x01" * 32, "shop", "item", Money(3, "EUR"), (SegmentRef(b"\x02" * 16, 0, 3),),
+                      "v1.token", None, 100)  # fmt: skip
+    wire = sign_wire(receipt, key)
+    assert wire == Signed.sign(receipt, key).to_wire()
+    assert Signed.from_wire(wire, Receipt).require_signer(key.public) == receipt
+
+
+def test_parser_fast_path_gives_the_same_payment_and_falls_back_on_anything_else() -> None:
+    vendor, broker = SigningKey.generate(), SigningKey.generate()
+    chain_id = secrets.token_bytes(16)
+    touchstone, traversal = create_chain(chain_id, 20)
+    cert = Signed.sign(CoinCertificate(chain_id, "b", touchstone, 20, Money(1, "EUR"), 0, 10**9), broker)
+    parser = PaymentParser()
+
+    def payment() -> dict:  # type: ignore[type-arg]
+        quote = _quote(vendor)
+        parser.remember_quote(quote.to_wire(), quote)
+        start = traversal.position
+        end, word = traversal.advance(3)
+        return Payment(secrets.token_hex(8), quote, (Segment(cert, start, end, word),)).to_wire()
+
+    first = payment()
+    assert parser.parse(first) == Payment.from_wire(first, verify=False)  # slow path, fills the cache
+    second = payment()
+    assert parser._fast(second) is not None  # the certificate and quote are cached now
+    assert parser.parse(second) == Payment.from_wire(second, verify=False)
+
+    for mutate in (
+        lambda w: w["segments"][0].update(to_index=w["segments"][0]["from_index"]),
+        lambda w: w["segments"][0].update(payword="AB" * 32),
+        lambda w: w["segments"][0].update(chain_id="00" * 16),
+        lambda w: w["segments"][0].update(extra=1),
+        lambda w: w["segments"][0]["certificate"]["body"].update(length=2),
+        lambda w: w.update(payment_id=""),
+        lambda w: w.update(segments=[]),
+        lambda w: w["quote"]["body"].update(title="changed"),
+    ):
+        bad = copy.deepcopy(second)
+        mutate(bad)
+        try:
+            expected: object = Payment.from_wire(bad, verify=False)
+        except MalformedMessage as exc:
+            with pytest.raises(MalformedMessage) as got:
+                parser.parse(bad)
+            assert got.value.code == exc.code
+        else:
+            assert parser.parse(bad) == expected
