@@ -1,12 +1,14 @@
 """Vendor payment endpoint throughput: ``pay_endpoint_ratio`` (target >= 0.5).
 
-A real broker (thread) and a real vendor (uvicorn in a subprocess, durable group commit) run on loopback. Four
-client threads, each with its own requests.Session and its own chain already held by the vendor, send 10-coin
-payments (``POST /v1/payments``, every receipt durable on disk before it is sent) and, interleaved in the same run,
-the same bodies to the plain JSON echo (``POST /v1/echo``). Payments and their quotes are prepared before timing,
-so the clients only send bytes. Per repetition each phase sends ``PER_CLIENT`` requests per client;
-``pay_endpoint_ratio`` = the median over repetitions of payments/s divided by echo/s of the same repetition;
-the raw rates are medians too.
+A real broker and a real vendor run on loopback, each in its own process (uvicorn; the vendor with durable group
+commit). Four client threads, each with its own requests.Session and its own chain already held by the vendor, send
+10-coin payments (``POST /v1/payments``, every receipt durable on disk before it is sent) and, interleaved in the same
+run, the same bodies to the plain JSON echo (``POST /v1/echo``). Payments and their quotes are prepared before
+timing, so the clients only send bytes. The phases are short (``PER_CLIENT`` requests per client) and alternate
+which goes first, so both see the same background load. ``pay_endpoint_ratio`` = the median over repetitions of
+payments/s divided by echo/s of the same repetition; ``pay_endpoint_rps`` / ``echo_endpoint_rps`` are medians.
+``BENCH_VERBOSE=1`` prints per-repetition rates and server CPU per request; ``BENCH_PROFILE=FILE`` profiles the
+vendor's event loop.
 """
 
 from __future__ import annotations
