@@ -48,6 +48,7 @@ from wallet_app.callback.origins import OriginRegistry, normalize_origin, origin
 from wallet_app.callback.port import PaidResult, WalletPort
 from wallet_app.callback.prompts import Prompt
 from wallet_app.callback.uri import parse_netpay_uri
+from wallet_app.services.signatures import SIGNATURES
 
 __all__ = ["Offer", "PurchaseCoordinator"]
 
@@ -72,8 +73,9 @@ class Offer:
     def from_json(cls, data: Any) -> Offer:
         """Parse ``{"quote": Signed[Quote], "vendor_certificate": Signed[VendorCertificate]}``; signatures checked."""
         r = FieldReader(data, "purchase")
-        quote = Signed.from_wire(r.raw("quote"), Quote, "quote")
-        cert = Signed.from_wire(r.raw("vendor_certificate"), VendorCertificate, "vendor_certificate")
+        # The wallet core checks the same two signatures again; the memo lets each be verified once.
+        quote = SIGNATURES.parse(r.raw("quote"), Quote, "quote")
+        cert = SIGNATURES.parse(r.raw("vendor_certificate"), VendorCertificate, "vendor_certificate")
         r.done()
         return cls(quote, cert)
 

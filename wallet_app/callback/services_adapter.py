@@ -30,7 +30,7 @@ class ServicesWalletPort:
 
     def trusted_broker_keys(self) -> Sequence[VerifyKey]:
         try:
-            keys = tuple(VerifyKey.from_hex(b.public_key_hex) for b in self.service.brokers() if b.trusted)
+            keys = self.service.trusted_broker_keys()  # in memory while unlocked: no vault read per purchase
         except WalletLocked:
             with self._lock:
                 return self._keys

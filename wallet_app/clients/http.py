@@ -13,7 +13,7 @@ from requests.adapters import HTTPAdapter
 from netpay.encoding import canonical_json, parse_json
 from netpay.errors import MalformedMessage, NetPayError, PeerUnavailable, error_from_body
 
-__all__ = ["DEFAULT_TIMEOUT", "JsonClient", "shared_session"]
+__all__ = ["DEFAULT_TIMEOUT", "EncodedJson", "JsonClient", "shared_session"]
 
 DEFAULT_TIMEOUT = (3.0, 15.0)  # connect, read (seconds)
 _RETRY_STATUSES = {502, 503, 504}
@@ -33,6 +33,20 @@ def shared_session() -> requests.Session:
             s.headers["User-Agent"] = "NetPay-Wallet/0.1"
             _session = s
         return _session
+
+
+class EncodedJson(dict[str, Any]):
+    """A JSON object together with its canonical encoding, made once: :meth:`JsonClient.request` sends
+    ``encoded`` as it is instead of encoding the object again (a payment is journalled and sent as the same bytes).
+    Build it with :meth:`of`; never mutate it (the bytes would no longer match)."""
+
+    encoded: bytes
+
+    @classmethod
+    def of(cls, obj: dict[str, Any], encoded: bytes | None = None) -> EncodedJson:
+        out = cls(obj)
+        out.encoded = canonical_json(obj) if encoded is None else encoded
+        return out
 
 
 class JsonClient:
@@ -72,7 +86,7 @@ class JsonClient:
         hdrs = {"Accept": "application/json"}
         data = None
         if body is not None:
-            data = canonical_json(body)
+            data = body.encoded if isinstance(body, EncodedJson) else canonical_json(body)
             hdrs["Content-Type"] = "application/json"
         if headers:
             hdrs.update(headers)

@@ -20,6 +20,7 @@ import logging
 import secrets
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import sqlcipher3
@@ -40,16 +41,38 @@ from netpay.keys import VerifyKey
 from netpay.messages import Payment, PaymentRefusal, Quote, Receipt, Segment, VendorCertificate
 from netpay.money import Money
 from netpay.signed import Signed
+from wallet_app.clients.http import EncodedJson
 from wallet_app.clients.vendor import VendorClient
 from wallet_app.services.chains import ChainBook
 from wallet_app.services.crashpoints import crash_point
 from wallet_app.services.events import WalletEvents
+from wallet_app.services.signatures import SIGNATURES
 from wallet_app.services.types import ActivityEntry, PaidQuote, PayVia
 from wallet_app.vault.store import Vault
 
 __all__ = ["PaymentEngine", "TrustView"]
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class _Spend:
+    """What the receipt of a journalled spend must match (kept in memory from the journal write to the settle)."""
+
+    payment_id: str
+    vendor_id: str
+    vendor_key: VerifyKey
+    quote_digest: str
+    amount: Money
+    item_url: str
+    via: PayVia
+
+    @classmethod
+    def from_row(cls, row: Any) -> _Spend:
+        return cls(
+            row["payment_id"], row["vendor_id"], VerifyKey.from_hex(row["vendor_key"]), row["quote_digest"],
+            Money(row["amount"], row["currency"]), row["item_url"], row["via"],
+        )  # fmt: skip
 
 
 class TrustView:
@@ -87,11 +110,9 @@ class PaymentEngine:
         self, quote_wire: Any, cert_wire: Any, origin: str | None
     ) -> tuple[Signed[Quote], Signed[VendorCertificate]]:
         """Parse and check a quote and its vendor certificate; raise the matching :mod:`netpay.errors` error."""
-        if isinstance(quote_wire, Signed):
-            quote_wire = quote_wire.to_wire()
-        if isinstance(cert_wire, Signed):
-            cert_wire = cert_wire.to_wire()
-        cert = Signed.from_wire(cert_wire, VendorCertificate, "vendor_certificate")
+        # Signatures seen verified before (the same certificate on every payment, the same quote checked then
+        # paid) are not verified again; everything else below is checked on every call.
+        cert = SIGNATURES.parse(cert_wire, VendorCertificate, "vendor_certificate")
         vc = cert.body
         broker_key = self.trust.keys.get(vc.broker_id)
         if broker_key is None:
@@ -104,7 +125,7 @@ class PaymentEngine:
             raise Revoked(f"the broker revoked vendor {vc.display_name}")
         if origin is not None and origin not in vc.origins:
             raise Forbidden(f"the page's origin {origin} is not one of {vc.display_name}'s certified origins")
-        quote = Signed.from_wire(quote_wire, Quote, "quote")
+        quote = SIGNATURES.parse(quote_wire, Quote, "quote")
         q = quote.require_signer(vc.public_key)
         if q.vendor_id != vc.vendor_id:
             raise UntrustedSigner("the quote names another vendor than its certificate")
@@ -136,9 +157,17 @@ class PaymentEngine:
     ) -> PaidQuote:
         q, vc = quote.body, cert.body
         with self.lock:
+            # Checked again under the lock: a twin payment of this quote from another thread may have been
+            # journalled since check() (its chain is then pending, so picking first would misreport no coins).
+            if self.vault.one(
+                "SELECT 1 FROM spends WHERE vendor_id = ? AND quote_id = ? AND status IN ('pending', 'settled')",
+                (q.vendor_id, q.quote_id),
+            ):
+                raise QuoteAlreadyPaid("this quote is already being paid", quote_id=q.quote_id)
             picks = self.book.pick(vc.broker_id, q.price, vc.vendor_id, int(self.clock()), self.trust.revoked_chains)
             payment_id = secrets.token_hex(16)
             now = int(self.clock())
+            spend = _Spend(payment_id, vc.vendor_id, vc.public_key, quote.digest, q.price, q.item_url, via)
             try:
                 with self.vault.tx(durable=True) as c:
                     segments = []
@@ -146,16 +175,16 @@ class PaymentEngine:
                         start, to, word = self.book.reserve(c, p.chain_id, p.coins)
                         segments.append(Segment(self.book.certificate(p.chain_id), start, to, word))
                     payment = Payment(payment_id, quote, tuple(segments))
-                    wire = payment.to_wire()
+                    wire = EncodedJson.of(payment.to_wire())  # journalled and sent as the same bytes
                     c.execute(
                         """INSERT INTO spends (payment_id, quote_id, quote_digest, vendor_id, vendor_name, vendor_key,
                            payment_url, item_url, title, amount, currency, via, origin, payment_json, status,
                            created_at, updated_at, api_url_json) VALUES
                            (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?)""",
                         (
-                            payment_id, q.quote_id, quote.digest, vc.vendor_id, vc.display_name, vc.public_key.hex,
-                            q.payment_url, q.item_url, q.title, q.price.amount, q.price.currency, via, origin,
-                            canonical_json(wire).decode(), now, now, json.dumps(vc.api_url),
+                            payment_id, q.quote_id, spend.quote_digest, vc.vendor_id, vc.display_name,
+                            vc.public_key.hex, q.payment_url, q.item_url, q.title, q.price.amount, q.price.currency,
+                            via, origin, wire.encoded.decode(), now, now, json.dumps(vc.api_url),
                         ),
                     )  # fmt: skip
                     for s in segments:
@@ -169,13 +198,21 @@ class PaymentEngine:
             except BaseException:
                 self.book.forget([p.chain_id for p in picks])
                 raise
+        # Only now, with the journal durable, may the paywords leave the process.
         self.events.emit("balance_changed")
         crash_point("after_journal")
-        return self._send(payment_id, wire, q.payment_url, vc.api_url)
+        return self._send(payment_id, wire, q.payment_url, vc.api_url, spend=spend)
 
     def _send(
-        self, payment_id: str, wire: dict[str, Any], payment_url: str, api_url: str, recovering: bool = False
+        self,
+        payment_id: str,
+        wire: dict[str, Any],
+        payment_url: str,
+        api_url: str,
+        recovering: bool = False,
+        spend: _Spend | None = None,
     ) -> PaidQuote:
+        """Send the journalled payment JSON (the stored bytes); settle on a receipt, release/burn on a refusal."""
         client = self.vendor_client(api_url)
         try:
             answer = client.pay(wire, payment_url)
@@ -195,21 +232,25 @@ class PaymentEngine:
             raise
         crash_point("after_send")
         with self.lock:
-            return self._settle(payment_id, answer.get("receipt"))
+            return self._settle(payment_id, answer.get("receipt"), spend)
 
     def _spend(self, payment_id: str) -> Any:
         return self.vault.one("SELECT * FROM spends WHERE payment_id = ?", (payment_id,))
 
-    def _settle(self, payment_id: str, receipt_wire: Any) -> PaidQuote:
-        row = self._spend(payment_id)
-        if row["status"] == "settled":
-            return self._paid(row)
+    def _settle(self, payment_id: str, receipt_wire: Any, spend: _Spend | None = None) -> PaidQuote:
+        """Verify the receipt against the journalled spend and store it. ``spend``: what this process journalled
+        just now (saves reading it back); without it (recovery) the journal row is read."""
+        if spend is None:
+            row = self._spend(payment_id)
+            if row["status"] == "settled":
+                return self._paid(row)
+            spend = _Spend.from_row(row)
         try:
             receipt = Signed.from_wire(receipt_wire, Receipt, "receipt")
-            r = receipt.require_signer(VerifyKey.from_hex(row["vendor_key"]))
-            if r.payment_id != payment_id or r.quote_digest.hex() != row["quote_digest"]:
+            r = receipt.require_signer(spend.vendor_key)
+            if r.payment_id != payment_id or r.quote_digest.hex() != spend.quote_digest:
                 raise BadSignature("the receipt is for another payment")
-            if r.amount != Money(row["amount"], row["currency"]):
+            if r.amount != spend.amount:
                 raise BadSignature("the receipt names another amount")
         except NetPayError as exc:
             self._finish(payment_id, "burned", "bad_receipt")
@@ -217,18 +258,21 @@ class PaymentEngine:
             raise
         now = int(self.clock())
         with self.vault.tx() as c:
-            c.execute(
+            settled = c.execute(
                 """UPDATE spends SET status = 'settled', receipt_json = ?, access_token = ?, updated_at = ?
-                   WHERE payment_id = ?""",
+                   WHERE payment_id = ? AND status != 'settled'""",
                 (canonical_json(receipt.to_wire()).decode(), r.access_token, now, payment_id),
-            )
-            c.execute(
-                """UPDATE chains SET holder = ? WHERE chain_id IN
-                   (SELECT chain_id FROM spend_segments WHERE payment_id = ?)""",
-                (row["vendor_id"], payment_id),
-            )
+            ).rowcount
+            if settled:
+                c.execute(
+                    """UPDATE chains SET holder = ? WHERE chain_id IN
+                       (SELECT chain_id FROM spend_segments WHERE payment_id = ?)""",
+                    (spend.vendor_id, payment_id),
+                )
+        if not settled:  # settled meanwhile (by a recovery): that stored receipt is the answer
+            return self._paid(self._spend(payment_id))
         crash_point("after_settle")
-        paid = self._paid(self._spend(payment_id))
+        paid = PaidQuote(payment_id, receipt, r.access_token, spend.item_url, spend.amount, spend.via)
         self.events.emit("payment_settled", paid)
         if paid.via == "allowance":
             self.events.emit("auto_payment_made", paid)
@@ -309,7 +353,7 @@ class PaymentEngine:
         finished = left = 0
         for row in rows:
             api_url = json.loads(row["api_url_json"])
-            wire = parse_json(row["payment_json"])
+            wire = EncodedJson.of(parse_json(row["payment_json"]), row["payment_json"].encode())
             try:
                 self._send(row["payment_id"], wire, row["payment_url"], api_url, recovering=True)
             except PeerUnavailable:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from netpay.errors import Forbidden, NetPayError, WalletLocked
+from netpay.keys import VerifyKey
 from netpay.messages import Quote, VendorCertificate
 from netpay.money import Money
 from netpay.signed import Signed
@@ -183,6 +184,11 @@ class WalletService:
         """Every known broker."""
         self._require()
         return self.brokers_desk.list()
+
+    def trusted_broker_keys(self) -> tuple[VerifyKey, ...]:
+        """The keys of the trusted brokers (held in memory while unlocked; raises ``WalletLocked`` otherwise)."""
+        self._require()
+        return tuple(self.trust.keys.values())
 
     def register(self, broker_id: str, username: str, password: str) -> None:
         """Open an account at the broker and log in."""
