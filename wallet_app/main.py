@@ -209,7 +209,9 @@ def _run_gui(rt: _Runtime) -> int:
         if os.environ.get("NETPAY_WALLET_REPORT_SHOWN"):
             print(SHOWN_MARKER, flush=True)
 
-    windows = WalletWindows(backend, rt.data_dir, demo_broker_url=rt.args.broker_url, on_main_shown=shown)
+    windows = WalletWindows(
+        backend, rt.data_dir, demo_broker_url=rt.args.broker_url, on_main_shown=shown, minimized=rt.args.minimized
+    )
 
     def serve() -> None:
         # The callback (uvicorn) starts beside the windows, so the wallet opens without waiting for it.

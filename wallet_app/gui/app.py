@@ -68,6 +68,7 @@ class WalletWindows(QObject):
         demo_broker_url: str = DEMO_BROKER_URL,
         on_main_shown: Callable[[], None] | None = None,
         callback_url: str = "",
+        minimized: bool = False,
     ) -> None:
         super().__init__()
         self.backend = backend
@@ -77,6 +78,7 @@ class WalletWindows(QObject):
         self.on_main_shown = on_main_shown
         self.callback_url = callback_url
         self.callback_error = ""
+        self.start_minimized = minimized
         self.qsettings = QSettings(str(data_dir / "gui.ini"), QSettings.Format.IniFormat)
         self.window: MainWindow | None = None
         self.wizard: FirstRunWizard | None = None
@@ -145,9 +147,12 @@ class WalletWindows(QObject):
             self.window.on_notify = self._notify
             self.window.refreshed.connect(self._update_tray)
             self._status()
-        self.window.show()
-        self.window.raise_()
-        self.window.activateWindow()
+        if self.start_minimized and self.tray.available:
+            self.start_minimized = False  # started with the system: stay in the tray until asked
+        else:
+            self.window.show()
+            self.window.raise_()
+            self.window.activateWindow()
         self.idle_timer.start()
         for prompt in self.backend.pending_prompts():
             self.prompts.add(prompt)
@@ -184,11 +189,8 @@ class WalletWindows(QObject):
             self.tray.set_balance(self.window.balance_text())
 
     def _notify(self, title: str, text: str) -> None:
-        enabled = True
-        try:
-            enabled = bool(self.backend.service.get_setting("notifications", True))
-        except Exception:
-            enabled = True
+        # the setting comes with the window's last snapshot: never block the GUI thread on the vault
+        enabled = self.window is None or bool(self.window.snapshot.get("notifications", True))
         if enabled:
             self.tray.notify(title, text)
 

@@ -93,6 +93,7 @@ class GuiBackend:
             "activity": self.service.activity(limit=1000),
             "allowances": self.service.allowances(),
             "brokers": self.service.brokers(),
+            "notifications": bool(self.service.get_setting("notifications", True)),
         }
 
     def settings(self) -> SettingsView:

@@ -70,6 +70,7 @@ class MainWindow(QMainWindow):
         self.snapshot: dict[str, Any] = {"balance": [], "chains": [], "activity": [], "allowances": [], "brokers": []}
         self.notifications: list[str] = []
         self.on_notify: Any = None
+        self.settings_dialog: SettingsDialog | None = None
         self.setWindowTitle(self.tr("NetPay Wallet"))
         self.setWindowIcon(icon("app"))
         self.setMinimumSize(QSize(960, 600))
@@ -336,10 +337,14 @@ class MainWindow(QMainWindow):
         dialog.open()
         return dialog
 
-    def settings(self) -> SettingsDialog:
-        dialog = SettingsDialog(self.backend, self.backend.settings(), self)
-        dialog.open()
-        return dialog
+    def settings(self) -> None:
+        """Read the settings in a worker, then open the dialog (``settings_dialog`` holds it)."""
+
+        def show(values: Any) -> None:
+            self.settings_dialog = SettingsDialog(self.backend, values, self)
+            self.settings_dialog.open()
+
+        self.bridge.run(self.backend.settings, on_done=show, on_error=lambda e: self.statusBar().showMessage(str(e)))
 
     def allowance_paid(self, paid: Any) -> None:
         """A payment went through under an allowance: tell the user (tray notification + status bar)."""

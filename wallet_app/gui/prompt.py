@@ -111,6 +111,15 @@ class PurchasePrompt(QDialog):
 
         self.error = banner()
         outer.addWidget(self.error)
+        if not self.affordable:
+            self.after_label.setText(self.tr("not enough coins"))
+            self.error.setText(
+                self.tr(
+                    "Your wallet does not hold enough coins for this price. Buy coins, then buy "
+                    "the item again; or decline."
+                )
+            )
+            self.error.show()
         self.progress = QProgressBar()
         self.progress.setRange(0, 0)
         self.progress.setTextVisible(False)
@@ -150,8 +159,13 @@ class PurchasePrompt(QDialog):
             self._arm_timer.start(self.PAY_DELAY_MS)
 
     def _enable_pay(self) -> None:
-        if not self._decided and self.isVisible():
+        if not self._decided and self.isVisible() and self.affordable:
             self.pay_button.setEnabled(True)
+
+    @property
+    def affordable(self) -> bool:
+        """The wallet holds enough coins for the price (else Pay never lights up)."""
+        return self.prompt.balance_after.amount >= 0
 
     def showEvent(self, event: QShowEvent) -> None:
         self.adjustSize()

@@ -124,3 +124,16 @@ def test_approve_when_the_vendor_went_away_shows_why_and_offers_close(qtbot, gui
     assert gui_wallet.poll(answer, vendor.url)["status"] == "failed"
     qtbot.mouseClick(dialog.decline_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: gui_wallet.windows.prompts.current is None, timeout=5000)
+
+
+def test_a_price_above_the_balance_never_enables_pay(qtbot, gui_wallet, vendor):
+    gui_wallet.set_up_account()
+    gui_wallet.buy(20, 1)  # €0.20; the day pass costs €0.50
+    gui_wallet.windows.start()
+    answer = gui_wallet.offer(vendor, "day-pass")
+    dialog = _prompt(qtbot, gui_wallet)
+    assert "not hold enough coins" in dialog.error.text() and dialog.after_label.text() == "not enough coins"
+    qtbot.wait(PurchasePrompt.PAY_DELAY_MS + 300)
+    assert not dialog.pay_button.isEnabled()
+    qtbot.mouseClick(dialog.decline_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: gui_wallet.poll(answer, vendor.url)["status"] == "declined", timeout=5000)

@@ -167,7 +167,9 @@ def test_change_passphrase_settings_and_geometry(qtbot, gui_wallet, tmp_path: Pa
     assert gui_wallet.service.needs_passphrase()
 
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-    settings = window.settings()
+    window.settings()
+    qtbot.waitUntil(lambda: window.settings_dialog is not None and window.settings_dialog.isVisible(), timeout=5000)
+    settings = window.settings_dialog
     settings.auto_lock.setValue(7)
     settings.notify.setChecked(False)
     settings.start.setChecked(True)
