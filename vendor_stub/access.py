@@ -65,7 +65,7 @@ class AccessTokens:
         self._secret = secret
 
     def _mac(self, payload: str) -> str:
-        return _b64(hmac.new(self._secret, b"netpay-access:" + payload.encode(), hashlib.sha256).digest())
+        return _b64(hmac.digest(self._secret, b"netpay-access:" + payload.encode(), hashlib.sha256))
 
     def issue(self, item_id: str, receipt_id: str, is_pass: bool, valid_until: int | None) -> str:
         data = {"i": item_id, "p": is_pass, "r": receipt_id, "u": valid_until}
