@@ -115,9 +115,15 @@ class WalletWindows(QObject):
             self.bridge.run(
                 self.backend.service.unlock,
                 None,
-                on_done=lambda _r: self.show_main(),
-                on_error=lambda _e: self.show_unlock(),
+                on_done=lambda _r: self._opened(),
+                on_error=lambda _e: self._ask(),
             )
+
+    def _opened(self) -> None:
+        self.show_main()
+
+    def _ask(self) -> None:
+        self.show_unlock()
 
     def show_wizard(self) -> FirstRunWizard:
         self.wizard = FirstRunWizard(self.backend, self.demo_broker_url)

@@ -460,7 +460,11 @@ class ChangePassphraseDialog(WorkDialog):
         self.form.addRow(self.tr("New passphrase"), self.new)
         self.form.addRow(self.tr("Repeat"), self.confirm)
         self.form.addRow("", self.use_keyring)
-        self.use_keyring.toggled.connect(lambda on: (self.new.setEnabled(not on), self.confirm.setEnabled(not on)))
+        self.use_keyring.toggled.connect(self._keyring_toggled)
+
+    def _keyring_toggled(self, on: bool) -> None:
+        self.new.setEnabled(not on)
+        self.confirm.setEnabled(not on)
 
     def inputs(self) -> list[QWidget]:
         return [self.old, self.new, self.confirm, self.use_keyring]

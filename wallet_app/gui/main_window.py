@@ -253,8 +253,9 @@ class MainWindow(QMainWindow):
     def _update_balance(self) -> None:
         while self.balance_row.count():
             item = self.balance_row.takeAt(0)
-            if item is not None and item.widget() is not None:
-                item.widget().deleteLater()
+            widget = item.widget() if item is not None else None
+            if widget is not None:
+                widget.deleteLater()
         names = {b.broker_id: b.name for b in self.snapshot["brokers"]}
         lines = self.snapshot["balance"]
         if not lines:
@@ -299,14 +300,13 @@ class MainWindow(QMainWindow):
         self.bridge.run(
             self.backend.service.revoke_allowance,
             allowance.vendor_id,
-            on_done=lambda _r: (
-                self.statusBar().showMessage(
-                    self.tr("Allowance for %1 revoked.").replace("%1", allowance.vendor_name), 6000
-                ),
-                self.refresh(),
-            ),
+            on_done=lambda _r: self._revoked(allowance),
             on_error=lambda exc: self.statusBar().showMessage(str(exc), 8000),
         )
+
+    def _revoked(self, allowance: Any) -> None:
+        self.statusBar().showMessage(self.tr("Allowance for %1 revoked.").replace("%1", allowance.vendor_name), 6000)
+        self.refresh()
 
     def add_broker(self) -> Any:
         from wallet_app.gui.brokers import AddBrokerDialog
@@ -373,10 +373,7 @@ class MainWindow(QMainWindow):
         # the size on its own too: restoreGeometry clamps to the current screen, which may be smaller for a moment
         self.resize(size if isinstance(size, QSize) and size.isValid() else QSize(1280, 800))
         page = self.qsettings.value("main/page", 0)
-        try:
-            self.show_page(int(page))  # type: ignore[arg-type]
-        except (TypeError, ValueError):
-            self.show_page(0)
+        self.show_page(int(page) if isinstance(page, (int, str)) and str(page).isdigit() else 0)
 
     def save_geometry(self) -> None:
         self.qsettings.setValue("main/geometry", self.saveGeometry())

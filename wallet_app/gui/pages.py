@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
@@ -40,9 +40,9 @@ class Page(QWidget):
         sub.setObjectName("Subtitle")
         titles.addWidget(sub)
         top.addLayout(titles, 1)
-        self.actions = QHBoxLayout()
-        self.actions.setSpacing(8)
-        top.addLayout(self.actions)
+        self.tools = QHBoxLayout()
+        self.tools.setSpacing(8)
+        top.addLayout(self.tools)
         self.layout_.addLayout(top)
 
     def update_data(self, snapshot: dict[str, Any]) -> None:  # pragma: no cover - overridden
@@ -77,7 +77,7 @@ class CoinsPage(Page):
         self.return_button = QPushButton(self.tr("Return chain…"))
         self.return_button.setObjectName("Danger")
         self.return_button.setEnabled(False)
-        self.actions.addWidget(self.return_button)
+        self.tools.addWidget(self.return_button)
         self.table = DataTable(
             [
                 self.tr("Chain"),
@@ -167,9 +167,9 @@ class ActivityPage(Page):
             self.filter.addItem(label, key)
         self.open_button = QPushButton(self.tr("Open receipt"))
         self.open_button.setEnabled(False)
-        self.actions.addWidget(self.search)
-        self.actions.addWidget(self.filter)
-        self.actions.addWidget(self.open_button)
+        self.tools.addWidget(self.search)
+        self.tools.addWidget(self.filter)
+        self.tools.addWidget(self.open_button)
         self.table = DataTable(
             [self.tr("When"), self.tr("What"), self.tr("Vendor"), self.tr("Amount"), self.tr("Status")]
         )
@@ -196,7 +196,7 @@ class ActivityPage(Page):
             return self.tr("Coins returned (refund)")
         if entry.kind == "restore":
             return self.tr("Wallet restored from backup")
-        return entry.kind.capitalize()
+        return str(entry.kind).capitalize()
 
     def _status(self, entry: Any) -> str:
         text = _status_text(self, entry.status)
@@ -239,9 +239,6 @@ class ActivityPage(Page):
             self.tr("%1 of %2 entries").replace("%1", str(len(shown))).replace("%2", str(len(self._entries)))
         )
 
-    def visible_entries(self) -> list[Any]:
-        return [self.table.item(r, 0).data(0x0100) for r in range(self.table.rowCount())]
-
     def _open(self) -> None:
         entry = self.table.selected_data()
         if entry is not None:
@@ -262,7 +259,7 @@ class AllowancesPage(Page):
         self.revoke_button = QPushButton(self.tr("Revoke"))
         self.revoke_button.setObjectName("Danger")
         self.revoke_button.setEnabled(False)
-        self.actions.addWidget(self.revoke_button)
+        self.tools.addWidget(self.revoke_button)
         self.table = DataTable(
             [
                 self.tr("Vendor"),
@@ -301,7 +298,7 @@ class AllowancesPage(Page):
     def select_vendor(self, vendor_id: str) -> bool:
         for row in range(self.table.rowCount()):
             item = self.table.item(row, 0)
-            if item is not None and item.data(0x0100).vendor_id == vendor_id:
+            if item is not None and item.data(Qt.ItemDataRole.UserRole).vendor_id == vendor_id:
                 self.table.selectRow(row)
                 return True
         return False
@@ -322,7 +319,7 @@ class BrokersPage(Page):
             self.tr("Brokers"), self.tr("Brokers sell you coins and certify vendors. Compare fingerprints."), parent
         )
         self.add_button = QPushButton(self.tr("Add broker…"))
-        self.actions.addWidget(self.add_button)
+        self.tools.addWidget(self.add_button)
         self.add_button.clicked.connect(self.add_requested)
         self.cards = QVBoxLayout()
         self.cards.setSpacing(12)
@@ -332,8 +329,9 @@ class BrokersPage(Page):
     def update_data(self, snapshot: dict[str, Any]) -> None:
         while self.cards.count():
             item = self.cards.takeAt(0)
-            if item is not None and item.widget() is not None:
-                item.widget().deleteLater()
+            widget = item.widget() if item is not None else None
+            if widget is not None:
+                widget.deleteLater()
         balances: dict[str, list[str]] = {}
         for line in snapshot["balance"]:
             balances.setdefault(line.broker_id, []).append(line.unspent.format())

@@ -61,7 +61,7 @@ def spending_by_vendor(entries: list[Any], currency: str) -> list[tuple[str, Mon
 
 
 def _major(m: Money) -> float:
-    return m.amount / 10 ** CURRENCY_EXPONENTS[m.currency]  # drawing coordinate only, never stored
+    return float(m.amount / int(10 ** CURRENCY_EXPONENTS[m.currency]))  # drawing coordinate only, never stored
 
 
 class SpendingPage(Page):
@@ -71,8 +71,8 @@ class SpendingPage(Page):
         super().__init__(self.tr("Spending"), self.tr("Where your coins went over the last two weeks."), parent)
         self.currency = QComboBox()
         self.currency.setMinimumWidth(90)
-        self.actions.addWidget(QLabel(self.tr("Currency")))
-        self.actions.addWidget(self.currency)
+        self.tools.addWidget(QLabel(self.tr("Currency")))
+        self.tools.addWidget(self.currency)
         self.total_label = heading("")
         row = QHBoxLayout()
         row.setSpacing(14)
