@@ -11,17 +11,20 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from tests.support.broker import RunningBroker
-from tests.support.gui import GuiWallet
+
+if TYPE_CHECKING:
+    from tests.support.gui import GuiWallet
 
 
 @pytest.fixture
 def gui_wallet_factory(qapp: Any, broker: RunningBroker, tmp_path: Path) -> Iterator[Callable[..., GuiWallet]]:
     """Make wallets with windows; each gets its own data dir under ``tmp_path``."""
+    from tests.support.gui import GuiWallet  # Qt and the wallet load only for the tests that use them
     from wallet_app.gui.theme import apply_theme
 
     apply_theme(qapp, dark=False)

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QCoreApplication, QEvent, QObject, QSettings, QTimer
+from PySide6.QtCore import QCoreApplication, QEvent, QLocale, QObject, QSettings, QTimer, QTranslator
 from PySide6.QtWidgets import QApplication
 
 from wallet_app.gui.backend import GuiBackend
@@ -20,7 +20,7 @@ from wallet_app.gui.dialogs import UnlockDialog
 from wallet_app.gui.first_run import DEMO_BROKER_URL, FirstRunWizard
 from wallet_app.gui.main_window import MainWindow
 from wallet_app.gui.prompt import PromptQueue
-from wallet_app.gui.theme import apply_theme, icon
+from wallet_app.gui.theme import RESOURCES, apply_theme, icon
 from wallet_app.gui.tray import Tray
 
 __all__ = ["WalletWindows", "create_application"]
@@ -39,8 +39,16 @@ def create_application(argv: list[str] | None = None) -> QApplication:
     app.setDesktopFileName("netpay-wallet")
     app.setWindowIcon(icon("app"))
     app.setQuitOnLastWindowClosed(False)
+    _install_translator(app)
     apply_theme(app)
     return app
+
+
+def _install_translator(app: QApplication) -> None:
+    """Load ``resources/translations/netpay_<locale>.qm`` for the system locale when one exists."""
+    translator = QTranslator(app)
+    if translator.load(QLocale.system(), "netpay", "_", str(RESOURCES / "translations")):
+        app.installTranslator(translator)
 
 
 class _ActivityFilter(QObject):
