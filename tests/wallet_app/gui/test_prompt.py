@@ -42,6 +42,7 @@ def test_approve_pays_only_after_the_delay_and_shows_the_certified_vendor(qtbot,
 
     # No default button; Pay is disabled at first, so early clicks and Enter do nothing.
     assert not dialog.pay_button.isDefault() and not dialog.pay_button.autoDefault()
+    dialog.focus_gained()  # restart the delay here, so a slow machine cannot let it run out before the clicks
     assert not dialog.pay_button.isEnabled()
     qtbot.mouseClick(dialog.pay_button, Qt.MouseButton.LeftButton)
     qtbot.keyClick(dialog, Qt.Key.Key_Return)
