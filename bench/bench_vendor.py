@@ -48,7 +48,7 @@ def _spawn(args: list[str], ready_url: str, env: dict[str, str]) -> subprocess.P
     """Start ``python args...`` and wait until ``ready_url`` answers 200."""
     cmd = [sys.executable, *args]
     if os.environ.get("BENCH_PROFILE") and "vendor_stub.cli" in args:  # profile the vendor's event loop
-        cmd = [sys.executable, "-m", "cProfile", "-o", os.environ["BENCH_PROFILE"], *args[1:]]
+        cmd = [sys.executable, "-m", "cProfile", "-o", os.environ["BENCH_PROFILE"], *args]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:

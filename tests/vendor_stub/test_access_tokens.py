@@ -43,3 +43,14 @@ def test_secret_file_is_created_private_and_reused(tmp_path: Path) -> None:
     first = load_or_create_secret(path)
     assert len(first) == 32 and os.stat(path).st_mode & 0o777 == 0o600
     assert load_or_create_secret(path) == first
+
+
+def test_mac_is_standard_hmac_sha256() -> None:
+    import base64
+    import hashlib
+    import hmac
+
+    for secret in (b"k" * 32, b"short", b"x" * 100):
+        tokens = AccessTokens(secret)
+        expected = hmac.new(secret, b"netpay-access:payload", hashlib.sha256).digest()
+        assert tokens._mac("payload") == base64.urlsafe_b64encode(expected).rstrip(b"=").decode()
