@@ -1,0 +1,31 @@
+"""A price paid from two chains at once: both segments are checked, recorded together, and both chains advance."""
+
+from __future__ import annotations
+
+from tests.support.broker import RunningBroker
+from tests.support.vendor import RunningVendor, buy_known_chain, payment_of
+
+
+def test_one_payment_from_two_chains(broker: RunningBroker, vendor: RunningVendor) -> None:
+    a, b = buy_known_chain(broker, n=20), buy_known_chain(broker, n=20)
+    quote = vendor.quote("harbour-bridge-reopens")  # 5 cents
+    resp = vendor.pay(payment_of(quote, a.segment(0, 3), b.segment(0, 2)))
+    assert resp.status_code == 200, resp.text
+    segments = resp.json()["receipt"]["body"]["segments"]
+    assert [(s["from_index"], s["to_index"]) for s in segments] == [(0, 3), (0, 2)]
+    held = {
+        r["chain_id"]: r["last_index"] for r in vendor.vendor.store.query("SELECT chain_id, last_index FROM chains")
+    }
+    assert held == {a.cert.body.chain_id.hex(): 3, b.cert.body.chain_id.hex(): 2}
+
+    # one bad segment refuses the whole payment and records nothing for either chain
+    vendor.vendor.reporter.flush()
+    before = vendor.dump()
+    bad = vendor.pay(payment_of(vendor.quote("harbour-bridge-reopens"), a.segment(3, 6), b.segment(2, 4, a.word(4))))
+    assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid_payword"
+    held_after = bad.json()["error"]["details"]["refusal"]["body"]["held"]
+    assert [h["index"] for h in held_after] == [3, 2]
+    assert vendor.dump() == before
+    # the same chain twice in one payment is malformed
+    twice = vendor.pay(payment_of(vendor.quote("harbour-bridge-reopens"), a.segment(3, 5), a.segment(5, 8)))
+    assert twice.status_code == 400 and twice.json()["error"]["code"] == "malformed"
