@@ -29,3 +29,34 @@ def test_one_payment_from_two_chains(broker: RunningBroker, vendor: RunningVendo
     # the same chain twice in one payment is malformed
     twice = vendor.pay(payment_of(vendor.quote("harbour-bridge-reopens"), a.segment(3, 5), a.segment(5, 8)))
     assert twice.status_code == 400 and twice.json()["error"]["code"] == "malformed"
+
+
+def test_racing_payments_for_one_quote_exactly_one_wins(broker: RunningBroker, vendor: RunningVendor) -> None:
+    import threading
+
+    import requests
+
+    chains = [buy_known_chain(broker, n=20) for _ in range(4)]
+    for c in chains:  # the vendor holds every chain already, so the race is on the quote alone
+        assert vendor.pay(payment_of(vendor.quote("night-market-returns"), c.segment(0, 3))).status_code == 200
+    quote = vendor.quote("night-market-returns")
+    bodies = [payment_of(quote, c.segment(3, 6)) for c in chains]
+    codes: list[str] = []
+    barrier = threading.Barrier(len(bodies))
+
+    def send(body: dict) -> None:  # type: ignore[type-arg]
+        barrier.wait()
+        r = requests.post(f"{vendor.url}/v1/payments", json=body, timeout=30)
+        codes.append("ok" if r.status_code == 200 else r.json()["error"]["code"])
+
+    threads = [threading.Thread(target=send, args=(b,)) for b in bodies]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(codes) == ["ok", "quote_paid", "quote_paid", "quote_paid"]
+    paid = vendor.vendor.store.query("SELECT COUNT(*) FROM payments WHERE quote_id = ?", (quote["body"]["quote_id"],))
+    assert paid[0][0] == 1
+    # the losers' coins were not taken: their chains are still at index 3
+    held = sorted(r[0] for r in vendor.vendor.store.query("SELECT last_index FROM chains"))
+    assert held == [3, 3, 3, 6]
