@@ -6,6 +6,9 @@ an allowance, so a purchase is paid without a prompt. Per repetition, interleave
 - **purchase**: a client does what the page script does with a quote already in hand — ``POST /v1/purchase`` with
   its Origin — and waits for the paid answer (the wallet checks the quote, journals the spend, pays the vendor over
   HTTP, stores the receipt);
+- after each purchase (untimed for the ratio) the wallet's deferred vault work — the receipt write and any due
+  checkpoint, done on its vault worker after answering — is flushed, so it cannot slow the baseline down;
+  ``handoff_with_background_ms`` is the purchase including that work;
 - **baseline**: two plain JSON round trips over the same path with no payment work — client → callback
   ``GET /v1/hello``, and wallet → vendor ``POST /v1/echo`` (a payment-sized body, through the wallet's own vendor
   client).
@@ -19,6 +22,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +58,7 @@ def run() -> dict[str, float | int]:
             # A generous rate limit: the benchmark buys far faster than a person clicks.
             limits = Limits(burst=1000, per_second=1000.0)
             server = CallbackServer(PurchaseCoordinator(ServicesWalletPort(wallet), limits=limits), port=0).start()
-            return _measure(server, vendor.url)
+            return _measure(server, vendor.url, wallet.vault.flush)
         finally:
             if server is not None:
                 server.stop()
@@ -64,7 +68,7 @@ def run() -> dict[str, float | int]:
             broker.stop()
 
 
-def _measure(server: CallbackServer, vendor_url: str) -> dict[str, float | int]:
+def _measure(server: CallbackServer, vendor_url: str, flush: Callable[[], None]) -> dict[str, float | int]:
     items = requests.get(f"{vendor_url}/v1/catalog", timeout=10).json()["items"]
     item = next(i["item_id"] for i in items if i["model"]["kind"] == "one_off" if isinstance(i.get("model"), dict))
     offers: list[dict[str, Any]] = []
@@ -77,12 +81,15 @@ def _measure(server: CallbackServer, vendor_url: str) -> dict[str, float | int]:
     echo_body = offers[0]
     purchase_s: list[float] = []
     baseline_s: list[float] = []
+    background_s: list[float] = []
     for i, offer in enumerate(offers):
         t0 = time.perf_counter()
         resp = client.post(f"{server.url}/v1/purchase", json=offer, headers=headers, timeout=30)
         t1 = time.perf_counter()
         if resp.status_code != 200 or resp.json().get("status") != "paid":
             raise RuntimeError(f"purchase was not paid: {resp.status_code} {resp.text[:200]}")
+        tf = time.perf_counter()
+        flush()  # the wallet's deferred vault work (receipt write, checkpoint) must not run during the baseline
         t2 = time.perf_counter()
         hello = client.get(f"{server.url}/v1/hello", timeout=30)
         t3 = time.perf_counter()
@@ -92,6 +99,7 @@ def _measure(server: CallbackServer, vendor_url: str) -> dict[str, float | int]:
             raise RuntimeError("hello failed")
         if i >= WARMUP:
             purchase_s.append(t1 - t0)
+            background_s.append(t2 - tf)
             baseline_s.append((t3 - t2) + (t4 - t3))
     purchase = statistics.median(purchase_s)
     baseline = statistics.median(baseline_s)
@@ -99,6 +107,10 @@ def _measure(server: CallbackServer, vendor_url: str) -> dict[str, float | int]:
         "handoff_ratio": round(purchase / baseline, 3),
         "handoff_ms": round(purchase * 1000, 2),
         "handoff_baseline_ms": round(baseline * 1000, 2),
+        # the purchase plus the vault work the wallet does after answering (receipt write, checkpoint)
+        "handoff_with_background_ms": round(
+            statistics.median(p + b for p, b in zip(purchase_s, background_s, strict=True)) * 1000, 2
+        ),
     }
 
 

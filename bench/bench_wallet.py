@@ -8,6 +8,8 @@
   receipt) to a vendor on loopback, divided by a plain JSON round trip of a payment-sized body to the vendor's
   ``POST /v1/echo`` with the same client; interleaved in one run, medians. ``pay_core_bare_vendor_ratio`` is a
   hand-built payment sent with the same client divided by the same echo: the vendor's own share of the ratio.
+  The wallet stores the receipt on its vault worker thread after answering; that work is done (timed apart)
+  right after each payment so it never overlaps an echo. ``pay_core_with_background_ratio`` counts it in.
 """
 
 from __future__ import annotations
@@ -91,8 +93,9 @@ def _next_payword_us(tmp: Path) -> tuple[float, float]:
     return out[0], out[1]
 
 
-def _pay_core_ratio(tmp: Path) -> tuple[float, float, float, float]:
-    """(engine payment / echo, engine payment ms, echo ms, bare vendor payment / echo), interleaved."""
+def _pay_core_ratio(tmp: Path) -> tuple[float, float, float, float, float]:
+    """(engine payment / echo, engine payment ms, echo ms, bare vendor payment / echo, engine payment including its
+    deferred vault work / echo), interleaved."""
     from tests.support.broker import start_broker
     from tests.support.vendor import buy_chain, make_payment, start_vendor
 
@@ -103,7 +106,7 @@ def _pay_core_ratio(tmp: Path) -> tuple[float, float, float, float]:
         funded_wallet(w, broker.url, chains=1, coins=5000, coin_value=1)
         cert, traversal = buy_chain(broker, 5000, 1)
         client = w.payments.vendor_client(vendor.url)
-        pay_ms, echo_ms, bare_ms = [], [], []
+        pay_ms, echo_ms, bare_ms, background_ms = [], [], [], []
         for i in range(90):
             offer = client.quote("night-market-returns")
             checked = w.check_quote(offer["quote"], offer["vendor_certificate"], None)
@@ -113,6 +116,11 @@ def _pay_core_ratio(tmp: Path) -> tuple[float, float, float, float]:
                 if step == 0:
                     w.pay_quote(checked.quote, checked.vendor_certificate, None, "prompt")
                     pay_ms.append((time.perf_counter() - t0) * 1000)
+                    # The wallet stores the receipt (and checkpoints) on its vault worker after answering; do that
+                    # work here, timed apart, so it cannot run during (and slow down) the next echo or bare call.
+                    t1 = time.perf_counter()
+                    w.vault.flush()
+                    background_ms.append((time.perf_counter() - t1) * 1000)
                 elif step == 1:
                     client.echo(bare)
                     echo_ms.append((time.perf_counter() - t0) * 1000)
@@ -120,7 +128,8 @@ def _pay_core_ratio(tmp: Path) -> tuple[float, float, float, float]:
                     client.pay(bare)
                     bare_ms.append((time.perf_counter() - t0) * 1000)
         pay, echo, vend = (statistics.median(x[6:]) for x in (pay_ms, echo_ms, bare_ms))
-        return pay / echo, pay, echo, vend / echo
+        with_background = statistics.median(p + b for p, b in zip(pay_ms[6:], background_ms[6:], strict=True))
+        return pay / echo, pay, echo, vend / echo, with_background / echo
     finally:
         w.close()
         vendor.stop()
@@ -130,7 +139,7 @@ def _pay_core_ratio(tmp: Path) -> tuple[float, float, float, float]:
 def run() -> dict[str, float | int]:
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
-        ratio, pay_ms, echo_ms, bare_ratio = _pay_core_ratio(tmp)
+        ratio, pay_ms, echo_ms, bare_ratio, with_background_ratio = _pay_core_ratio(tmp)
         payword_us, payword_fsync_us = _next_payword_us(tmp)
         return {
             "vault_open_ms": round(_vault_open_ms(tmp), 3),
@@ -140,6 +149,7 @@ def run() -> dict[str, float | int]:
             "pay_core_payment_ms": round(pay_ms, 3),
             "pay_core_echo_ms": round(echo_ms, 3),
             "pay_core_bare_vendor_ratio": round(bare_ratio, 3),
+            "pay_core_with_background_ratio": round(with_background_ratio, 3),
         }
 
 

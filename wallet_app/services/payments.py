@@ -240,6 +240,7 @@ class PaymentEngine:
     def _settle(self, payment_id: str, receipt_wire: Any, spend: _Spend | None = None) -> PaidQuote:
         """Verify the receipt against the journalled spend and store it. ``spend``: what this process journalled
         just now (saves reading it back); without it (recovery) the journal row is read."""
+        fresh = spend is not None
         if spend is None:
             row = self._spend(payment_id)
             if row["status"] == "settled":
@@ -256,12 +257,14 @@ class PaymentEngine:
             self._finish(payment_id, "burned", "bad_receipt")
             self.events.emit("payment_failed", payment_id, exc.code, exc.message)
             raise
+        receipt_json = canonical_json(receipt.to_wire()).decode()
         now = int(self.clock())
-        with self.vault.tx() as c:
+
+        def store(c: Any) -> bool:
             settled = c.execute(
                 """UPDATE spends SET status = 'settled', receipt_json = ?, access_token = ?, updated_at = ?
                    WHERE payment_id = ? AND status != 'settled'""",
-                (canonical_json(receipt.to_wire()).decode(), r.access_token, now, payment_id),
+                (receipt_json, r.access_token, now, payment_id),
             ).rowcount
             if settled:
                 c.execute(
@@ -269,9 +272,19 @@ class PaymentEngine:
                        (SELECT chain_id FROM spend_segments WHERE payment_id = ?)""",
                     (spend.vendor_id, payment_id),
                 )
-        if not settled:  # settled meanwhile (by a recovery): that stored receipt is the answer
-            return self._paid(self._spend(payment_id))
-        crash_point("after_settle")
+            return bool(settled)
+
+        if fresh:
+            # The receipt verified: the payment is done. Storing it need not delay the answer: the vault runs
+            # the write before anyone's next use of it, and if the process dies first the spend is still
+            # pending, so recovery re-sends it and the vendor answers with this same receipt.
+            self.vault.defer(store, after=lambda: crash_point("after_settle"))
+        else:
+            with self.vault.tx() as c:
+                stored = store(c)
+            if not stored:  # settled meanwhile (by a payment thread): that stored receipt is the answer
+                return self._paid(self._spend(payment_id))
+            crash_point("after_settle")
         paid = PaidQuote(payment_id, receipt, r.access_token, spend.item_url, spend.amount, spend.via)
         self.events.emit("payment_settled", paid)
         if paid.via == "allowance":

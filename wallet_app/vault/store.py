@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import logging
 import os
 import threading
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import sqlcipher3
 
+from netpay.errors import WalletLocked as WalletLockedError
 from wallet_app.keys import VaultHeader
 from wallet_app.vault.errors import VaultDamaged, VaultInUse, VaultMissing, VaultTooNew, WrongKey
 from wallet_app.vault.schema import MIGRATIONS
@@ -28,6 +31,13 @@ DB_FILE = "vault.db"
 HEADER_FILE = "vault.json"
 LOCK_FILE = "vault.lock"
 PAGE_SIZE = 4096
+#: Commits between background checkpoints. A checkpointed write-ahead log is written again from its start, and
+#: overwriting blocks the file already has makes each fsync'd commit about half as dear as appending to it.
+CHECKPOINT_EVERY = 16
+#: How long the worker lets a payment thread finish before it does the deferred work (seconds).
+WORKER_DELAY_S = 0.02
+
+log = logging.getLogger(__name__)
 
 
 def _key_pragma(key: bytes | bytearray) -> str:
@@ -97,6 +107,11 @@ class Vault:
         self.header_path = self.directory / HEADER_FILE
         self._lock = threading.RLock()
         self.conn: Any = None
+        self._depth = 0  # nesting of _use() in the thread holding _lock
+        self._deferred: list[tuple[Callable[[Any], object], Callable[[], None] | None]] = []
+        self._commits = 0  # since the last checkpoint
+        self._wake = threading.Event()
+        self._worker: threading.Thread | None = None
 
     def exists(self) -> bool:
         return self.path.exists() and self.header_path.exists()
@@ -153,6 +168,9 @@ class Vault:
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute("PRAGMA foreign_keys = ON")
+            # Checkpoints run on the vault's worker thread every CHECKPOINT_EVERY commits (off the payment path);
+            # the automatic one (inside whichever commit crosses it) stays as a backstop only.
+            conn.execute("PRAGMA wal_autocheckpoint = 2000")
             self._migrate(conn)
         except sqlcipher3.DatabaseError as exc:
             conn.close()
@@ -181,10 +199,28 @@ class Vault:
     def close(self) -> None:
         with self._lock:
             if self.conn is not None:
+                with contextlib.suppress(WalletLockedError), self._use():
+                    pass  # runs any deferred writes first
                 with contextlib.suppress(sqlcipher3.Error):
                     self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
                 self.conn.close()
                 self.conn = None
+                self._commits = 0
+        self._wake.set()  # the worker sees the vault closed and ends
+
+    @contextlib.contextmanager
+    def _use(self) -> Iterator[Any]:
+        """The connection, under the lock; the outermost use first runs any deferred writes, so every read and
+        write sees them (read-your-writes, whichever thread asks)."""
+        with self._lock:
+            conn = self._require()
+            self._depth += 1
+            try:
+                if self._depth == 1 and self._deferred:
+                    self._run_deferred(conn)
+                yield conn
+            finally:
+                self._depth -= 1
 
     @contextlib.contextmanager
     def tx(self, durable: bool = False) -> Iterator[Any]:
@@ -194,8 +230,7 @@ class Vault:
         also fsync'd before this returns, so it survives a power cut: used for the spend journal and coin
         purchases, whose loss could reuse an index. Other writes can be redone by recovery.
         """
-        with self._lock:
-            conn = self._require()
+        with self._use() as conn:
             if durable:
                 conn.execute("PRAGMA synchronous = FULL")
             try:
@@ -206,34 +241,97 @@ class Vault:
                     conn.execute("ROLLBACK")
                     raise
                 conn.execute("COMMIT")
+                self._commits += 1
             finally:
                 if durable:
                     conn.execute("PRAGMA synchronous = NORMAL")
+            if self._commits >= CHECKPOINT_EVERY:
+                self._kick()
+
+    def defer(self, fn: Callable[[Any], object], after: Callable[[], None] | None = None) -> None:
+        """Run ``fn(conn)`` in its own (non-durable) write transaction soon, on the vault's worker thread, or
+        before the next use of the vault by any thread, whichever comes first; then ``after()``.
+
+        Only for writes that recovery redoes if the process dies first (a receipt: the pending spend is re-sent
+        and the vendor answers with the same receipt). A failing deferred write is logged and dropped.
+        """
+        with self._lock:
+            self._require()
+            self._deferred.append((fn, after))
+            self._kick()
+
+    def flush(self) -> None:
+        """Do the worker's pending work now, in this thread: deferred writes and a due checkpoint."""
+        with self._use() as conn:
+            self._checkpoint_if_due(conn)
+
+    def _checkpoint_if_due(self, conn: Any) -> None:
+        if self._commits >= CHECKPOINT_EVERY:
+            with contextlib.suppress(sqlcipher3.Error):
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            self._commits = 0
+
+    def _kick(self) -> None:
+        """Wake the worker (starting it if needed). Call with ``_lock`` held."""
+        if self._worker is None:
+            self._worker = threading.Thread(target=self._work, name="vault-writer", daemon=True)
+            self._worker.start()
+        self._wake.set()
+
+    def _run_deferred(self, conn: Any) -> None:
+        jobs, self._deferred = self._deferred, []
+        for fn, after in jobs:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    fn(conn)
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+            except Exception:
+                log.exception("a deferred vault write failed (recovery redoes it)")
+                continue
+            self._commits += 1
+            if after is not None:
+                after()
+
+    def _work(self) -> None:
+        """The worker: runs deferred writes and checkpoints while the payment threads do other things."""
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            # Let the thread that deferred the work answer its caller first; if the vault is used again
+            # meanwhile, that use runs the deferred writes itself.
+            time.sleep(WORKER_DELAY_S)
+            with self._lock:
+                if self.conn is None:
+                    self._worker = None
+                    return
+                with self._use() as conn:
+                    self._checkpoint_if_due(conn)
 
     def _require(self) -> Any:
         if self.conn is None:
-            from netpay.errors import WalletLocked
-
-            raise WalletLocked()
+            raise WalletLockedError()
         return self.conn
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-        with self._lock:
-            return list(self._require().execute(sql, params).fetchall())
+        with self._use() as conn:
+            return list(conn.execute(sql, params).fetchall())
 
     def one(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        with self._lock:
-            return self._require().execute(sql, params).fetchone()
+        with self._use() as conn:
+            return conn.execute(sql, params).fetchone()
 
     def rekey(self, new_key: bytes | bytearray) -> None:
         """Re-encrypt every page with ``new_key`` (atomic: SQLCipher rewrites inside one transaction)."""
-        with self._lock:
-            self._require().execute(f"PRAGMA rekey = \"x'{bytes(new_key).hex()}'\"")
+        with self._use() as conn:
+            conn.execute(f"PRAGMA rekey = \"x'{bytes(new_key).hex()}'\"")
 
     def export_to(self, target: Path, key: bytes | bytearray) -> None:
         """Write a copy of the whole vault to ``target`` encrypted with ``key``."""
-        with self._lock:
-            conn = self._require()
+        with self._use() as conn:
             target.unlink(missing_ok=True)
             conn.execute(f"ATTACH DATABASE ? AS export KEY \"x'{bytes(key).hex()}'\"", (str(target),))
             try:
@@ -245,8 +343,7 @@ class Vault:
 
     def dump(self) -> str:
         """Every row as SQL text (tests compare dumps to prove nothing changed)."""
-        with self._lock:
-            conn = self._require()
+        with self._use() as conn:
             lines = [f"user_version={conn.execute('PRAGMA user_version').fetchone()[0]}"]
             for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"):
                 for row in conn.execute(f'SELECT * FROM "{name}" ORDER BY rowid'):
