@@ -14,38 +14,6 @@ from tests.support.broker import start_broker
 from tests.support.vendor import RunningVendor, start_vendor
 
 
-def _hypothesis_jsonschema_compat() -> None:
-    """hypothesis-jsonschema 0.23 calls ``many.more()``, which newer Hypothesis releases replaced by iteration.
-
-    Give its object strategy a ``many`` with ``more()`` built on the new protocol (only in this module's run).
-    """
-    import types
-
-    import hypothesis.internal.conjecture.utils as cu
-    from hypothesis_jsonschema import _from_schema
-
-    if hasattr(cu.many, "more"):
-        return
-
-    class _Many(cu.many):  # type: ignore[misc, name-defined]
-        def __init__(self, *args: object, **kwargs: object) -> None:
-            super().__init__(*args, **kwargs)
-            self.__enter__()
-            self._steps = iter(self)
-
-        def more(self) -> bool:
-            try:
-                next(self._steps)
-            except StopIteration:
-                self.__exit__(None)
-                return False
-            return True
-
-    shim = types.SimpleNamespace(**{k: getattr(cu, k) for k in dir(cu) if not k.startswith("__")})
-    shim.many = _Many
-    _from_schema.cu = shim  # type: ignore[attr-defined]
-
-
 @pytest.fixture(scope="module")
 def live_vendor(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningVendor]:
     root: Path = tmp_path_factory.mktemp("fuzz")
@@ -65,7 +33,6 @@ def test_openapi_declares_request_bodies(live_vendor: RunningVendor) -> None:
 
 
 def test_fuzz_every_operation_no_server_error(live_vendor: RunningVendor) -> None:
-    _hypothesis_jsonschema_compat()
     schema = schemathesis.from_uri(f"{live_vendor.url}/openapi.json", force_schema_version="30")
     failures: list[str] = []
     calls: dict[str, int] = {}
