@@ -8,9 +8,9 @@ from typing import Any
 from broker_stub import ledger
 from broker_stub.core import BrokerCore
 from broker_stub.ledger import Leg
-from broker_stub.messages import VendorRequest
 from broker_stub.vendors import VendorService, parse_signed
 from netpay.errors import Conflict, Forbidden, InsufficientFunds, NotFound
+from netpay.messages import VendorRequest
 
 __all__ = ["PayoutService"]
 

@@ -39,6 +39,7 @@ __all__ = [
     "SpendEntry",
     "SpendReport",
     "VendorCertificate",
+    "VendorRequest",
 ]
 
 _ID = 64  # longest identifier
@@ -838,3 +839,43 @@ class PaymentRefusal(Body):
         )
         r.done()
         return obj
+
+
+@dataclass(frozen=True, slots=True)
+class VendorRequest(Body):
+    """A vendor's signed request about its own broker account: ``action`` is ``account`` or ``payout``.
+
+    For a payout, ``amount`` is what to pay out (``None``: everything payable).
+    """
+
+    TYPE = "vendor_request"
+    vendor_id: str
+    action: str
+    nonce: str
+    requested_at: int
+    amount: Money | None = None
+
+    def to_body(self) -> dict[str, Any]:
+        return {
+            "vendor_id": self.vendor_id,
+            "action": self.action,
+            "nonce": self.nonce,
+            "requested_at": self.requested_at,
+            "amount": self.amount.to_json() if self.amount else None,
+        }
+
+    @classmethod
+    def from_body(cls, data: Any, where: str) -> Self:
+        r = FieldReader(data, where)
+        vendor_id = r.text("vendor_id", _ID)
+        action = r.text("action", 16)
+        nonce = r.text("nonce", _ID)
+        at = _time(r, "requested_at")
+        raw = r.raw("amount", optional=True)
+        r.done()
+        if action not in ("account", "payout"):
+            raise MalformedMessage(f"{where}.action must be 'account' or 'payout'", field=f"{where}.action")
+        amount = Money.from_json(raw, f"{where}.amount") if raw is not None else None
+        if amount is not None and amount.amount <= 0:
+            raise MalformedMessage(f"{where}.amount must be positive", field=f"{where}.amount")
+        return cls(vendor_id, action, nonce, at, amount)

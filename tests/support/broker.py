@@ -190,7 +190,7 @@ class TestVendor:
         return Signed.sign(body, self.key).to_wire()
 
     def request(self, action: str, amount: int | None = None, nonce: str | None = None) -> dict[str, Any]:
-        from broker_stub.messages import VendorRequest
+        from netpay.messages import VendorRequest
 
         money = Money(amount, "EUR") if amount is not None else None
         body = VendorRequest(self.vendor_id, action, nonce or secrets.token_hex(8), self.now(), money)
