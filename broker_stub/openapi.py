@@ -57,7 +57,7 @@ def body(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 _ERROR = {
-    "description": "refused; see docs/parts/broker.md for the codes",
+    "description": "refused; see docs/protocol.md (error codes) for the codes",
     "content": {
         "application/json": {
             "schema": {
