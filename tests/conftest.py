@@ -7,6 +7,4 @@ from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-pytest_plugins = sorted(
-    f"tests.support.{p.stem}" for p in (Path(__file__).parent / "support").glob("fixtures_*.py")
-)
+pytest_plugins = sorted(f"tests.support.{p.stem}" for p in (Path(__file__).parent / "support").glob("fixtures_*.py"))
