@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from netpay.encoding import parse_json
 from netpay.errors import InsufficientCoins
 from netpay.messages import MAX_SEGMENTS, CoinCertificate
 from netpay.money import Money
@@ -32,11 +33,13 @@ class ChainBook:
     def __init__(self, vault: Vault) -> None:
         self.vault = vault
         self._traversals: dict[str, PaywordTraversal] = {}
+        self._certificates: dict[str, Signed[CoinCertificate]] = {}  # a chain's certificate never changes
 
     def forget(self, chain_ids: list[str] | None = None) -> None:
         """Drop cached traversal states: all of them (on lock) or those of ``chain_ids`` (after a rollback)."""
         if chain_ids is None:
             self._traversals.clear()
+            self._certificates.clear()
         for cid in chain_ids or ():
             self._traversals.pop(cid, None)
 
@@ -74,10 +77,13 @@ class ChainBook:
         return out
 
     def certificate(self, chain_id: str) -> Signed[CoinCertificate]:
-        row = self.vault.one("SELECT certificate_json FROM chains WHERE chain_id = ?", (chain_id,))
-        from netpay.encoding import parse_json
-
-        return Signed.from_wire(parse_json(row["certificate_json"]), CoinCertificate, verify=False)
+        """The chain's certificate as stored (checked when it was bought); read from the vault once per unlock."""
+        cert = self._certificates.get(chain_id)
+        if cert is None:
+            row = self.vault.one("SELECT certificate_json FROM chains WHERE chain_id = ?", (chain_id,))
+            cert = Signed.from_wire(parse_json(row["certificate_json"]), CoinCertificate, verify=False)
+            self._certificates[chain_id] = cert
+        return cert
 
     # ----- choosing ---------------------------------------------------------------------------------------------
     def pick(

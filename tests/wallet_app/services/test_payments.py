@@ -318,3 +318,53 @@ def test_quote_must_come_from_the_certified_vendor(
     with pytest.raises(Forbidden, match="payment URL"):  # signed by the vendor, but pays somewhere else
         funded_wallet.check_quote(elsewhere.to_wire(), c, None)
     assert funded_wallet.check_quote(Signed.sign(body, key).to_wire(), c, None).price == _eur(5)
+
+
+def test_killed_after_the_answer_before_the_receipt_is_stored_recovers_it(
+    broker: RunningBroker, vendor: RunningVendor, tmp_path: Path
+) -> None:
+    """The receipt is stored after pay_quote answers (on the vault's worker). A process that dies in between
+    leaves the spend pending; the next unlock re-sends it and stores the vendor's same receipt."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.support.test_keyring import FileKeyring
+    from wallet_app.keys import FAST_TEST_KDF, KeyStore
+
+    keyring_file, home = tmp_path / "keyring.json", tmp_path / "w"
+
+    def service() -> WalletService:
+        return WalletService(home, key_store=KeyStore(FileKeyring(keyring_file), kdf=FAST_TEST_KDF))
+
+    w = service()
+    w.create()
+    fund(w, broker.url, chains=1, coins=50)
+    w.close()
+    script = (
+        "import os, sys; from pathlib import Path; import wallet_app.vault.store as store;"
+        "store.WORKER_DELAY_S = 600;"  # the worker will not get to it: only the next use of the vault would
+        "from tests.support.test_keyring import FileKeyring; from wallet_app.keys import FAST_TEST_KDF, KeyStore;"
+        "from wallet_app.services import WalletService; from tests.support.wallet import quote_for;"
+        f"w = WalletService(Path({str(home)!r}), key_store=KeyStore(FileKeyring(Path({str(keyring_file)!r})),"
+        " kdf=FAST_TEST_KDF)); w.unlock();"
+        f"q, c = quote_for({vendor.url!r}, {ITEM!r}); ch = w.check_quote(q, c, None);"
+        "paid = w.pay_quote(ch.quote, ch.vendor_certificate, None, 'prompt');"
+        "print(paid.access_token, flush=True); os._exit(0)"  # dies before anyone uses the vault again
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=Path(__file__).resolve().parents[3],
+        env={**os.environ}, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    token = proc.stdout.strip()
+    w = service()
+    w.unlock(recover=False)
+    (row,) = w.vault.query("SELECT status, access_token FROM spends")
+    assert (row["status"], row["access_token"]) == ("pending", None)
+    assert w.recover_pending() == 1
+    (row,) = w.vault.query("SELECT status, access_token FROM spends")
+    assert (row["status"], row["access_token"]) == ("settled", token)
+    (chain,) = w.list_chains()
+    assert (chain.settled, chain.pending, chain.burned, chain.unspent) == (5, 0, 0, 45)
+    w.close()

@@ -1,0 +1,74 @@
+"""The signature memo: a signature is verified once, but nothing that differs from what verified ever passes."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from netpay.errors import BadSignature
+from netpay.keys import SigningKey, VerifyKey
+from netpay.messages import Quote
+from tests.support.factories import quote
+from wallet_app.services.signatures import SignatureMemo
+
+
+@pytest.fixture
+def verifications(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """Counts real Ed25519 verifications (the real check still runs)."""
+    seen: list[bytes] = []
+    real = VerifyKey.verify
+
+    def counting(self: VerifyKey, signature: bytes, data: bytes) -> None:
+        seen.append(data)
+        real(self, signature, data)
+
+    monkeypatch.setattr(VerifyKey, "verify", counting)
+    return seen
+
+
+def test_the_same_signed_object_is_verified_once(verifications: list[bytes]) -> None:
+    memo = SignatureMemo()
+    wire = quote(SigningKey.generate()).to_wire()
+    first = memo.parse(wire, Quote, "quote")
+    again = memo.parse(copy.deepcopy(wire), Quote, "quote")
+    from_object = memo.parse(first, Quote, "quote")
+    assert first == again == from_object
+    assert len(verifications) == 1
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        lambda w: w["body"].update(title="Something else"),
+        lambda w: w["body"]["price"].update(amount=1),
+        lambda w: w.update(signer=SigningKey.generate().public.hex),
+        lambda w: w.update(signature=("0" if w["signature"][0] != "0" else "1") + w["signature"][1:]),
+    ],
+    ids=["title", "price", "signer", "signature"],
+)
+def test_a_changed_object_is_not_taken_for_a_verified_one(tamper: Any, verifications: list[bytes]) -> None:
+    memo = SignatureMemo()
+    wire = quote(SigningKey.generate()).to_wire()
+    memo.parse(wire, Quote, "quote")
+    forged = copy.deepcopy(wire)
+    tamper(forged)
+    for _ in range(2):  # refused every time: failures are never remembered
+        with pytest.raises(BadSignature):
+            memo.parse(forged, Quote, "quote")
+    assert len(verifications) == 3
+    memo.parse(wire, Quote, "quote")  # the genuine one is still known
+    assert len(verifications) == 3
+
+
+def test_the_memo_is_bounded(verifications: list[bytes]) -> None:
+    memo = SignatureMemo(size=2)
+    key = SigningKey.generate()
+    wires = [quote(key, quote_id=f"q-{i}").to_wire() for i in range(3)]
+    for w in wires:
+        memo.parse(w, Quote, "quote")
+    memo.parse(wires[2], Quote, "quote")  # recent: remembered
+    assert len(verifications) == 3
+    memo.parse(wires[0], Quote, "quote")  # the oldest was forgotten: verified again
+    assert len(verifications) == 4
