@@ -4,6 +4,11 @@ Every accepted payment must be on disk before its receipt leaves. Committing eac
 fsync per request; instead :class:`GroupCommitter` runs the writes of all payments that are waiting in ONE
 transaction (each in its own savepoint, so one failure does not spoil the rest), commits it with
 ``synchronous=FULL``, and only then wakes their request threads.
+
+The write-ahead log is checkpointed by the writer itself whenever it is idle and a few commits have gathered, so
+the log starts again from its beginning: a commit then overwrites blocks the file already has, and its fsync does
+not also have to journal the file growing (that halves the cost of a durable commit on ext4). SQLite's automatic
+checkpoint stays as the safety net under a load that never leaves the writer idle.
 """
 
 from __future__ import annotations
@@ -104,12 +109,23 @@ class _Job(Generic[T]):
 CommitJob = _Job
 
 
+#: Commits between the writer's idle-time checkpoints (each restarts the write-ahead log from its beginning).
+CHECKPOINT_EVERY = 8
+#: How long a write waits for another process (e.g. ``netpay-vendor redeem``) holding the database's write lock.
+BUSY_TIMEOUT_MS = 30_000
+#: Queued to ask the writer thread for a checkpoint once it is idle.
+_CHECKPOINT: Any = object()
+
+
 class GroupCommitter:
     """One writer thread that commits every waiting job in a single durable transaction."""
 
-    def __init__(self, db: Database, max_batch: int = 256) -> None:
+    def __init__(self, db: Database, max_batch: int = 256, checkpoint_every: int = CHECKPOINT_EVERY) -> None:
         self._db = db
-        self._queue: queue.SimpleQueue[_Job[Any] | None] = queue.SimpleQueue()
+        self._checkpoint_every = checkpoint_every
+        self._uncheckpointed = 0
+        self.checkpoints = 0
+        self._queue: queue.SimpleQueue[_Job[Any] | None] = queue.SimpleQueue()  # None: stop
         self._max = max_batch
         self._stopped = False
         self.commits = 0
@@ -140,12 +156,53 @@ class GroupCommitter:
         self._queue.put(None)
         self._thread.join(timeout=10)
 
+    def run_now(self, fn: Callable[[sqlite3.Connection], T]) -> tuple[bool, T | None, BaseException | None]:
+        """Run ``fn(conn)`` in a durable transaction in the calling thread, if the writer is idle right now.
+
+        Returns ``(ran, result, error)``; ``ran`` is False (nothing done) when jobs are queued, the writer holds the
+        database, or another process is writing: then use :meth:`run` or :meth:`submit`. A lone request so skips
+        two thread hand-offs; it costs the caller the commit's fsync, which it would wait for anyway.
+        """
+        if self._stopped or not self._queue.empty():
+            return False, None, None
+        lock = self._db.lock
+        if not lock.acquire(blocking=False):
+            return False, None, None
+        conn = self._db.conn
+        try:
+            conn.execute("PRAGMA busy_timeout = 0")  # never wait here for another process's write lock
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError:
+                return False, None, None
+            finally:
+                conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            try:
+                result = fn(conn)
+            except BaseException as exc:  # the job's own refusal
+                conn.execute("ROLLBACK")
+                return True, None, exc
+            try:
+                conn.execute("COMMIT")
+            except BaseException as exc:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                return True, None, exc
+            self.commits += 1
+            self.jobs += 1
+            self._uncheckpointed += 1
+        finally:
+            lock.release()
+        if self._uncheckpointed >= self._checkpoint_every:
+            self._queue.put(_CHECKPOINT)  # the writer thread does it once it is idle
+        return True, result, None
+
     def _run(self) -> None:
         while True:
             first = self._queue.get()
             if first is None:
                 return
-            batch = [first]
+            batch = [] if first is _CHECKPOINT else [first]
             stop = False
             while len(batch) < self._max:
                 try:
@@ -155,10 +212,24 @@ class GroupCommitter:
                 if nxt is None:
                     stop = True
                     break
-                batch.append(nxt)
-            self._commit(batch)
+                if nxt is not _CHECKPOINT:
+                    batch.append(nxt)
+            if batch:
+                self._commit(batch)
             if stop:
                 return
+            if self._uncheckpointed >= self._checkpoint_every and self._queue.empty():
+                self._checkpoint()
+
+    def _checkpoint(self) -> None:
+        """Copy the log into the database file while nobody waits for the writer (PASSIVE: never blocks)."""
+        self._uncheckpointed = 0
+        try:
+            with self._db.lock:
+                self._db.conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            self.checkpoints += 1
+        except sqlite3.Error as exc:  # e.g. busy: the next idle moment tries again
+            log.info("checkpoint skipped: %s", exc)
 
     def _commit(self, batch: list[_Job[Any]]) -> None:
         conn = self._db.conn
@@ -175,6 +246,7 @@ class GroupCommitter:
                     conn.execute("RELEASE job")
                 conn.execute("COMMIT")
                 self.commits += 1
+                self._uncheckpointed += 1
                 self.jobs += len(batch)
             except BaseException as exc:
                 if conn.in_transaction:

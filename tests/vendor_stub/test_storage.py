@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -59,3 +60,64 @@ def test_group_commit_batches_concurrent_writers_and_isolates_failures(tmp_path:
     again = Store(tmp_path / "v.sqlite3")
     assert len(again.query("SELECT key FROM meta WHERE key LIKE 'k%'")) == 200
     again.close()
+
+
+def test_run_now_commits_in_the_caller_and_rolls_back_a_refused_job(tmp_path: Path) -> None:
+    store = Store(tmp_path / "v.sqlite3")
+
+    def put(c: sqlite3.Connection) -> str:
+        c.execute("INSERT INTO meta (key, value) VALUES ('now', 'v')")
+        return threading.current_thread().name
+
+    ran, result, error = store.writer.run_now(put)
+    assert ran and error is None and result == threading.current_thread().name  # no hand-off to the writer
+
+    def bad(c: sqlite3.Connection) -> None:
+        c.execute("INSERT INTO meta (key, value) VALUES ('bad', 'v')")
+        raise ValueError("refused")
+
+    ran, _, error = store.writer.run_now(bad)
+    assert ran and isinstance(error, ValueError)
+    store.close()
+    again = Store(tmp_path / "v.sqlite3")  # the committed row is on disk, the refused one is not
+    assert again.one("SELECT value FROM meta WHERE key = 'now'") is not None
+    assert again.one("SELECT 1 FROM meta WHERE key = 'bad'") is None
+    again.close()
+
+
+def test_run_now_steps_aside_while_another_process_writes(tmp_path: Path) -> None:
+    store = Store(tmp_path / "v.sqlite3")
+    other = sqlite3.connect(tmp_path / "v.sqlite3", isolation_level=None)  # e.g. `netpay-vendor redeem`
+    other.execute("BEGIN IMMEDIATE")
+    ran, _, _ = store.writer.run_now(lambda c: c.execute("INSERT INTO meta (key, value) VALUES ('x', 'v')"))
+    assert not ran  # it did not wait for the other writer (that would block the event loop)
+    other.execute("ROLLBACK")
+    other.close()
+    # the writer's own busy timeout is back: a queued write still waits for a lock instead of failing
+    assert store.db.conn.execute("PRAGMA busy_timeout").fetchone()[0] == 30_000
+    ran, _, error = store.writer.run_now(lambda c: c.execute("INSERT INTO meta (key, value) VALUES ('x', 'v')"))
+    assert ran and error is None
+    store.close()
+
+
+def test_idle_checkpoints_keep_the_write_ahead_log_short(tmp_path: Path) -> None:
+    store = Store(tmp_path / "v.sqlite3")
+    inline = 0
+    for i in range(200):
+
+        def put(c: sqlite3.Connection, key: str = f"k{i}") -> None:
+            c.execute("INSERT INTO meta (key, value) VALUES (?, ?)", (key, "x" * 3000))
+
+        ran, _, error = store.writer.run_now(put)
+        assert error is None
+        if ran:
+            inline += 1
+        else:  # the writer thread is checkpointing right now: queue the write instead
+            store.write(put)
+        time.sleep(0.002)  # idle moments, as between a lone customer's payments
+    assert inline > 100
+    assert store.writer.checkpoints >= 10
+    assert len(store.query("SELECT key FROM meta WHERE key LIKE 'k%'")) == 200
+    # without checkpoints the log would hold every page written (200 rows of 3 kB: over 600 kB)
+    assert (tmp_path / "v.sqlite3-wal").stat().st_size < 200_000
+    store.close()
