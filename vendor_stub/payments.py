@@ -24,6 +24,7 @@ from typing import Any
 
 from netpay.chain import verify_paywords
 from netpay.errors import (
+    CurrencyMismatch,
     CustodyConflict,
     IdempotencyConflict,
     IndexConflict,
@@ -36,6 +37,7 @@ from netpay.errors import (
 )
 from netpay.keys import SigningKey
 from netpay.messages import Payment, PaymentRefusal, Quote, Receipt, Segment, SegmentRef
+from netpay.money import Money
 from netpay.signed import Signed
 from vendor_stub.access import AccessTokens
 from vendor_stub.catalog import Catalog, Item
@@ -43,7 +45,7 @@ from vendor_stub.custody import ChainBook, ChainState
 from vendor_stub.recent import RecentPayment, RecentPayments
 from vendor_stub.storage import Store
 from vendor_stub.trust import Trust
-from vendor_stub.wire import PaymentParser, sign_wire
+from vendor_stub.wire import PaymentParser, sign_text
 
 __all__ = ["PaymentDesk", "PreparedPayment"]
 
@@ -111,7 +113,7 @@ class PaymentDesk:
         payment: Payment | None = None
         try:
             payment = self._parser.parse(wire)
-            digest, item, done = self._begin(payment, wire, wait=True)
+            digest, item, amount, done = self._begin(payment, wire, wait=True)
             if done is not None:
                 return done
             event = self._reserve_quote(payment, wait=True)
@@ -121,7 +123,7 @@ class PaymentDesk:
                     done = self._verify_held(payment, digest, states, may_acquire=True)
                     if done is not None:
                         return done
-                    answer, write, entry = self._prepare_record(payment, digest, item)
+                    answer, write, entry = self._prepare_record(payment, digest, item, amount)
                     self._store.write(write)
                     self._after_record(payment, states, entry)
                     return answer
@@ -131,17 +133,21 @@ class PaymentDesk:
             exc.details["refusal"] = self._refusal(wire, payment, exc.code).to_wire()
             raise
 
-    def pay_fast(self, wire: Any) -> PreparedPayment | dict[str, Any] | None:
-        """The same checks without ever blocking, for the event loop.
+    def read(self, body: bytes) -> tuple[Any, Payment | None]:
+        """Decode a payment request body strictly (see :meth:`PaymentParser.read`): ``(wire, payment or None)``."""
+        return self._parser.read(body)
+
+    def pay_fast(self, wire: Any, payment: Payment | None = None) -> PreparedPayment | dict[str, Any] | None:
+        """The same checks without ever blocking, for the event loop (``payment``: ``wire`` already parsed).
 
         Returns the stored answer of an already recorded payment, a :class:`PreparedPayment` whose ``write`` the
         caller commits (then :meth:`finish` runs, from the writer thread), or None when only :meth:`pay` can finish
         it (a chain seen for the first time, a chain lock taken, a twin of this payment in progress).
         """
-        payment: Payment | None = None
         try:
-            payment = self._parser.parse(wire)
-            digest, item, done = self._begin(payment, wire, wait=False)
+            if payment is None:
+                payment = self._parser.parse(wire)
+            digest, item, amount, done = self._begin(payment, wire, wait=False)
             if done is not None:
                 return done
             event = self._reserve_quote(payment, wait=False)
@@ -154,7 +160,7 @@ class PaymentDesk:
                         stack.close()
                         self._unreserve(payment, event)
                         return done
-                    answer, write, entry = self._prepare_record(payment, digest, item)
+                    answer, write, entry = self._prepare_record(payment, digest, item, amount)
                     return PreparedPayment(payment, states, answer, write, stack, event, entry)
                 except BaseException:
                     stack.close()
@@ -192,7 +198,7 @@ class PaymentDesk:
         return {"receipt": json.loads(row["receipt"])}
 
     # -- the checks ---------------------------------------------------------------------------------------------
-    def _begin(self, payment: Payment, wire: Any, wait: bool) -> tuple[str, Item, dict[str, Any] | None]:
+    def _begin(self, payment: Payment, wire: Any, wait: bool) -> tuple[str, Item, Money, dict[str, Any] | None]:
         """Checks 1-3: own quote (idempotent re-send answered here), unexpired, unpaid; sum; certificates."""
         now = self._now()
         signed_quote = payment.quote
@@ -200,22 +206,23 @@ class PaymentDesk:
         if signed_quote.signer != self._key.public or quote.vendor_id != self.vendor_id:
             raise UntrustedSigner("this quote was not issued by this shop", quote_id=quote.quote_id)
         issued = self._issued.get(quote.quote_id)
-        if issued is None or issued[0] != signed_quote.signature or issued[1] != quote:
+        if issued is None or issued[0] != signed_quote.signature or (issued[1] is not quote and issued[1] != quote):
             signed_quote.verify_signature()  # not issued by this process (e.g. before a restart): check it
         digest = _payment_digest(payment)
         item = self._catalog.get(quote.item_id)
         if (done := self._already(payment, digest, wait)) is not None:
-            return digest, item, done  # type: ignore[return-value]
+            return digest, item, quote.price, done  # type: ignore[return-value]
         if now >= quote.expires_at:
             raise QuoteExpired("the quote has expired; ask for a new one", expires_at=quote.expires_at)
         if item is None:
             raise NotFound("the quoted item is no longer sold", item_id=quote.item_id)
-        if payment.amount != quote.price:
-            raise WrongAmount(f"the segments add up to {payment.amount}, the price is {quote.price}",
-                              price=quote.price.to_json(), paid=payment.amount.to_json())  # fmt: skip
+        amount = _amount(payment)
+        if amount != quote.price:
+            raise WrongAmount(f"the segments add up to {amount}, the price is {quote.price}",
+                              price=quote.price.to_json(), paid=amount.to_json())  # fmt: skip
         for seg in payment.segments:
             self._trust.check_coin_certificate(seg.certificate, now)
-        return digest, item, None
+        return digest, item, amount, None
 
     def _recorded(self, payment: Payment, digest: str) -> dict[str, Any] | None:
         """The stored answer if this payment was recorded; refuse another payment for a paid quote.
@@ -322,7 +329,7 @@ class PaymentDesk:
         return None
 
     # -- recording ----------------------------------------------------------------------------------------------
-    def _prepare_record(self, payment: Payment, digest: str, item: Item
+    def _prepare_record(self, payment: Payment, digest: str, item: Item, amount: Money
                         ) -> tuple[dict[str, Any], Callable[[sqlite3.Connection], None], RecentPayment]:  # fmt: skip
         """The signed receipt and the one-transaction write of payment, spends, chain indexes and receipt."""
         now = self._now()
@@ -331,7 +338,7 @@ class PaymentDesk:
         duration_s = item.model.duration_s
         valid_until = now + duration_s if item.is_pass and duration_s else None
         token = self._tokens.issue(quote.item_id, receipt_id, item.is_pass, valid_until)
-        wire = sign_wire(
+        wire, receipt_text = sign_text(
             Receipt(
                 receipt_id=receipt_id,
                 payment_id=payment.payment_id,
@@ -339,7 +346,7 @@ class PaymentDesk:
                 quote_digest=bytes.fromhex(self._quote_digest(payment.quote)),
                 vendor_id=self.vendor_id,
                 item_id=quote.item_id,
-                amount=payment.amount,
+                amount=amount,
                 segments=tuple(SegmentRef(s.chain_id, s.from_index, s.to_index) for s in payment.segments),
                 access_token=token,
                 valid_until=valid_until,
@@ -348,7 +355,6 @@ class PaymentDesk:
             self._key,
         )
         answer = {"receipt": wire}
-        receipt_text = json.dumps(wire)
 
         def write(c: sqlite3.Connection) -> None:
             try:
@@ -425,6 +431,19 @@ def _guess_quote(wire: Any) -> str:
     if isinstance(wire, dict) and isinstance(wire.get("quote"), dict) and isinstance(wire["quote"].get("body"), dict):
         return _short_text(wire["quote"]["body"].get("quote_id")) or "unknown"
     return "unknown"
+
+
+def _amount(payment: Payment) -> Money:
+    """``payment.amount`` (the sum of the segments, CurrencyMismatch if a segment is in another currency than the
+    price) with one Money made instead of one per segment and addition."""
+    currency = payment.quote.body.price.currency
+    total = 0
+    for seg in payment.segments:
+        value = seg.certificate.body.coin_value
+        if value.currency != currency:
+            raise CurrencyMismatch("a segment's coins are in another currency than the price")
+        total += value.amount * (seg.to_index - seg.from_index)
+    return Money(total, currency)
 
 
 def _payment_digest(payment: Payment) -> str:

@@ -4,7 +4,11 @@
   coin-certificate objects it has seen before (a wallet sends the same certificate with every payment on a chain,
   and the quote is one this vendor issued): the JSON sub-objects are compared for equality instead of being parsed
   again. Anything unusual falls back to ``Payment.from_wire``, which gives the standard errors.
-- :func:`sign_wire` signs a body like ``Signed.sign(...).to_wire()`` without encoding the body twice.
+- :meth:`PaymentParser.read` decodes a payment body strictly (no floats, NaN or duplicate keys) without the separate
+  walk over the decoded value that :func:`netpay.encoding.parse_json` makes: a payment that takes the fast path has
+  every value either checked by it or equal to one this vendor made. Anything else is decoded by ``parse_json``.
+- :func:`sign_wire` signs a body like ``Signed.sign(...).to_wire()`` without encoding the body twice;
+  :func:`sign_text` also gives the signed wire as JSON text from that one encoding (to store and to send).
 """
 
 from __future__ import annotations
@@ -14,11 +18,13 @@ import re
 from typing import Any
 
 from netpay.chain import MAX_CHAIN_LENGTH
+from netpay.encoding import _reject_constant, _reject_float, parse_json
+from netpay.errors import MalformedMessage
 from netpay.keys import SigningKey
 from netpay.messages import MAX_SEGMENTS, CoinCertificate, Payment, Quote, Segment
 from netpay.signed import SIGNING_DOMAIN, Body, Signed
 
-__all__ = ["PaymentParser", "sign_wire"]
+__all__ = ["PaymentParser", "sign_text", "sign_wire"]
 
 _PAYMENT_KEYS = frozenset({"type", "version", "payment_id", "quote", "segments"})
 _SEGMENT_KEYS = frozenset({"chain_id", "certificate", "from_index", "to_index", "payword"})
@@ -44,6 +50,30 @@ def sign_wire(body: Body, key: SigningKey) -> dict[str, Any]:
     }
 
 
+def sign_text(body: Body, key: SigningKey) -> tuple[dict[str, Any], str]:
+    """``(wire, text)``: ``wire`` as :func:`sign_wire` gives it and ``text`` its JSON, both from ONE encoding of the
+    body (the canonical envelope is the body's canonical JSON between fixed keys in sorted order)."""
+    data = body.to_body()
+    signer = key.public.hex
+    body_json = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    head = json.dumps(body.TYPE, ensure_ascii=False)
+    envelope = f'{{"body":{body_json},"signer":"{signer}","type":{head},"version":{int(body.VERSION)}}}'
+    signature = key.sign(SIGNING_DOMAIN + envelope.encode()).hex()
+    wire = {"type": body.TYPE, "version": body.VERSION, "body": data, "signer": signer, "signature": signature}
+    text = (
+        f'{{"type":{head},"version":{int(body.VERSION)},"body":{body_json},"signer":"{signer}",'
+        f'"signature":"{signature}"}}'
+    )
+    return wire, text
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        raise MalformedMessage("duplicate key")
+    return out
+
+
 class PaymentParser:
     """``Payment.from_wire(verify=False)`` with a cache of quotes and certificates by their signatures."""
 
@@ -55,6 +85,21 @@ class PaymentParser:
         if len(self._quotes) >= _CACHE_MAX:
             self._quotes.clear()
         self._quotes[wire["signature"]] = (wire, signed)
+
+    def read(self, body: bytes) -> tuple[Any, Payment | None]:
+        """Decode a request body: ``(value, payment)`` where ``payment`` is set when the fast path took it.
+
+        Raises :class:`MalformedMessage` exactly like :func:`parse_json` for a body that is not strict JSON.
+        """
+        try:
+            data = json.loads(body, parse_float=_reject_float, parse_constant=_reject_constant,
+                              object_pairs_hook=_unique_keys)  # fmt: skip
+        except (ValueError, RecursionError, MalformedMessage):  # parse_json raises its standard error for it
+            return parse_json(body), None
+        fast = self._fast(data)
+        if fast is None:  # the full check of every value (depth, integer range)
+            return parse_json(body), None
+        return data, fast
 
     def parse(self, data: Any) -> Payment:
         fast = self._fast(data)
