@@ -283,18 +283,22 @@ class Vault:
         for fn, after in jobs:
             try:
                 conn.execute("BEGIN IMMEDIATE")
-                try:
-                    fn(conn)
-                except BaseException:
-                    conn.execute("ROLLBACK")
-                    raise
+                fn(conn)
                 conn.execute("COMMIT")
-            except Exception:
+            except BaseException as exc:
+                if conn.in_transaction:
+                    with contextlib.suppress(sqlcipher3.Error):
+                        conn.execute("ROLLBACK")
+                if not isinstance(exc, Exception):
+                    raise
                 log.exception("a deferred vault write failed (recovery redoes it)")
                 continue
             self._commits += 1
             if after is not None:
-                after()
+                try:
+                    after()
+                except Exception:  # the caller that happened to run the write must not see its hook fail
+                    log.exception("the hook after a deferred vault write failed")
 
     def _work(self) -> None:
         """The worker: runs deferred writes and checkpoints while the payment threads do other things."""
