@@ -28,6 +28,7 @@ from wallet_app.services.brokers import BrokerDesk
 from wallet_app.services.chains import ChainBook
 from wallet_app.services.events import WalletEvents
 from wallet_app.services.payments import PaymentEngine, TrustView
+from wallet_app.services.signatures import SIGNATURES
 from wallet_app.services.types import (
     ActivityEntry,
     AllowanceInfo,
@@ -115,6 +116,7 @@ class WalletService:
             self.session.lock()
             self.chains.forget()
             self.trust.keys, self.trust.revoked_chains, self.trust.revoked_vendors = {}, set(), set()
+            SIGNATURES.clear()  # the quotes seen tell what was bought: not kept while locked
         if was_open:
             self.events.emit("vault_locked")
 

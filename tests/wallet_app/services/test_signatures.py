@@ -72,3 +72,13 @@ def test_the_memo_is_bounded(verifications: list[bytes]) -> None:
     assert len(verifications) == 3
     memo.parse(wires[0], Quote, "quote")  # the oldest was forgotten: verified again
     assert len(verifications) == 4
+
+
+def test_locking_the_wallet_forgets_the_signatures_seen(wallet: Any, verifications: list[bytes]) -> None:
+    from wallet_app.services.signatures import SIGNATURES
+
+    wire = quote(SigningKey.generate()).to_wire()
+    SIGNATURES.parse(wire, Quote, "quote")
+    wallet.lock()  # the quotes seen tell what was bought
+    SIGNATURES.parse(wire, Quote, "quote")
+    assert len(verifications) == 2
