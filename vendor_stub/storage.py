@@ -110,9 +110,7 @@ CommitJob = _Job
 
 
 #: Commits between the writer's idle-time checkpoints (each restarts the write-ahead log from its beginning).
-CHECKPOINT_EVERY = 8
-#: How long a write waits for another process (e.g. ``netpay-vendor redeem``) holding the database's write lock.
-BUSY_TIMEOUT_MS = 30_000
+CHECKPOINT_EVERY = 16
 #: Queued to ask the writer thread for a checkpoint once it is idle.
 _CHECKPOINT: Any = object()
 
@@ -130,6 +128,12 @@ class GroupCommitter:
         self._stopped = False
         self.commits = 0
         self.jobs = 0
+        # run_now's own connection: the same durability settings, but it never waits for a lock (busy timeout 0)
+        self._now_conn = sqlite3.connect(str(db.path), isolation_level=None, check_same_thread=False, timeout=0)
+        self._now_conn.row_factory = sqlite3.Row
+        for setting in ("synchronous", "foreign_keys"):
+            value = int(db.conn.execute(f"PRAGMA {setting}").fetchone()[0])
+            self._now_conn.execute(f"PRAGMA {setting} = {value}")
         self._thread = threading.Thread(target=self._run, name="vendor-group-commit", daemon=True)
         self._thread.start()
 
@@ -155,6 +159,8 @@ class GroupCommitter:
         self._stopped = True
         self._queue.put(None)
         self._thread.join(timeout=10)
+        with self._db.lock:
+            self._now_conn.close()
 
     def run_now(self, fn: Callable[[sqlite3.Connection], T]) -> tuple[bool, T | None, BaseException | None]:
         """Run ``fn(conn)`` in a durable transaction in the calling thread, if the writer is idle right now.
@@ -165,18 +171,15 @@ class GroupCommitter:
         """
         if self._stopped or not self._queue.empty():
             return False, None, None
-        lock = self._db.lock
+        lock = self._db.lock  # taken by every write in this process, so only another process can make us wait
         if not lock.acquire(blocking=False):
             return False, None, None
-        conn = self._db.conn
+        conn = self._now_conn
         try:
-            conn.execute("PRAGMA busy_timeout = 0")  # never wait here for another process's write lock
             try:
-                conn.execute("BEGIN IMMEDIATE")
+                conn.execute("BEGIN IMMEDIATE")  # busy timeout 0: never wait for another process's write lock
             except sqlite3.OperationalError:
                 return False, None, None
-            finally:
-                conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             try:
                 result = fn(conn)
             except BaseException as exc:  # the job's own refusal
@@ -222,7 +225,8 @@ class GroupCommitter:
                 self._checkpoint()
 
     def _checkpoint(self) -> None:
-        """Copy the log into the database file while nobody waits for the writer (PASSIVE: never blocks)."""
+        """Copy the log into the database file while nobody waits for the writer. Under the database lock: a write
+        that came in meanwhile would be appended and keep the log from starting again from its beginning."""
         self._uncheckpointed = 0
         try:
             with self._db.lock:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 from pathlib import Path
 
@@ -54,3 +56,12 @@ def test_mac_is_standard_hmac_sha256() -> None:
         tokens = AccessTokens(secret)
         expected = hmac.new(secret, b"netpay-access:payload", hashlib.sha256).digest()
         assert tokens._mac("payload") == base64.urlsafe_b64encode(expected).rstrip(b"=").decode()
+
+
+def test_token_payload_is_the_sorted_compact_json_of_its_fields() -> None:
+    tokens = AccessTokens(b"k" * 32)
+    for item, receipt, is_pass, until in (("story-a", "r1", False, None), ('caf\u00e9 "x"\\', "r\u2028", True, 1000)):
+        payload = tokens.issue(item, receipt, is_pass=is_pass, valid_until=until).split(".")[1]
+        expected = {"i": item, "p": is_pass, "r": receipt, "u": until}
+        text = json.dumps(expected, sort_keys=True, separators=(",", ":"))
+        assert base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)).decode() == text

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from netpay_web.sqlite import SchemaTooNew
-from vendor_stub.storage import MIGRATIONS, Store
+from vendor_stub.storage import CHECKPOINT_EVERY, MIGRATIONS, Store
 
 
 def test_migrations_set_the_schema_version_and_refuse_newer(tmp_path: Path) -> None:
@@ -93,8 +93,10 @@ def test_run_now_steps_aside_while_another_process_writes(tmp_path: Path) -> Non
     assert not ran  # it did not wait for the other writer (that would block the event loop)
     other.execute("ROLLBACK")
     other.close()
-    # the writer's own busy timeout is back: a queued write still waits for a lock instead of failing
-    assert store.db.conn.execute("PRAGMA busy_timeout").fetchone()[0] == 30_000
+    # run_now commits as durably as the writer thread does
+    now_conn = store.writer._now_conn
+    assert now_conn.execute("PRAGMA synchronous").fetchone()[0] == 2
+    assert now_conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
     ran, _, error = store.writer.run_now(lambda c: c.execute("INSERT INTO meta (key, value) VALUES ('x', 'v')"))
     assert ran and error is None
     store.close()
@@ -103,7 +105,7 @@ def test_run_now_steps_aside_while_another_process_writes(tmp_path: Path) -> Non
 def test_idle_checkpoints_keep_the_write_ahead_log_short(tmp_path: Path) -> None:
     store = Store(tmp_path / "v.sqlite3")
     inline = 0
-    for i in range(200):
+    for i in range(10 * CHECKPOINT_EVERY):
 
         def put(c: sqlite3.Connection, key: str = f"k{i}") -> None:
             c.execute("INSERT INTO meta (key, value) VALUES (?, ?)", (key, "x" * 3000))
@@ -114,10 +116,10 @@ def test_idle_checkpoints_keep_the_write_ahead_log_short(tmp_path: Path) -> None
             inline += 1
         else:  # the writer thread is checkpointing right now: queue the write instead
             store.write(put)
-        time.sleep(0.002)  # idle moments, as between a lone customer's payments
-    assert inline > 100
-    assert store.writer.checkpoints >= 10
-    assert len(store.query("SELECT key FROM meta WHERE key LIKE 'k%'")) == 200
-    # without checkpoints the log would hold every page written (200 rows of 3 kB: over 600 kB)
-    assert (tmp_path / "v.sqlite3-wal").stat().st_size < 200_000
+        time.sleep(0.001)  # idle moments, as between a lone customer's payments
+    assert inline > 5 * CHECKPOINT_EVERY
+    assert store.writer.checkpoints >= 5
+    assert len(store.query("SELECT key FROM meta WHERE key LIKE 'k%'")) == 10 * CHECKPOINT_EVERY
+    # without checkpoints the log would hold every page written (two 4 kB pages per row: over 2.5 MB)
+    assert (tmp_path / "v.sqlite3-wal").stat().st_size < 3 * CHECKPOINT_EVERY * 2 * 4200
     store.close()
