@@ -134,6 +134,7 @@ class GroupCommitter:
         for setting in ("synchronous", "foreign_keys"):
             value = int(db.conn.execute(f"PRAGMA {setting}").fetchone()[0])
             self._now_conn.execute(f"PRAGMA {setting} = {value}")
+        self._now_conn.execute("PRAGMA wal_autocheckpoint = 0")  # checkpoints are the writer thread's, never inline
         self._thread = threading.Thread(target=self._run, name="vendor-group-commit", daemon=True)
         self._thread.start()
 
