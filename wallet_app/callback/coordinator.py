@@ -305,6 +305,12 @@ class PurchaseCoordinator:
             self._set_status_locked(purchase, "paying")
         return self._executor.submit(self._approve_worker, purchase, allow_limit)
 
+    def failure(self, prompt_id: str) -> NetPayError | None:
+        """Why a closed prompt was not paid (``None`` while pending, when paid, or for an unknown id)."""
+        with self._lock:
+            purchase = self._purchases.get(prompt_id)
+            return purchase.error if purchase is not None else None
+
     def decline(self, prompt_id: str) -> Prompt:
         """Refuse a pending prompt: nothing is paid; repeated declines cool the origin down."""
         with self._lock:

@@ -1,4 +1,4 @@
-"""Client of a NetPay broker (endpoints in ``docs/parts/CONTRACT.md``)."""
+"""Client of a NetPay broker (endpoints in ``docs/protocol.md`` §4)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Client of a NetPay vendor's API (endpoints in ``docs/parts/CONTRACT.md``)."""
+"""Client of a NetPay vendor's API (endpoints in ``docs/protocol.md`` §5)."""
 
 from __future__ import annotations
 

@@ -126,9 +126,7 @@ class GuiBackend:
         status = getattr(prompt, "status", "paid")
         if status == "paid":
             return prompt
-        # The coordinator keeps the error on its purchase record; fall back to a plain message.
-        purchase = getattr(self.coordinator, "_purchases", {}).get(prompt_id)
-        error = getattr(purchase, "error", None)
+        error = self.coordinator.failure(prompt_id)
         if isinstance(error, NetPayError):
             raise error
         if status == "expired":

@@ -1,4 +1,4 @@
-"""Wallet services: the API the GUI and the browser hand-off call. See ``docs/parts/wallet.md``."""
+"""Wallet services: the API the GUI and the browser hand-off call. See ``docs/design/wallet-core.md``."""
 
 from wallet_app.services.events import WalletEvents
 from wallet_app.services.types import (

@@ -97,7 +97,9 @@ def test_not_enough_coins_prompts_with_negative_balance_and_fails_cleanly(
         resp = post(srv, offer(vendor), vendor.url)
         (prompt,) = srv.coordinator.pending_prompts()
         assert not prompt.affordable and prompt.balance == Money(0, "EUR")
+        assert srv.coordinator.failure(prompt.prompt_id) is None  # still pending
         assert srv.coordinator.approve(prompt.prompt_id).result(timeout=15).status == "failed"
+        assert srv.coordinator.failure(prompt.prompt_id).code == "insufficient_coins"
         token = resp.json()["poll_token"]
         poll = requests.get(f"{srv.url}/v1/purchase/{prompt.prompt_id}", params={"token": token}, timeout=10).json()
         assert poll == {
