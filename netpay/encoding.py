@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 from netpay.errors import MalformedMessage
 
-__all__ = ["MAX_STRING", "FieldReader", "canonical_json", "from_hex", "parse_json", "to_hex"]
+__all__ = ["MAX_STRING", "FieldReader", "canonical_json", "from_hex", "might_hold_surrogates", "parse_json", "to_hex"]
 
 T = TypeVar("T")
 
@@ -22,6 +22,10 @@ T = TypeVar("T")
 MAX_STRING = 2048
 _HEX = re.compile(r"\A[0-9a-f]*\Z")
 _MAX_INT = 2**63 - 1
+#: What can decode to a lone UTF-16 surrogate (not valid Unicode, cannot be encoded again): a ``\\uD800``-``\\uDFFF``
+#: escape, or such a code point sent raw (``json.loads`` of bytes lets it through).
+_SURROGATE_BYTES = re.compile(rb"\\u[dD][89a-fA-F]|\xed[\xa0-\xbf]")
+_SURROGATE_TEXT = re.compile(r"\\u[dD][89a-fA-F]|[\ud800-\udfff]")
 
 
 def _check(value: Any, depth: int = 0) -> None:
@@ -85,7 +89,19 @@ def parse_json(data: bytes | str) -> Any:
     except (ValueError, RecursionError) as exc:
         raise MalformedMessage(f"body is not valid JSON: {exc}") from None
     _check(value)
+    if might_hold_surrogates(data):  # escaped surrogate pairs are fine; lone ones would fail every later encode
+        try:
+            json.dumps(value, ensure_ascii=False).encode()
+        except UnicodeEncodeError:
+            raise MalformedMessage("strings must be valid Unicode (no lone surrogates)") from None
     return value
+
+
+def might_hold_surrogates(data: bytes | str) -> bool:
+    """True if JSON text ``data`` may decode to a string with a UTF-16 surrogate (parse_json then checks them)."""
+    if isinstance(data, str):
+        return _SURROGATE_TEXT.search(data) is not None
+    return _SURROGATE_BYTES.search(data) is not None
 
 
 def to_hex(data: bytes) -> str:

@@ -18,7 +18,7 @@ import re
 from typing import Any
 
 from netpay.chain import MAX_CHAIN_LENGTH
-from netpay.encoding import _reject_constant, _reject_float, parse_json
+from netpay.encoding import _reject_constant, _reject_float, might_hold_surrogates, parse_json
 from netpay.errors import MalformedMessage
 from netpay.keys import SigningKey
 from netpay.messages import MAX_SEGMENTS, CoinCertificate, Payment, Quote, Segment
@@ -97,7 +97,7 @@ class PaymentParser:
         except (ValueError, RecursionError, MalformedMessage):  # parse_json raises its standard error for it
             return parse_json(body), None
         fast = self._fast(data)
-        if fast is None:  # the full check of every value (depth, integer range)
+        if fast is None or might_hold_surrogates(body):  # the full check of every value (depth, integers, text)
             return parse_json(body), None
         return data, fast
 

@@ -94,3 +94,13 @@ def test_codes_are_unique_and_statuses_are_http() -> None:
 )
 def test_unknown_error_bodies_map_to_a_generic_error(body: object, status: int, code: str) -> None:
     assert error_from_body(body, status).code == code
+
+
+@pytest.mark.parametrize("data", [b'{"a": "\\ud800"}', b'{"\\udfff": 1}', b'["x\xed\xa0\x80"]', '["\\uDC00"]'])
+def test_parse_json_refuses_lone_surrogates(data: bytes | str) -> None:
+    with pytest.raises(MalformedMessage):
+        parse_json(data)
+
+
+def test_parse_json_keeps_surrogate_pairs_and_escaped_backslashes() -> None:
+    assert parse_json(b'["\\ud83d\\ude00", "\\\\ud800"]') == ["\U0001f600", "\\ud800"]

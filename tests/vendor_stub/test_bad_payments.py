@@ -6,6 +6,7 @@ identical. Refusals of a parsed payment carry a signed PaymentRefusal with the i
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -229,6 +230,19 @@ def test_malformed_payment_fields(shop: Shop) -> None:
     ):
         code = "wrong_type" if body.get("type") == "quote" else "malformed"
         refused(shop, body, 400, code)
+
+
+def test_lone_surrogates_are_malformed_not_a_server_error(shop: Shop) -> None:
+    c = shop.held_chain()
+    good = json.dumps(payment_of(shop.a.quote("night-market-returns"), c.segment(5, 8)))
+    payment_id = json.loads(good)["payment_id"]
+    title = json.loads(good)["quote"]["body"]["title"]
+    for raw in (
+        good.replace(payment_id, "\\ud800" + payment_id[1:]).encode(),  # fast path: a held chain, own quote
+        good.replace(json.dumps(title), '"\\udfff"').encode(),  # an altered quote: the slow path
+        good.encode().replace(payment_id.encode(), b"\xed\xa0\x80" + payment_id[1:].encode()),  # sent raw
+    ):
+        refused(shop, None, 400, "malformed", raw=raw)
 
 
 def test_wrong_media_type(shop: Shop) -> None:

@@ -114,6 +114,8 @@ def test_read_decodes_strictly_and_hands_the_fast_path_payment_over() -> None:
         text.replace(f'"to_index": {end}', f'"to_index": {end}.0').encode(),
         text.replace(f'"to_index": {end}', '"to_index": 99999999999999999999999').encode(),
         b"[" * 40 + b"]" * 40,
+        text.replace('"payment_id": "p1"', '"payment_id": "p1\\ud800"').encode(),  # a lone surrogate
+        body.replace(b'"payment_id": "p1"', b'"payment_id": "p1\xed\xa0\x80"'),  # the same, sent raw
     ]
     for bad in bad_bodies:
         try:
