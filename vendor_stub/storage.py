@@ -177,6 +177,8 @@ class GroupCommitter:
             return False, None, None
         conn = self._now_conn
         try:
+            if self._stopped:  # stop() closes this connection under the lock
+                return False, None, None
             try:
                 conn.execute("BEGIN IMMEDIATE")  # busy timeout 0: never wait for another process's write lock
             except sqlite3.OperationalError:
