@@ -56,7 +56,7 @@ def create_app(settings: VendorSettings, catalog: Catalog | None = None) -> Fast
     def healthz() -> JSONResponse:
         writer = vendor.store.writer
         return JSONResponse({"ok": True, "vendor_id": vendor.vendor_id, "commits": writer.commits,
-                             "committed_jobs": writer.jobs})  # fmt: skip
+                             "committed_jobs": writer.jobs, "inline_commits": writer.inline_commits})  # fmt: skip
 
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     app.include_router(build_api(vendor))

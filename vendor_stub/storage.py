@@ -5,10 +5,10 @@ fsync per request; instead :class:`GroupCommitter` runs the writes of all paymen
 transaction (each in its own savepoint, so one failure does not spoil the rest), commits it with
 ``synchronous=FULL``, and only then wakes their request threads.
 
-The write-ahead log is checkpointed by the writer itself whenever it is idle and a few commits have gathered, so
-the log starts again from its beginning: a commit then overwrites blocks the file already has, and its fsync does
-not also have to journal the file growing (that halves the cost of a durable commit on ext4). SQLite's automatic
-checkpoint stays as the safety net under a load that never leaves the writer idle.
+After every few lone commits (:meth:`GroupCommitter.run_now`) the writer thread checkpoints the write-ahead log once
+it is idle, so the log starts again from its beginning: a commit then overwrites blocks the file already has instead
+of also journalling the file growing. Under a steady load of group commits SQLite's automatic checkpoint does it, as
+a checkpoint in between would hold the next batch up.
 """
 
 from __future__ import annotations
@@ -128,6 +128,7 @@ class GroupCommitter:
         self._stopped = False
         self.commits = 0
         self.jobs = 0
+        self.inline_commits = 0  # of the commits, those run_now made in its caller's thread
         # run_now's own connection: the same durability settings, but it never waits for a lock (busy timeout 0)
         self._now_conn = sqlite3.connect(str(db.path), isolation_level=None, check_same_thread=False, timeout=0)
         self._now_conn.row_factory = sqlite3.Row
@@ -196,6 +197,7 @@ class GroupCommitter:
                 return True, None, exc
             self.commits += 1
             self.jobs += 1
+            self.inline_commits += 1
             self._uncheckpointed += 1
         finally:
             lock.release()
@@ -208,7 +210,8 @@ class GroupCommitter:
             first = self._queue.get()
             if first is None:
                 return
-            batch = [] if first is _CHECKPOINT else [first]
+            asked = first is _CHECKPOINT
+            batch = [] if asked else [first]
             stop = False
             while len(batch) < self._max:
                 try:
@@ -218,13 +221,17 @@ class GroupCommitter:
                 if nxt is None:
                     stop = True
                     break
-                if nxt is not _CHECKPOINT:
+                if nxt is _CHECKPOINT:
+                    asked = True
+                else:
                     batch.append(nxt)
             if batch:
                 self._commit(batch)
             if stop:
                 return
-            if self._uncheckpointed >= self._checkpoint_every and self._queue.empty():
+            # Only when lone commits (run_now) ask for it: under a steady load of group commits a checkpoint would
+            # hold the next batch up; SQLite's automatic checkpoint looks after the log then.
+            if asked and self._queue.empty():
                 self._checkpoint()
 
     def _checkpoint(self) -> None:

@@ -32,6 +32,7 @@ class _Prepared:
 
 def test_lone_payments_commit_in_the_loop_and_overlapping_ones_in_the_writer(tmp_path: Path) -> None:
     store = Store(tmp_path / "v.sqlite3")
+    store.writer._checkpoint_every = 10**9  # no checkpoint taking the database lock in between
     desk = _Desk()
 
     async def scenario() -> None:
@@ -45,21 +46,25 @@ def test_lone_payments_commit_in_the_loop_and_overlapping_ones_in_the_writer(tmp
             assert await fut is None
         inline = [t for key, ok, t in desk.finished if ok and t == loop_thread]
         assert len(inline) == 2 * PROBE_EVERY - 2
-        # two in the same loop turn: group-committed by the writer thread, and the shop counts as busy for a while
-        both = [batcher.commit(_Prepared(f"pair{i}")) for i in range(2)]  # type: ignore[arg-type]
-        assert not any(f.done() for f in both)
-        assert await asyncio.gather(*both) == [None, None]
+        # a payment checked while the probe is committing: both are committed by the writer thread, and the shop
+        # counts as busy for a while
+        for i in range(PROBE_EVERY - 1):
+            assert await batcher.commit(_Prepared(f"more{i}")) is None  # type: ignore[arg-type]
+        probe = batcher.commit(_Prepared("probe"))  # type: ignore[arg-type]
+        second = batcher.commit(_Prepared("second"))  # type: ignore[arg-type]
+        assert not probe.done() and not second.done()
+        assert await asyncio.gather(probe, second) == [None, None]
         fut = batcher.commit(_Prepared("after"))  # type: ignore[arg-type]
         assert not fut.done()  # still group commit mode
         assert await fut is None
-        # a refused write (the key exists) rolls back only itself, inline as in the writer
-        fut = batcher.commit(_Prepared("lone0"))  # type: ignore[arg-type]
-        assert isinstance(await fut, sqlite3.IntegrityError)
+        # a refused write (the key exists) rolls back only itself
+        assert isinstance(await batcher.commit(_Prepared("lone0")), sqlite3.IntegrityError)  # type: ignore[arg-type]
 
     asyncio.run(scenario())
-    assert [t for key, _, t in desk.finished if key.startswith("pair")] == ["vendor-group-commit"] * 2
+    writer_thread = {key: t for key, _, t in desk.finished}
+    assert writer_thread["probe"] == writer_thread["second"] == writer_thread["after"] == "vendor-group-commit"
     assert desk.finished[-1][:2] == ("lone0", False)
     store.close()
     again = Store(tmp_path / "v.sqlite3")  # everything accepted is on disk
-    assert len(again.query("SELECT key FROM meta WHERE value = 'paid'")) == 2 * PROBE_EVERY + 3
+    assert len(again.query("SELECT key FROM meta WHERE value = 'paid'")) == 3 * PROBE_EVERY + 2
     again.close()
