@@ -137,8 +137,8 @@ def build_api(vendor: Vendor) -> APIRouter:
         except NetPayError as exc:
             exc.details["refusal"] = vendor.desk.refusal_for(None, exc.code).to_wire()
             raise
-        # Fast path: a chain already held and free is checked right here in the event loop, and only the durable
-        # commit happens elsewhere (the group-commit writer). Anything that would wait goes to a worker thread.
+        # Fast path: a chain already held and free is checked right here in the event loop; the durable commit too
+        # when the payment comes alone, else in the group-commit writer. Anything that would wait goes to a thread.
         prepared = vendor.desk.pay_fast(data, parsed)
         if prepared is None:
             answer = await run_in_threadpool(vendor.desk.pay, data)
