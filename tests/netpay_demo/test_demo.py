@@ -3,6 +3,7 @@ demo and a taken port are refused with a clear message, Ctrl+C stops every proce
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -69,9 +70,19 @@ def running_demo(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], dict[s
     try:
         yield proc, ports, data
     finally:
+        # Even when the test fails midway, leave nothing behind: the demo stops its children on SIGINT; whatever
+        # still runs after that (children live in their own process groups) is killed here.
+        children = psutil.Process(proc.pid).children(recursive=True) if proc.poll() is None else []
         if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
+        for child in children:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                child.kill()
 
 
 @pytest.mark.slow
