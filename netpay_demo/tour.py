@@ -143,12 +143,19 @@ class Tour:
         r.raise_for_status()
         return r.json()
 
-    def _custodian(self, chain_id: str) -> str | None:
-        token = requests.post(
+    def _customer_token(self) -> str:
+        """A broker session of the demo customer (the tour reads the account the way the customer would)."""
+        r = requests.post(
             f"{self.system.config.broker_url}/v1/sessions",
             timeout=10,
             json={"username": DEMO_CUSTOMER["username"], "password": DEMO_CUSTOMER["password"]},
-        ).json()["token"]
+        )
+        r.raise_for_status()
+        token: str = r.json()["token"]
+        return token
+
+    def _custodian(self, chain_id: str) -> str | None:
+        token = self._customer_token()
         chains = requests.get(
             f"{self.system.config.broker_url}/v1/account/chains",
             timeout=10,
@@ -254,11 +261,7 @@ class Tour:
                 f"   {shop.name:20} earned {earned.format()}, broker owes it {payable.format() if payable else '?'}"
             )
             self.check(f"{shop.name} is paid exactly for its own coins", payable == earned)
-        token = requests.post(
-            f"{self.system.config.broker_url}/v1/sessions",
-            timeout=10,
-            json={"username": DEMO_CUSTOMER["username"], "password": DEMO_CUSTOMER["password"]},
-        ).json()["token"]
+        token = self._customer_token()
         account = requests.get(
             f"{self.system.config.broker_url}/v1/account", timeout=10, headers={"Authorization": f"Bearer {token}"}
         ).json()

@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from netpay.encoding import parse_json
 from netpay.errors import MalformedMessage, NetPayError, NotFound, PayloadTooLarge, UnsupportedMediaType
 
-__all__ = ["BodyLimitMiddleware", "error_response", "install_error_handlers", "read_json"]
+__all__ = ["BodyLimitMiddleware", "error_response", "install_error_handlers", "read_json", "read_json_bytes"]
 
 log = logging.getLogger(__name__)
 
@@ -101,12 +101,17 @@ class _TooLarge(Exception):
     pass
 
 
-async def read_json(request: Request) -> Any:
-    """The request body as strict JSON; refuses other media types."""
+async def read_json_bytes(request: Request) -> bytes:
+    """The raw body of a JSON request; refuses other media types and an empty body."""
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype != "application/json":
         raise UnsupportedMediaType()
     body = await request.body()
     if not body:
         raise MalformedMessage("request body is empty")
-    return parse_json(body)
+    return body
+
+
+async def read_json(request: Request) -> Any:
+    """The request body as strict JSON; refuses other media types."""
+    return parse_json(await read_json_bytes(request))

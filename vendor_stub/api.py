@@ -10,9 +10,9 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 
 from netpay.encoding import FieldReader
-from netpay.errors import MalformedMessage, NetPayError, NotFound, UnsupportedMediaType
+from netpay.errors import NetPayError, NotFound
 from netpay.messages import Quote
-from netpay_web.http import read_json
+from netpay_web.http import read_json, read_json_bytes
 from vendor_stub.batching import PaymentBatcher
 from vendor_stub.service import Vendor
 
@@ -74,17 +74,6 @@ _PAYMENT = {
 }
 
 
-async def _json_body(request: Request) -> bytes:
-    """The raw body of a JSON request, refused like :func:`read_json` refuses it (media type, empty)."""
-    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if ctype != "application/json":
-        raise UnsupportedMediaType()
-    body = await request.body()
-    if not body:
-        raise MalformedMessage("request body is empty")
-    return body
-
-
 def build_api(vendor: Vendor) -> APIRouter:
     """The ``/v1`` routes of one vendor."""
     router = APIRouter(prefix="/v1", responses=ERROR_RESPONSES)
@@ -133,7 +122,7 @@ def build_api(vendor: Vendor) -> APIRouter:
     @router.post("/payments", summary="Pay a quote with payword segments", openapi_extra=_body(_PAYMENT))
     async def payments(request: Request) -> Response:
         try:
-            data, parsed = vendor.desk.read(await _json_body(request))
+            data, parsed = vendor.desk.read(await read_json_bytes(request))
         except NetPayError as exc:
             exc.details["refusal"] = vendor.desk.refusal_for(None, exc.code).to_wire()
             raise
