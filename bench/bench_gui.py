@@ -22,22 +22,7 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = 5
 MARKER = b"NETPAY_WALLET_SHOWN"
-
-
-def _env(tmp: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        {
-            "QT_QPA_PLATFORM": "offscreen",
-            "PYTHON_KEYRING_BACKEND": "tests.support.gui_keyring.FileTestKeyring",
-            "NETPAY_TEST_KEYRING_FILE": str(tmp / "keyring.json"),
-            "NETPAY_WALLET_REPORT_SHOWN": "1",
-            "XDG_RUNTIME_DIR": str(tmp / "run"),
-            "XDG_CONFIG_HOME": str(tmp / "config"),
-            "PYTHONPATH": str(ROOT) + os.pathsep + env.get("PYTHONPATH", ""),
-        }
-    )
-    return env
+from tests.support.test_keyring import wallet_process_env  # noqa: E402
 
 
 def _make_vault(tmp: Path, data_dir: Path) -> None:
@@ -46,14 +31,14 @@ def _make_vault(tmp: Path, data_dir: Path) -> None:
         "from pathlib import Path; from wallet_app.services import WalletService; "
         f"s = WalletService(Path({str(data_dir)!r})); s.create(None); s.close()"
     )
-    subprocess.run([sys.executable, "-c", code], env=_env(tmp), check=True, cwd=ROOT, timeout=60)
+    subprocess.run([sys.executable, "-c", code], env=wallet_process_env(tmp), check=True, cwd=ROOT, timeout=60)
 
 
 def _one_run(tmp: Path, data_dir: Path) -> tuple[float, float]:
     start = time.perf_counter()
     proc = subprocess.Popen(
         [sys.executable, "-m", "wallet_app.main", "--data-dir", str(data_dir), "--callback-port", "0"],
-        env=_env(tmp),
+        env=wallet_process_env(tmp),
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE if os.environ.get("BENCH_GUI_DEBUG") else subprocess.DEVNULL,

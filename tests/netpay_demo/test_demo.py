@@ -4,7 +4,6 @@ demo and a taken port are refused with a clear message, Ctrl+C stops every proce
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 import socket
 import subprocess
@@ -18,8 +17,7 @@ import pytest
 import requests
 
 from netpay_web.live import free_port
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.test_keyring import wallet_process_env
 
 
 def _ports() -> dict[str, int]:
@@ -32,17 +30,6 @@ def _argv(data_dir: Path, ports: dict[str, int], *extra: str) -> list[str]:
         "--broker-port", str(ports["broker"]), "--news-port", str(ports["news"]),
         "--cards-port", str(ports["cards"]), "--callback-port", str(ports["callback"]), *extra,
     ]  # fmt: skip
-
-
-def _env(tmp_path: Path) -> dict[str, str]:
-    return {
-        **os.environ,
-        "QT_QPA_PLATFORM": "offscreen",
-        "PYTHON_KEYRING_BACKEND": "tests.support.test_keyring.FileKeyring",
-        "NETPAY_TEST_KEYRING_FILE": str(tmp_path / "keyring.json"),
-        "NETPAY_WALLET_REPORT_SHOWN": "1",
-        "PYTHONPATH": str(ROOT),
-    }
 
 
 def _wait_for_line(proc: subprocess.Popen[str], needle: str, timeout: float = 120) -> list[str]:
@@ -66,7 +53,7 @@ def running_demo(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], dict[s
     ports = _ports()
     data = tmp_path / "demo"
     proc = subprocess.Popen(_argv(data, ports), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env=_env(tmp_path), cwd=tmp_path)  # fmt: skip
+                            env=wallet_process_env(tmp_path), cwd=tmp_path)  # fmt: skip
     try:
         yield proc, ports, data
     finally:
@@ -105,7 +92,9 @@ def test_demo_starts_everything_and_stops_cleanly_on_sigint(
     assert any("customer" in line for line in output)
 
     # A second demo on the same data directory says so and changes nothing.
-    second = subprocess.run(_argv(data, _ports()), capture_output=True, text=True, env=_env(tmp_path), timeout=60)
+    second = subprocess.run(
+        _argv(data, _ports()), capture_output=True, text=True, env=wallet_process_env(tmp_path), timeout=60
+    )
     assert second.returncode == 2
     assert "already running" in second.stderr
 
@@ -125,8 +114,8 @@ def test_a_taken_port_gets_a_clear_message(tmp_path: Path) -> None:
     with socket.socket() as blocker:
         blocker.bind(("127.0.0.1", ports["news"]))
         blocker.listen()
-        out = subprocess.run(_argv(tmp_path / "demo", ports), capture_output=True, text=True, env=_env(tmp_path),
-                             timeout=60)  # fmt: skip
+        env = wallet_process_env(tmp_path)
+        out = subprocess.run(_argv(tmp_path / "demo", ports), capture_output=True, text=True, env=env, timeout=60)
     assert out.returncode == 2
     assert f"port {ports['news']} (Daily Planet) is taken" in out.stderr
     assert "Traceback" not in out.stderr
@@ -135,7 +124,7 @@ def test_a_taken_port_gets_a_clear_message(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_the_tour_passes_and_prints_the_reconciliation(tmp_path: Path) -> None:
     out = subprocess.run(_argv(tmp_path / "demo", _ports(), "--tour"), capture_output=True, text=True,
-                         env=_env(tmp_path), timeout=240)  # fmt: skip
+                         env=wallet_process_env(tmp_path), timeout=240)  # fmt: skip
     print(out.stdout)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert "custody moved: daily-planet released the chain, paper-lantern-cards holds it now" in out.stdout

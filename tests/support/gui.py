@@ -20,7 +20,7 @@ from PySide6.QtWidgets import QWidget
 
 from netpay.money import Money
 from tests.support.broker import RunningBroker
-from tests.support.gui_keyring import MemoryKeyring
+from tests.support.test_keyring import MemoryKeyring
 from wallet_app.callback.coordinator import PurchaseCoordinator
 from wallet_app.callback.origins import OriginRegistry
 from wallet_app.callback.server import CallbackServer

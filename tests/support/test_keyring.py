@@ -10,7 +10,28 @@ from pathlib import Path
 import keyring.backend
 import keyring.errors
 
-__all__ = ["FileKeyring", "MemoryKeyring"]
+__all__ = ["FileKeyring", "MemoryKeyring", "wallet_process_env"]
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def wallet_process_env(tmp: Path) -> dict[str, str]:
+    """Environment for a wallet (or demo) subprocess in a test or benchmark: offscreen Qt, the file keyring below
+    in ``tmp/keyring.json`` (shared with the test), private runtime and config dirs, and the repository importable."""
+    (tmp / "run").mkdir(mode=0o700, parents=True, exist_ok=True)
+    env = dict(os.environ)
+    env.update(
+        {
+            "QT_QPA_PLATFORM": "offscreen",
+            "PYTHON_KEYRING_BACKEND": "tests.support.test_keyring.FileKeyring",
+            "NETPAY_TEST_KEYRING_FILE": str(tmp / "keyring.json"),
+            "NETPAY_WALLET_REPORT_SHOWN": "1",
+            "XDG_RUNTIME_DIR": str(tmp / "run"),
+            "XDG_CONFIG_HOME": str(tmp / "config"),
+            "PYTHONPATH": str(ROOT) + os.pathsep + env.get("PYTHONPATH", ""),
+        }
+    )
+    return env
 
 
 class MemoryKeyring(keyring.backend.KeyringBackend):
@@ -20,16 +41,16 @@ class MemoryKeyring(keyring.backend.KeyringBackend):
 
     def __init__(self) -> None:
         super().__init__()
-        self.store: dict[tuple[str, str], str] = {}
+        self.entries: dict[tuple[str, str], str] = {}
 
     def get_password(self, service: str, username: str) -> str | None:
-        return self.store.get((service, username))
+        return self.entries.get((service, username))
 
     def set_password(self, service: str, username: str, password: str) -> None:
-        self.store[(service, username)] = password
+        self.entries[(service, username)] = password
 
     def delete_password(self, service: str, username: str) -> None:
-        if self.store.pop((service, username), None) is None:
+        if self.entries.pop((service, username), None) is None:
             raise keyring.errors.PasswordDeleteError(username)
 
 

@@ -13,23 +13,9 @@ from typing import Any
 
 import requests
 
+from tests.support.test_keyring import wallet_process_env
+
 ROOT = Path(__file__).resolve().parents[3]
-
-
-def _env(tmp: Path) -> dict[str, str]:
-    (tmp / "run").mkdir(mode=0o700, exist_ok=True)
-    env = dict(os.environ)
-    env.update(
-        {
-            "QT_QPA_PLATFORM": "offscreen",
-            "PYTHON_KEYRING_BACKEND": "tests.support.gui_keyring.FileTestKeyring",
-            "NETPAY_TEST_KEYRING_FILE": str(tmp / "keyring.json"),
-            "NETPAY_WALLET_REPORT_SHOWN": "1",
-            "XDG_RUNTIME_DIR": str(tmp / "run"),
-            "PYTHONPATH": str(ROOT),
-        }
-    )
-    return env
 
 
 class _Lines:
@@ -63,7 +49,8 @@ def _stop(proc: subprocess.Popen[bytes]) -> int:
 def test_headless_wallet_prints_prompts_and_takes_answers_on_stdin(tmp_path: Path, broker: Any, vendor: Any) -> None:
     cmd = [sys.executable, "-m", "wallet_app.main", "--headless", "--data-dir", str(tmp_path / "w"),
            "--callback-port", "0", "--broker-url", broker.url]  # fmt: skip
-    proc = subprocess.Popen(cmd, env=_env(tmp_path), cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+    env = wallet_process_env(tmp_path)
+    proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL)  # fmt: skip
     try:
         lines = _Lines(proc)
@@ -89,9 +76,10 @@ def test_gui_process_shows_the_main_window_of_a_keyring_vault(tmp_path: Path) ->
     data_dir = tmp_path / "w"
     code = f"from pathlib import Path; from wallet_app.services import WalletService; " \
            f"s = WalletService(Path({str(data_dir)!r})); s.create(None); s.close()"  # fmt: skip
-    subprocess.run([sys.executable, "-c", code], env=_env(tmp_path), cwd=ROOT, check=True, timeout=60)
+    env = wallet_process_env(tmp_path)
+    subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, check=True, timeout=60)
     proc = subprocess.Popen([sys.executable, "-m", "wallet_app.main", "--data-dir", str(data_dir),
-                             "--callback-port", "0"], env=_env(tmp_path), cwd=ROOT, stdout=subprocess.PIPE,
+                             "--callback-port", "0"], env=env, cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL)  # fmt: skip
     try:
         assert _Lines(proc).next() == "NETPAY_WALLET_SHOWN"

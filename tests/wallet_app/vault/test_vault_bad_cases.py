@@ -70,8 +70,8 @@ def test_wrong_raw_key_in_keyring(tmp_path: Path) -> None:
     kr = MemoryKeyring()
     d = _closed_wallet(tmp_path, kr)
     before = vault_files_hash(d)
-    ((entry, _),) = kr.store.items()
-    kr.store[entry] = new_raw_key().hex()
+    ((entry, _),) = kr.entries.items()
+    kr.entries[entry] = new_raw_key().hex()
     w = _service(d, kr)
     with pytest.raises(WrongKey):
         w.unlock()
@@ -232,7 +232,7 @@ def test_change_passphrase_and_move_between_keyring_and_passphrase(tmp_path: Pat
     w.unlock()
     assert w.get_setting("n") == 1
     w.change_passphrase("third")  # back to a passphrase; the old keyring entry goes
-    assert kr.store == {}
+    assert kr.entries == {}
     w.close()
     w = _service(d, kr)
     w.unlock("third")
