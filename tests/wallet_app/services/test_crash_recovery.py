@@ -142,13 +142,20 @@ def test_sigkill_during_200_payments(broker: RunningBroker, vendor_factory: Any,
             mode = rng.choice(["hook", "hook", "external"])
         hit = rng.randint(1, 3)
         step = rng.choice(STEPS)
-        if mode != "none" and len(kill_points) < MIN_KILLS * before / PAYMENTS + 5:  # behind pace: die sooner
-            mode, hit = "hook", 1
+        # Pace the kills so the payments cannot run out first: a hook kill at hit 1 costs at most one payment, an
+        # external kill may let dozens through (the wallet pays a quote in a few ms), so it is only taken while
+        # far ahead of what the remaining payments must still yield.
+        needed = MIN_KILLS + 3 - len(kill_points)
+        remaining = PAYMENTS - before
+        if mode == "external" and remaining < 3 * needed + 40:
+            mode = "hook"
+        if mode != "none" and remaining < 3 * needed + 20:  # behind pace: die at the first chance
+            hit = 1
         if mode == "hook":
             env.update(NETPAY_WALLET_CRASH_AT=step, NETPAY_WALLET_CRASH_HIT=str(hit))
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         if mode == "external":
-            delay_ms = rng.randint(200, 650)
+            delay_ms = rng.randint(200, 450)
             try:
                 proc.wait(timeout=delay_ms / 1000)
             except subprocess.TimeoutExpired:
