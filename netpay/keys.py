@@ -1,4 +1,8 @@
-"""Ed25519 keys: signing, verification, fingerprints, and key files kept with mode 0600."""
+"""Ed25519 keys: signing, verification, fingerprints, and key files kept with mode 0600.
+
+Ed25519 is libsodium's, through PyNaCl: it verifies in about half the time of OpenSSL's (a payment verifies and
+signs on every hop), and its verification is the strict one (non-canonical signatures and small-order keys fail).
+"""
 
 from __future__ import annotations
 
@@ -6,9 +10,8 @@ import hashlib
 import os
 from pathlib import Path
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
+from nacl.bindings import crypto_sign, crypto_sign_open, crypto_sign_seed_keypair
+from nacl.exceptions import CryptoError
 
 from netpay.errors import BadSignature, MalformedMessage
 
@@ -18,16 +21,13 @@ __all__ = ["SigningKey", "VerifyKey", "load_or_create_key"]
 class VerifyKey:
     """An Ed25519 public key."""
 
-    __slots__ = ("_key", "raw")
+    __slots__ = ("raw",)
 
     def __init__(self, raw: bytes) -> None:
+        # Only the length is checked here; a key that is not a usable curve point fails every verification.
         if not isinstance(raw, bytes) or len(raw) != 32:
             raise MalformedMessage("an Ed25519 public key is 32 bytes")
         self.raw = raw
-        try:
-            self._key = Ed25519PublicKey.from_public_bytes(raw)
-        except ValueError:
-            raise MalformedMessage("not a valid Ed25519 public key") from None
 
     @classmethod
     def from_hex(cls, text: str) -> VerifyKey:
@@ -48,9 +48,11 @@ class VerifyKey:
 
     def verify(self, signature: bytes, data: bytes) -> None:
         """Raise :class:`BadSignature` unless ``signature`` is this key's over ``data``."""
+        if not isinstance(signature, bytes) or len(signature) != 64:
+            raise BadSignature()
         try:
-            self._key.verify(signature, data)
-        except InvalidSignature:
+            crypto_sign_open(signature + data, self.raw)
+        except CryptoError:
             raise BadSignature() from None
 
     def __eq__(self, other: object) -> bool:
@@ -66,27 +68,29 @@ class VerifyKey:
 class SigningKey:
     """An Ed25519 private key."""
 
-    __slots__ = ("_key", "public")
+    __slots__ = ("_secret", "_seed", "public")
 
-    def __init__(self, key: Ed25519PrivateKey) -> None:
-        self._key = key
-        self.public = VerifyKey(key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw))
+    def __init__(self, seed: bytes) -> None:
+        if not isinstance(seed, bytes) or len(seed) != 32:
+            raise MalformedMessage("an Ed25519 private key seed is 32 bytes")
+        public, self._secret = crypto_sign_seed_keypair(seed)
+        self._seed = seed
+        self.public = VerifyKey(public)
 
     @classmethod
     def generate(cls) -> SigningKey:
-        return cls(Ed25519PrivateKey.generate())
+        return cls(os.urandom(32))
 
     @classmethod
     def from_seed(cls, seed: bytes) -> SigningKey:
-        if len(seed) != 32:
-            raise MalformedMessage("an Ed25519 private key seed is 32 bytes")
-        return cls(Ed25519PrivateKey.from_private_bytes(seed))
+        return cls(seed)
 
     def seed(self) -> bytes:
-        return self._key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
+        return self._seed
 
     def sign(self, data: bytes) -> bytes:
-        return self._key.sign(data)
+        """The 64-byte detached signature of ``data``."""
+        return crypto_sign(data, self._secret)[:64]
 
     def __repr__(self) -> str:
         return f"SigningKey(public={self.public.fingerprint})"
