@@ -130,14 +130,39 @@ class ChainBook:
         )
         return Money(int(row[0]), currency)
 
-    # ----- moving (call inside a vault transaction) ---------------------------------------------------------------
-    def _traversal(self, conn: Any, chain_id: str) -> PaywordTraversal:
+    # ----- moving -------------------------------------------------------------------------------------------------
+    def _traversal(self, conn: Any | None, chain_id: str) -> PaywordTraversal:
+        """The cached traversal, loaded through ``conn`` (in a transaction) or the vault if not cached."""
         t = self._traversals.get(chain_id)
         if t is None:
-            row = conn.execute("SELECT traversal FROM chains WHERE chain_id = ?", (chain_id,)).fetchone()
+            sql, args = "SELECT traversal FROM chains WHERE chain_id = ?", (chain_id,)
+            row = conn.execute(sql, args).fetchone() if conn is not None else self.vault.one(sql, args)
             t = PaywordTraversal.from_bytes(bytes(row["traversal"]))
             self._traversals[chain_id] = t
         return t
+
+    def advance(self, chain_id: str, coins: int) -> tuple[int, int, bytes, bytes]:
+        """Advance the chain's traversal by ``coins`` in memory only: ``(from, to, W_to, new state)``. The caller
+        makes the new state durable (a spend intent, applied with :meth:`store_state`) before using the paywords,
+        or calls :meth:`forget` for the chain if that fails."""
+        t = self._traversal(None, chain_id)
+        start = t.position
+        try:
+            to, word = t.advance(coins)
+        except BaseException:
+            self._traversals.pop(chain_id, None)
+            raise
+        return start, to, word, t.to_bytes()
+
+    @staticmethod
+    def store_state(conn: Any, chain_id: str, state: bytes, position: int) -> None:
+        """Persist a traversal state made by :meth:`advance` (never moving a chain back: a later state wins)."""
+        conn.execute(
+            "UPDATE chains SET traversal = ?, position = ? WHERE chain_id = ? AND position <= ?",
+            (state, position, chain_id, position),
+        )
+
+    # ----- moving inside a vault transaction ----------------------------------------------------------------------
 
     def reserve(self, conn: Any, chain_id: str, coins: int) -> tuple[int, int, bytes]:
         """Advance the chain by ``coins``; persist the new traversal state; return ``(from, to, W_to)``."""

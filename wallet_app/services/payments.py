@@ -2,8 +2,10 @@
 
 Journal rules (what keeps coins from being lost or spent twice):
 
-1. The spend is written as ``pending`` with its reserved indexes and the exact payment JSON, in the same
-   transaction that persists the advanced traversal state, **before** any payword leaves the process.
+1. The spend is written as ``pending`` with its reserved indexes, the exact payment JSON and the advanced traversal
+   states, durably (fsync'd), **before** any payword leaves the process. It is written as one vault intent (one
+   small row, so the fsync'd commit is cheap); the spend, its segments and the chains' new states reach their
+   tables in the vault's next transaction, or when the vault next opens if the process died first.
 2. A receipt signed by the certified vendor key turns it ``settled``.
 3. A refusal turns it ``released`` only when the error carries ``details.refusal``, a ``PaymentRefusal`` signed by
    the vendor for this payment id: the vendor proves it recorded nothing, so the chain is rewound to the segment's
@@ -75,6 +77,12 @@ class _Spend:
         )  # fmt: skip
 
 
+SPEND_INTENT = "spend"
+_INSERT_SPEND = """INSERT INTO spends (payment_id, quote_id, quote_digest, vendor_id, vendor_name, vendor_key, payment_url,
+    item_url, title, amount, currency, via, origin, payment_json, created_at, api_url_json, status, error_code,
+    updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?15)"""
+
+
 class TrustView:
     """What the engine needs to know about brokers: trusted keys and revocations (filled by the facade)."""
 
@@ -104,12 +112,14 @@ class PaymentEngine:
         self.clock = clock
         self.events = events
         self.lock = lock
+        vault.on_intent(SPEND_INTENT, self._apply_spend)
 
     # ----- checks -----------------------------------------------------------------------------------------------
     def check(
-        self, quote_wire: Any, cert_wire: Any, origin: str | None
+        self, quote_wire: Any, cert_wire: Any, origin: str | None, paying: bool = False
     ) -> tuple[Signed[Quote], Signed[VendorCertificate]]:
-        """Parse and check a quote and its vendor certificate; raise the matching :mod:`netpay.errors` error."""
+        """Parse and check a quote and its vendor certificate; raise the matching :mod:`netpay.errors` error.
+        ``paying``: the caller pays next, and :meth:`pay` looks for a twin payment itself (under the lock)."""
         # Signatures seen verified before (the same certificate on every payment, the same quote checked then
         # paid) are not verified again; everything else below is checked on every call.
         cert = SIGNATURES.parse(cert_wire, VendorCertificate, "vendor_certificate")
@@ -133,6 +143,8 @@ class PaymentEngine:
             raise Forbidden("the quote's payment URL is not at the certified vendor")
         if q.expires_at <= now:
             raise QuoteExpired()
+        if paying:
+            return quote, cert
         with self.lock:
             row = self.vault.one(
                 "SELECT status FROM spends WHERE vendor_id = ? AND quote_id = ? AND status IN ('pending', 'settled')",
@@ -169,32 +181,20 @@ class PaymentEngine:
             now = int(self.clock())
             spend = _Spend(payment_id, vc.vendor_id, vc.public_key, quote.digest, q.price, q.item_url, via)
             try:
-                with self.vault.tx(durable=True) as c:
-                    segments = []
-                    for p in picks:
-                        start, to, word = self.book.reserve(c, p.chain_id, p.coins)
-                        segments.append(Segment(self.book.certificate(p.chain_id), start, to, word))
-                    payment = Payment(payment_id, quote, tuple(segments))
-                    wire = EncodedJson.of(payment.to_wire())  # journalled and sent as the same bytes
-                    c.execute(
-                        """INSERT INTO spends (payment_id, quote_id, quote_digest, vendor_id, vendor_name, vendor_key,
-                           payment_url, item_url, title, amount, currency, via, origin, payment_json, status,
-                           created_at, updated_at, api_url_json) VALUES
-                           (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?)""",
-                        (
-                            payment_id, q.quote_id, spend.quote_digest, vc.vendor_id, vc.display_name,
-                            vc.public_key.hex, q.payment_url, q.item_url, q.title, q.price.amount, q.price.currency,
-                            via, origin, wire.encoded.decode(), now, now, json.dumps(vc.api_url),
-                        ),
-                    )  # fmt: skip
-                    for s in segments:
-                        c.execute(
-                            "INSERT INTO spend_segments VALUES (?, ?, ?, ?, ?, 0)",
-                            (payment_id, s.chain_id.hex(), s.from_index, s.to_index, vc.vendor_id),
-                        )
-            except sqlcipher3.IntegrityError:  # another thread journalled this quote first
-                self.book.forget([p.chain_id for p in picks])
-                raise QuoteAlreadyPaid("this quote is already being paid", quote_id=q.quote_id) from None
+                segments, states = [], []
+                for p in picks:
+                    start, to, word, state = self.book.advance(p.chain_id, p.coins)
+                    segments.append(Segment(self.book.certificate(p.chain_id), start, to, word))
+                    states.append([p.chain_id, state.hex(), to])
+                payment = Payment(payment_id, quote, tuple(segments))
+                wire = EncodedJson.of(payment.to_wire())  # journalled and sent as the same bytes
+                row = (
+                    payment_id, q.quote_id, spend.quote_digest, vc.vendor_id, vc.display_name, vc.public_key.hex,
+                    q.payment_url, q.item_url, q.title, q.price.amount, q.price.currency, via, origin,
+                    wire.encoded.decode(), now, json.dumps(vc.api_url),
+                )  # fmt: skip
+                seg_rows = [[s.chain_id.hex(), s.from_index, s.to_index] for s in segments]
+                self.vault.journal(SPEND_INTENT, {"spend": row, "segments": seg_rows, "chains": states})
             except BaseException:
                 self.book.forget([p.chain_id for p in picks])
                 raise
@@ -202,6 +202,29 @@ class PaymentEngine:
         self.events.emit("balance_changed")
         crash_point("after_journal")
         return self._send(payment_id, wire, q.payment_url, vc.api_url, spend=spend)
+
+    def _apply_spend(self, conn: Any, intent: dict[str, Any]) -> None:
+        """Apply a spend intent: the pending spend, its segments, the chains' new traversal states."""
+        row = intent["spend"]
+        payment_id, vendor_id = row[0], row[3]
+        status, error = "pending", None
+        try:
+            conn.execute("SAVEPOINT spend")
+            conn.execute(_INSERT_SPEND, (*row, status, error))
+        except sqlcipher3.IntegrityError:
+            # A second spend of one quote: only if an earlier intent could not be applied while the wallet ran
+            # (its twin check then missed it). Its indexes are counted as burned; it is never re-sent.
+            conn.execute("ROLLBACK TO spend")
+            status, error = "burned", "twin_payment"
+            conn.execute(_INSERT_SPEND, (*row, status, error))
+        conn.execute("RELEASE spend")
+        for chain_id, from_index, to_index in intent["segments"]:
+            conn.execute(
+                "INSERT INTO spend_segments VALUES (?, ?, ?, ?, ?, 0)",
+                (payment_id, chain_id, from_index, to_index, vendor_id),
+            )
+        for chain_id, state, position in intent["chains"]:
+            self.book.store_state(conn, chain_id, bytes.fromhex(state), position)
 
     def _send(
         self,
@@ -257,10 +280,10 @@ class PaymentEngine:
             self._finish(payment_id, "burned", "bad_receipt")
             self.events.emit("payment_failed", payment_id, exc.code, exc.message)
             raise
-        receipt_json = canonical_json(receipt.to_wire()).decode()
         now = int(self.clock())
 
         def store(c: Any) -> bool:
+            receipt_json = canonical_json(receipt.to_wire()).decode()
             settled = c.execute(
                 """UPDATE spends SET status = 'settled', receipt_json = ?, access_token = ?, updated_at = ?
                    WHERE payment_id = ? AND status != 'settled'""",

@@ -60,4 +60,14 @@ CREATE INDEX spends_allowance_day ON spends(vendor_id, via, created_at, status, 
 CREATE INDEX spends_created ON spends(created_at)
 """
 
-MIGRATIONS: list[str] = [_V1, _V2]
+# Intents: the durable record of a write whose table updates are applied a moment later (see
+# ``Vault.journal``). A payment's intent is one small row, so its fsync'd commit writes one page instead of the dozen
+# that the spend, its segments, the chain and five indexes dirty; those follow in the next, unsynced transaction.
+# ``chains_resync``: every payment asks whether a chain of its broker awaits a resync; with this index the answer no
+# longer reads each chain row (seed, traversal, certificate).
+_V3 = """
+CREATE TABLE intents (seq INTEGER PRIMARY KEY, kind TEXT NOT NULL, payload TEXT NOT NULL);
+CREATE INDEX chains_resync ON chains(broker_id) WHERE needs_resync = 1
+"""
+
+MIGRATIONS: list[str] = [_V1, _V2, _V3]

@@ -4,12 +4,18 @@ Opening is verify-first: the key is checked against the header's key check value
 **read-only** and checked (page authentication of every page, schema version) before it is opened for writing, so
 a wrong key, a damaged file or a vault from a newer version raise a typed error and leave the file byte-for-byte
 unchanged. An exclusive OS lock on ``vault.lock`` keeps a second wallet process out.
+
+Intents (:meth:`Vault.journal`) are how a write that must be durable at once stays cheap: the intent is one row,
+committed and fsync'd on its own; applying it to the tables follows in the vault's next transaction (a deferred
+write), and whatever was not applied when the process died is applied when the vault next opens, before anything
+else reads it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import logging
 import os
 import threading
@@ -25,7 +31,7 @@ from wallet_app.keys import VaultHeader
 from wallet_app.vault.errors import VaultDamaged, VaultInUse, VaultMissing, VaultTooNew, WrongKey
 from wallet_app.vault.schema import MIGRATIONS
 
-__all__ = ["DB_FILE", "HEADER_FILE", "LOCK_FILE", "ProcessLock", "Vault", "verify_database"]
+__all__ = ["DB_FILE", "HEADER_FILE", "LOCK_FILE", "IntentApplier", "ProcessLock", "Vault", "verify_database"]
 
 DB_FILE = "vault.db"
 HEADER_FILE = "vault.json"
@@ -38,6 +44,9 @@ CHECKPOINT_EVERY = 16
 WORKER_DELAY_S = 0.02
 
 log = logging.getLogger(__name__)
+
+#: Applies one intent's payload to the tables, inside the transaction that also deletes the intent.
+IntentApplier = Callable[[Any, dict[str, Any]], None]
 
 
 def _key_pragma(key: bytes | bytearray) -> str:
@@ -112,6 +121,7 @@ class Vault:
         self._commits = 0  # since the last checkpoint
         self._wake = threading.Event()
         self._worker: threading.Thread | None = None
+        self._appliers: dict[str, IntentApplier] = {}
 
     def exists(self) -> bool:
         return self.path.exists() and self.header_path.exists()
@@ -172,13 +182,14 @@ class Vault:
             # the automatic one (inside whichever commit crosses it) stays as a backstop only.
             conn.execute("PRAGMA wal_autocheckpoint = 2000")
             self._migrate(conn)
+            conn.row_factory = sqlcipher3.Row
+            self._apply_left_intents(conn)
         except sqlcipher3.DatabaseError as exc:
             conn.close()
             raise VaultDamaged(f"the vault file is damaged: {exc}") from None
         except BaseException:
             conn.close()
             raise
-        conn.row_factory = sqlcipher3.Row
         self.conn = conn
 
     @staticmethod
@@ -247,6 +258,45 @@ class Vault:
                     conn.execute("PRAGMA synchronous = NORMAL")
             if self._commits >= CHECKPOINT_EVERY:
                 self._kick()
+
+    # ----- intents ----------------------------------------------------------------------------------------------
+    def on_intent(self, kind: str, applier: IntentApplier) -> None:
+        """Register how intents of ``kind`` are applied. Register before :meth:`open`: opening applies the intents
+        a killed process left behind."""
+        self._appliers[kind] = applier
+
+    def journal(self, kind: str, payload: dict[str, Any]) -> None:
+        """Record an intent durably (fsync'd before this returns), then apply it like a deferred write: in the
+        vault's next transaction, whichever thread runs it. Until then every use of the vault applies it first,
+        so nobody reads the tables without it."""
+        if kind not in self._appliers:
+            raise KeyError(f"no applier for intents of kind {kind!r}")
+        with self.tx(durable=True) as c:
+            seq = c.execute(
+                "INSERT INTO intents (kind, payload) VALUES (?, ?)", (kind, json.dumps(payload, separators=(",", ":")))
+            ).lastrowid
+        with self._lock:
+            self._deferred.append((lambda c: self._apply_intent(c, seq, kind, payload), None))
+            self._kick()
+
+    def _apply_intent(self, conn: Any, seq: int, kind: str, payload: dict[str, Any]) -> None:
+        self._appliers[kind](conn, payload)
+        conn.execute("DELETE FROM intents WHERE seq = ?", (seq,))
+
+    def _apply_left_intents(self, conn: Any) -> None:
+        """At open: apply, in order, the intents a killed process recorded but did not apply."""
+        rows = conn.execute("SELECT seq, kind, payload FROM intents ORDER BY seq").fetchall()
+        unknown = {row["kind"] for row in rows} - self._appliers.keys()
+        if unknown:  # checked before anything is applied: the file stays as it is
+            raise VaultDamaged(f"the vault holds unfinished work this wallet cannot finish ({', '.join(sorted(unknown))})")
+        for row in rows:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._apply_intent(conn, row["seq"], row["kind"], json.loads(row["payload"]))
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
 
     def defer(self, fn: Callable[[Any], object], after: Callable[[], None] | None = None) -> None:
         """Run ``fn(conn)`` in its own (non-durable) write transaction soon, on the vault's worker thread, or

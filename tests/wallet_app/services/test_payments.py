@@ -320,11 +320,14 @@ def test_quote_must_come_from_the_certified_vendor(
     assert funded_wallet.check_quote(Signed.sign(body, key).to_wire(), c, None).price == _eur(5)
 
 
-def test_killed_after_the_answer_before_the_receipt_is_stored_recovers_it(
-    broker: RunningBroker, vendor: RunningVendor, tmp_path: Path
+@pytest.mark.parametrize("death", ["after_answer", "after_journal"])
+def test_killed_before_the_spend_reached_its_tables_recovers_it(
+    broker: RunningBroker, vendor: RunningVendor, tmp_path: Path, death: str
 ) -> None:
-    """The receipt is stored after pay_quote answers (on the vault's worker). A process that dies in between
-    leaves the spend pending; the next unlock re-sends it and stores the vendor's same receipt."""
+    """The spend is journalled as one fsync'd intent; the spend's rows and the receipt are written after (on the
+    vault's worker, or by the next use of the vault). A process that dies after the vendor answered, or right after
+    the journal write before anything was sent, leaves an intent; the next unlock applies it (the spend is pending,
+    its coins reserved), re-sends the payment and stores the vendor's receipt."""
     import os
     import subprocess
     import sys
@@ -352,19 +355,27 @@ def test_killed_after_the_answer_before_the_receipt_is_stored_recovers_it(
         "paid = w.pay_quote(ch.quote, ch.vendor_certificate, None, 'prompt');"
         "print(paid.access_token, flush=True); os._exit(0)"  # dies before anyone uses the vault again
     )
+    env = {**os.environ, "NETPAY_WALLET_CRASH_AT": death}  # after_answer is no crash point: os._exit does it
     proc = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, cwd=Path(__file__).resolve().parents[3],
-        env={**os.environ}, timeout=60,
+        env=env, timeout=60,
     )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == (0 if death == "after_answer" else -9), proc.stderr
     token = proc.stdout.strip()
     w = service()
     w.unlock(recover=False)
     (row,) = w.vault.query("SELECT status, access_token FROM spends")
     assert (row["status"], row["access_token"]) == ("pending", None)
+    (chain,) = w.list_chains()
+    assert (chain.position, chain.pending, chain.unspent) == (5, 5, 45)
     assert w.recover_pending() == 1
     (row,) = w.vault.query("SELECT status, access_token FROM spends")
-    assert (row["status"], row["access_token"]) == ("settled", token)
+    assert row["status"] == "settled"
+    if death == "after_answer":  # the vendor answers the re-sent payment with the same receipt
+        assert row["access_token"] == token
+    else:  # nothing had been sent: the re-send is the first payment the vendor sees
+        assert token == "" and row["access_token"]
+    assert w.vault.one("SELECT COUNT(*) FROM intents")[0] == 0
     (chain,) = w.list_chains()
     assert (chain.settled, chain.pending, chain.burned, chain.unspent) == (5, 0, 0, 45)
     w.close()

@@ -1,0 +1,102 @@
+"""Vault intents: fsync'd at once, applied in the vault's next transaction, and applied at the next open when the
+process was killed first."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.test_keyring import FileKeyring
+from wallet_app.keys import FAST_TEST_KDF, KeyStore
+from wallet_app.services import WalletService
+from wallet_app.vault.errors import VaultDamaged
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def _note(c: Any, payload: dict[str, Any]) -> None:
+    """A test applier: adds the payload's number to a counter setting (so applying twice would show)."""
+    row = c.execute("SELECT value_json FROM settings WHERE key = 'notes'").fetchone()
+    total = int(row[0]) if row else 0
+    c.execute("INSERT OR REPLACE INTO settings VALUES ('notes', ?)", (str(total + payload["n"]),))
+
+
+def _open(home: Path, keyring_file: Path, note: bool = True) -> WalletService:
+    w = WalletService(home, key_store=KeyStore(FileKeyring(keyring_file), kdf=FAST_TEST_KDF))
+    if note:
+        w.vault.on_intent("note", _note)
+    try:
+        w.unlock(recover=False)
+    except BaseException:
+        w.close()
+        raise
+    return w
+
+
+def _killed_after_journalling(home: Path, keyring_file: Path, numbers: list[int]) -> None:
+    """A wallet process journals intents and is killed (SIGKILL) before it applies them."""
+    script = (
+        "import os, signal; from pathlib import Path; import wallet_app.vault.store as store;"
+        "store.WORKER_DELAY_S = 600;"  # the vault's worker must not apply them first
+        "from tests.support.test_keyring import FileKeyring; from wallet_app.keys import FAST_TEST_KDF, KeyStore;"
+        "from wallet_app.services import WalletService;"
+        "from tests.wallet_app.vault.test_intents import _note;"
+        f"w = WalletService(Path({str(home)!r}), key_store=KeyStore(FileKeyring(Path({str(keyring_file)!r})),"
+        " kdf=FAST_TEST_KDF)); w.vault.on_intent('note', _note); w.unlock(recover=False);"
+        f"[w.vault.journal('note', {{'n': n}}) for n in {numbers!r}];"
+        "os.kill(os.getpid(), signal.SIGKILL)"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == -9
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> tuple[Path, Path]:
+    home, keyring_file = tmp_path / "w", tmp_path / "keyring.json"
+    w = WalletService(home, key_store=KeyStore(FileKeyring(keyring_file), kdf=FAST_TEST_KDF))
+    w.create()
+    w.close()
+    return home, keyring_file
+
+
+def test_an_intent_is_applied_before_the_next_read_and_only_once(home: tuple[Path, Path]) -> None:
+    w = _open(*home)
+    w.vault.journal("note", {"n": 5})
+    w.vault.journal("note", {"n": 7})
+    assert w.get_setting("notes") == 12
+    assert w.vault.one("SELECT COUNT(*) FROM intents")[0] == 0
+    w.close()
+    w = _open(*home)
+    assert w.get_setting("notes") == 12  # not applied again
+    w.close()
+
+
+def test_intents_of_a_killed_process_are_applied_at_the_next_open(home: tuple[Path, Path]) -> None:
+    _killed_after_journalling(*home, [3, 4])
+    w = _open(*home)
+    assert w.vault.one("SELECT COUNT(*) FROM intents")[0] == 0
+    assert w.get_setting("notes") == 7
+    w.close()
+
+
+def test_an_intent_nobody_can_apply_refuses_the_open_and_loses_nothing(home: tuple[Path, Path]) -> None:
+    _killed_after_journalling(*home, [1])
+    with pytest.raises(VaultDamaged, match="unfinished work"):
+        _open(*home, note=False)
+    w = _open(*home)  # the wallet that knows the intent still finishes it
+    assert w.get_setting("notes") == 1
+    w.close()
+
+
+def test_journalling_an_unknown_kind_writes_nothing(home: tuple[Path, Path]) -> None:
+    w = _open(*home)
+    before = w.vault.dump()
+    with pytest.raises(KeyError):
+        w.vault.journal("nobody-applies-this", {})
+    assert w.vault.dump() == before
+    w.close()
