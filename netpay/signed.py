@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, Self, TypeVar
 
 from netpay.encoding import FieldReader, canonical_json
@@ -43,13 +43,17 @@ class Body(ABC):
 B = TypeVar("B", bound=Body)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, weakref_slot=True)
 class Signed(Generic[B]):
-    """A body together with its signer's public key and signature. Build with :meth:`sign` or :meth:`from_wire`."""
+    """A body together with its signer's public key and signature. Build with :meth:`sign` or :meth:`from_wire`.
+
+    Bodies are immutable values, so the signed bytes are encoded once per object and kept (a payment checks,
+    digests and verifies the same quote several times)."""
 
     body: B
     signer: VerifyKey
     signature: bytes
+    _signed: bytes | None = field(default=None, init=False, repr=False, compare=False)
 
     @staticmethod
     def _bytes(body: Body, signer: VerifyKey) -> bytes:
@@ -59,10 +63,17 @@ class Signed(Generic[B]):
     @classmethod
     def sign(cls, body: B, key: SigningKey) -> Signed[B]:
         data = cls._bytes(body, key.public)
-        return cls(body, key.public, key.sign(data))
+        signed = cls(body, key.public, key.sign(data))
+        object.__setattr__(signed, "_signed", data)
+        return signed
 
     def signed_bytes(self) -> bytes:
-        return self._bytes(self.body, self.signer)
+        """``SIGNING_DOMAIN`` + the canonical envelope: what the signature covers."""
+        data = self._signed
+        if data is None:
+            data = self._bytes(self.body, self.signer)
+            object.__setattr__(self, "_signed", data)
+        return data
 
     @property
     def digest(self) -> str:

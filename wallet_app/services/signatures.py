@@ -8,6 +8,9 @@ signature covers (type, version, signer and the canonical body) plus the signatu
 very same signed object: any change to the body, the signer or the signature misses and is verified afresh.
 Only successes are remembered; a bad signature is re-checked (and refused) every time.
 
+A :class:`Signed` object this memo parsed is remembered too (by identity, weakly): it was validated as input and
+is immutable, so handing it back in (the engine re-checks the quote it checked a moment ago) skips the re-parse.
+
 Whether the signer is *trusted* is not cached here: callers still check the signer against their current trusted
 keys (:meth:`netpay.signed.Signed.require_signer`), and validity periods, revocations and origins on every use.
 """
@@ -15,6 +18,7 @@ keys (:meth:`netpay.signed.Signed.require_signer`), and validity periods, revoca
 from __future__ import annotations
 
 import threading
+import weakref
 from collections import OrderedDict
 from typing import Any, TypeVar
 
@@ -31,16 +35,21 @@ class SignatureMemo:
     def __init__(self, size: int = 1024) -> None:
         self.size = size
         self._seen: OrderedDict[tuple[bytes, bytes], None] = OrderedDict()
+        self._parsed: weakref.WeakValueDictionary[int, Signed[Any]] = weakref.WeakValueDictionary()
         self._lock = threading.Lock()
 
     def parse(self, wire: Any, kind: type[B], where: str = "signed") -> Signed[B]:
         """Like :meth:`Signed.from_wire` with ``verify=True``: parse strictly, check the signature (unless this
         exact signed object verified before). A :class:`Signed` is re-parsed from its wire form, so its body is
-        validated like any input."""
+        validated like any input, unless it is one this memo parsed itself."""
         if isinstance(wire, Signed):
+            if self._parsed.get(id(wire)) is wire and isinstance(wire.body, kind):
+                self.verify(wire)
+                return wire
             wire = wire.to_wire()
         signed = Signed.from_wire(wire, kind, where, verify=False)
         self.verify(signed)
+        self._parsed[id(signed)] = signed
         return signed
 
     def verify(self, signed: Signed[Any]) -> None:
@@ -59,6 +68,7 @@ class SignatureMemo:
     def clear(self) -> None:
         with self._lock:
             self._seen.clear()
+            self._parsed.clear()
 
 
 #: The process-wide memo (signatures are facts about bytes and keys, not about one wallet or vault).

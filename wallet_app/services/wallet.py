@@ -290,7 +290,7 @@ class WalletService:
         refusal as a :mod:`netpay.errors` error."""
         self._require()
         self.touch()
-        quote, cert = self.payments.check(quote, vendor_cert, origin)
+        quote, cert = self.payments.check(quote, vendor_cert, origin, paying=True)
         if via == "allowance" and not self.covers(cert.body.vendor_id, quote.body.price):
             raise Forbidden("the vendor's allowance does not cover this price")
         if self.vault.one("SELECT 1 FROM chains WHERE needs_resync = 1 AND broker_id = ?", (cert.body.broker_id,)):

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 from typing import Any
 
 import pytest
 
-from netpay.errors import BadSignature
+from netpay.errors import BadSignature, MalformedMessage, WrongMessageType
 from netpay.keys import SigningKey, VerifyKey
-from netpay.messages import Quote
+from netpay.messages import Quote, VendorCertificate
+from netpay.signed import Signed
 from tests.support.factories import quote
 from wallet_app.services.signatures import SignatureMemo
 
@@ -82,3 +84,31 @@ def test_locking_the_wallet_forgets_the_signatures_seen(wallet: Any, verificatio
     wallet.lock()  # the quotes seen tell what was bought
     SIGNATURES.parse(wire, Quote, "quote")
     assert len(verifications) == 2
+
+
+def test_an_object_the_memo_parsed_comes_back_as_it_is(monkeypatch: pytest.MonkeyPatch) -> None:
+    memo = SignatureMemo()
+    parsed = memo.parse(quote(SigningKey.generate()).to_wire(), Quote, "quote")
+    parses: list[object] = []
+    real = Signed.from_wire.__func__  # type: ignore[attr-defined]
+
+    def counting(cls: Any, *args: Any, **kwargs: Any) -> Any:
+        parses.append(args[0])
+        return real(cls, *args, **kwargs)
+
+    monkeypatch.setattr(Signed, "from_wire", classmethod(counting))
+    assert memo.parse(parsed, Quote, "quote") is parsed
+    assert parses == []
+    with pytest.raises(WrongMessageType):  # remembered as a quote, asked for as a certificate: parsed, refused
+        memo.parse(parsed, VendorCertificate, "vendor_certificate")
+
+
+def test_a_signed_object_built_elsewhere_is_validated_like_input() -> None:
+    memo = SignatureMemo()
+    key = SigningKey.generate()
+    good = quote(key)
+    bad = Signed.sign(dataclasses.replace(good.body, title="x" * 5000), key)  # validly signed, invalid body
+    with pytest.raises(MalformedMessage):
+        memo.parse(bad, Quote, "quote")
+    unparsed = quote(key, quote_id="q-2")
+    assert memo.parse(unparsed, Quote, "quote") is not unparsed  # re-parsed from its wire form
