@@ -78,9 +78,10 @@ class _Spend:
 
 
 SPEND_INTENT = "spend"
-_INSERT_SPEND = """INSERT INTO spends (payment_id, quote_id, quote_digest, vendor_id, vendor_name, vendor_key, payment_url,
-    item_url, title, amount, currency, via, origin, payment_json, created_at, api_url_json, status, error_code,
-    updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?15)"""
+_INSERT_SPEND = """INSERT INTO spends (payment_id, quote_id, quote_digest, vendor_id, vendor_name, vendor_key,
+    payment_url, item_url, title, amount, currency, via, origin, payment_json, created_at, api_url_json, status,
+    error_code, updated_at)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?15)"""
 
 
 class TrustView:

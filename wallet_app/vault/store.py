@@ -287,8 +287,9 @@ class Vault:
         """At open: apply, in order, the intents a killed process recorded but did not apply."""
         rows = conn.execute("SELECT seq, kind, payload FROM intents ORDER BY seq").fetchall()
         unknown = {row["kind"] for row in rows} - self._appliers.keys()
-        if unknown:  # checked before anything is applied: the file stays as it is
-            raise VaultDamaged(f"the vault holds unfinished work this wallet cannot finish ({', '.join(sorted(unknown))})")
+        if unknown:  # checked before anything is applied: nothing is half done
+            kinds = ", ".join(sorted(unknown))
+            raise VaultDamaged(f"the vault holds unfinished work this wallet cannot finish ({kinds})")
         for row in rows:
             conn.execute("BEGIN IMMEDIATE")
             try:
