@@ -42,7 +42,8 @@ class ServicesWalletPort:
         return bool(self.service.state != "unlocked")
 
     def check_quote(self, quote: Signed[Quote], certificate: Signed[VendorCertificate], origin: str) -> QuoteCheck:
-        checked = self.service.check_quote(quote.to_wire(), certificate.to_wire(), origin)
+        # The signed objects as they are: the core's signature memo knows them (the Offer was parsed through it).
+        checked = self.service.check_quote(quote, certificate, origin)
         remaining = checked.remaining_after
         if not checked.affordable:  # the core floors it at zero; the prompt shows how much is missing
             unspent = Money.zero(checked.price.currency)
