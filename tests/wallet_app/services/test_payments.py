@@ -257,7 +257,10 @@ class _Refuser:
     def __init__(self, template: Any, key: Any) -> None:
         self.template, self.key = template, key
 
-    def pay(self, wire: dict[str, Any], url: str | None = None) -> dict[str, Any]:
+    def prepare_pay(self, wire: dict[str, Any], url: str | None = None) -> None:
+        return None
+
+    def pay(self, wire: dict[str, Any], url: str | None = None, prepared: Any = None) -> dict[str, Any]:
         import dataclasses
 
         from netpay.errors import QuoteExpired
@@ -379,3 +382,33 @@ def test_killed_before_the_spend_reached_its_tables_recovers_it(
     (chain,) = w.list_chains()
     assert (chain.settled, chain.pending, chain.burned, chain.unspent) == (5, 0, 0, 45)
     w.close()
+
+
+def test_the_journal_is_fsynced_before_the_payment_leaves(
+    funded_wallet: WalletService, vendor: RunningVendor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The request is built while the journal's fsync runs on another thread; it is sent only once that is done,
+    even when the fsync is slow."""
+    import os
+    import time
+
+    import wallet_app.vault.store as store
+    from wallet_app.clients.vendor import VendorClient
+
+    events: list[str] = []
+    real_fsync, real_send = os.fsync, VendorClient.send
+
+    def slow_fsync(fd: int) -> None:
+        time.sleep(0.2)
+        real_fsync(fd)
+        events.append("fsync")
+
+    def send(self: VendorClient, call: Any) -> Any:
+        events.append(f"send {call.request.path_url}")
+        return real_send(self, call)
+
+    monkeypatch.setattr(store.os, "fsync", slow_fsync)
+    monkeypatch.setattr(VendorClient, "send", send)
+    paid = _pay(funded_wallet, vendor)
+    assert paid.access_token
+    assert events == ["fsync", "send /v1/payments"]
