@@ -29,8 +29,37 @@ _SURROGATE_TEXT = re.compile(r"\\u[dD][89a-fA-F]|[\ud800-\udfff]")
 
 
 def _check(value: Any, depth: int = 0) -> None:
+    """Raise :class:`MalformedMessage` unless ``value`` is encodable canonically (see :func:`_check_general`).
+
+    The exact built-in types come first and the commonest leaves (strings, in-range integers) are checked without
+    a call: a payment is checked several times on its way. Anything else gets the general rules."""
     if depth > 32:
         raise MalformedMessage("message nested too deeply")
+    kind = type(value)
+    leaf_ok = depth < 32  # a leaf child sits at depth + 1
+    if kind is dict:
+        for key, item in value.items():
+            if type(key) is not str:
+                _check_general({key: None}, depth)
+            k = type(item)
+            if leaf_ok and (k is str or (k is int and -_MAX_INT <= item <= _MAX_INT)):
+                continue
+            _check(item, depth + 1)
+        return
+    if kind is list:
+        for item in value:
+            k = type(item)
+            if leaf_ok and (k is str or (k is int and -_MAX_INT <= item <= _MAX_INT)):
+                continue
+            _check(item, depth + 1)
+        return
+    if kind is str or kind is bool or value is None or (kind is int and -_MAX_INT <= value <= _MAX_INT):
+        return
+    _check_general(value, depth)
+
+
+def _check_general(value: Any, depth: int) -> None:
+    """JSON values only: no floats, integers within ±(2^63-1), string keys, at most 32 levels deep."""
     if value is None or isinstance(value, (bool, str)):
         return
     if isinstance(value, int):

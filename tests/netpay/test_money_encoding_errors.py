@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from netpay import errors
@@ -104,3 +106,63 @@ def test_parse_json_refuses_lone_surrogates(data: bytes | str) -> None:
 
 def test_parse_json_keeps_surrogate_pairs_and_escaped_backslashes() -> None:
     assert parse_json(b'["\\ud83d\\ude00", "\\\\ud800"]') == ["\U0001f600", "\\ud800"]
+
+
+def _reference_check(value: Any, depth: int = 0) -> None:
+    """The rules of canonical JSON written plainly (the check before its shortcuts), to compare against."""
+    if depth > 32:
+        raise MalformedMessage("message nested too deeply")
+    if value is None or isinstance(value, (bool, str)):
+        return
+    if isinstance(value, int):
+        if not -(2**63 - 1) <= value <= 2**63 - 1:
+            raise MalformedMessage("integer out of range")
+        return
+    if isinstance(value, float):
+        raise MalformedMessage("floats are not allowed; amounts are integer minor units")
+    if isinstance(value, list):
+        for item in value:
+            _reference_check(item, depth + 1)
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise MalformedMessage("object keys must be strings")
+            _reference_check(item, depth + 1)
+        return
+    raise MalformedMessage(f"value of type {type(value).__name__} cannot be encoded")
+
+
+_LEAVES = (
+    st.none() | st.booleans() | st.integers(min_value=-(2**64), max_value=2**64) | st.floats() | st.text(max_size=3)
+    | st.binary(max_size=2)
+)  # fmt: skip
+
+
+@given(
+    st.recursive(
+        _LEAVES,
+        lambda inner: (
+            st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=3) | st.integers(-2, 2), inner, max_size=4)
+        ),
+        max_leaves=40,
+    ),
+    st.integers(min_value=0, max_value=34),
+)
+@example({"": ""}, 32)
+@example(["", 1], 32)
+@example({"": ""}, 31)
+@example({"": 2**63}, 0)
+def test_the_fast_check_agrees_with_the_plain_rules(value: Any, depth: int) -> None:
+    """canonical_json's check takes shortcuts for common leaves; it must accept and refuse exactly what the
+    plain rules do, at every depth."""
+    from netpay.encoding import _check
+
+    def outcome(check: Any) -> str | None:
+        try:
+            check(value, depth)
+        except MalformedMessage as exc:
+            return exc.message
+        return None
+
+    assert outcome(_check) == outcome(_reference_check)
