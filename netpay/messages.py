@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Self
 
 from netpay.chain import CHAIN_ID_BYTES, MAX_CHAIN_LENGTH, PAYWORD_BYTES
-from netpay.encoding import FieldReader, from_hex
+from netpay.encoding import FieldReader, canonical_json, from_hex
 from netpay.errors import CurrencyMismatch, MalformedMessage, WrongMessageType
 from netpay.keys import VerifyKey
 from netpay.money import Money
@@ -314,6 +314,20 @@ class Payment(Body):
 
     def to_wire(self) -> dict[str, Any]:
         return {"type": self.TYPE, "version": self.VERSION, **self.to_body()}
+
+    def canonical(self) -> bytes:
+        """``canonical_json(self.to_wire())``, assembled from the quote's and certificates' cached encodings
+        (keys in sorted order at every level, as canonical JSON has them)."""
+        segments = b",".join(
+            b'{"certificate":%s,"chain_id":"%s","from_index":%d,"payword":"%s","to_index":%d}'
+            % (s.certificate.wire_json(), s.chain_id.hex().encode(), s.from_index, s.payword.hex().encode(),
+               s.to_index)
+            for s in self.segments
+        )  # fmt: skip
+        return b'{"payment_id":%s,"quote":%s,"segments":[%s],"type":%s,"version":%d}' % (
+            canonical_json(self.payment_id), self.quote.wire_json(), segments, canonical_json(self.TYPE),
+            self.VERSION,
+        )  # fmt: skip
 
     @classmethod
     def from_body(cls, data: Any, where: str, verify: bool = True) -> Self:

@@ -54,6 +54,7 @@ class Signed(Generic[B]):
     signer: VerifyKey
     signature: bytes
     _signed: bytes | None = field(default=None, init=False, repr=False, compare=False)
+    _wire: bytes | None = field(default=None, init=False, repr=False, compare=False)
 
     @staticmethod
     def _bytes(body: Body, signer: VerifyKey) -> bytes:
@@ -79,6 +80,15 @@ class Signed(Generic[B]):
     def digest(self) -> str:
         """SHA-256 of the signed bytes, hex: binds a receipt or payment to exactly this object."""
         return hashlib.sha256(self.signed_bytes()).hexdigest()
+
+    def wire_json(self) -> bytes:
+        """``canonical_json(self.to_wire())``, encoded once per object (a payment embeds its quote and
+        certificates, and a wallet sends the same certificate with every payment)."""
+        data = self._wire
+        if data is None:
+            data = canonical_json(self.to_wire())
+            object.__setattr__(self, "_wire", data)
+        return data
 
     def to_wire(self) -> dict[str, Any]:
         return {

@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from netpay.chain import new_chain_id, new_seed
+from netpay.encoding import canonical_json
 from netpay.errors import BadSignature, MalformedMessage, NetPayError, UntrustedSigner, WrongMessageType
 from netpay.keys import SigningKey
 from netpay.messages import (
@@ -199,3 +200,16 @@ def test_payment_checks_segments_against_their_certificates() -> None:
     bad = json.loads(json.dumps(wire))
     bad["segments"][0]["payword"] = new_seed().hex()
     assert Payment.from_wire(bad).segments[0].payword != payment.segments[0].payword  # paywords are checked by vendors
+
+
+@pytest.mark.parametrize("payment_id", ["p1", 'odd "id" é\\'])
+def test_a_payment_assembled_from_cached_encodings_is_its_canonical_json(payment_id: str) -> None:
+    cert_a, walker_a = factories.coin_certificate(BROKER, 20)
+    cert_b, walker_b = factories.coin_certificate(BROKER, 30)
+    quote = factories.quote(VENDOR)
+    end_a, word_a = walker_a.advance(5)
+    walker_b.advance(2)
+    end_b, word_b = walker_b.advance(9)
+    payment = Payment(payment_id, quote, (Segment(cert_a, 0, end_a, word_a), Segment(cert_b, 2, end_b, word_b)))
+    assert payment.canonical() == canonical_json(payment.to_wire())
+    assert payment.canonical() == canonical_json(payment.to_wire())  # again, from the cached encodings

@@ -188,7 +188,7 @@ class PaymentEngine:
                     segments.append(Segment(self.book.certificate(p.chain_id), start, to, word))
                     states.append([p.chain_id, state.hex(), to])
                 payment = Payment(payment_id, quote, tuple(segments))
-                wire = EncodedJson.of(payment.to_wire())  # journalled and sent as the same bytes
+                wire = EncodedJson.of(payment.to_wire(), payment.canonical())  # journalled and sent as these bytes
                 row = (
                     payment_id, q.quote_id, spend.quote_digest, vc.vendor_id, vc.display_name, vc.public_key.hex,
                     q.payment_url, q.item_url, q.title, q.price.amount, q.price.currency, via, origin,

@@ -291,12 +291,13 @@ class Vault:
             wal_fd = self._wal_fd()
         with self._lock:
             self._deferred.append((lambda c: self._apply_intent(c, seq, kind, payload), None))
-            self._kick()
         synced = self._syncer.submit(os.fsync, wal_fd)
         try:
             result = meanwhile() if meanwhile is not None else None
         finally:
             synced.result()  # an fsync error is raised here: then nothing may be sent
+            with self._lock:
+                self._kick()  # now, not before: the worker wakes while the caller waits on the network
         return result
 
     def _wal_fd(self) -> int:
