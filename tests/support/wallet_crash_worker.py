@@ -21,7 +21,6 @@ from typing import Any
 
 from netpay.errors import PeerUnavailable
 from tests.support.test_keyring import FileKeyring
-from wallet_app.clients.http import PreparedCall
 from wallet_app.clients.vendor import VendorClient
 from wallet_app.keys import FAST_TEST_KDF, KeyStore
 from wallet_app.services import WalletService
@@ -32,9 +31,7 @@ class LoggingVendorClient(VendorClient):
 
     log_path: Path
 
-    def pay(
-        self, payment_wire: dict[str, Any], payment_url: str | None = None, prepared: PreparedCall | None = None
-    ) -> dict[str, Any]:
+    def pay(self, payment_wire: dict[str, Any], payment_url: str | None = None) -> dict[str, Any]:
         vendor_id = payment_wire["quote"]["body"]["vendor_id"]
         line = json.dumps(
             {
@@ -49,7 +46,7 @@ class LoggingVendorClient(VendorClient):
             os.fsync(fd)
         finally:
             os.close(fd)
-        return super().pay(payment_wire, payment_url, prepared)
+        return super().pay(payment_wire, payment_url)
 
 
 def settled_count(wallet: WalletService) -> int:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import requests
@@ -14,7 +13,7 @@ from requests.adapters import HTTPAdapter
 from netpay.encoding import canonical_json, parse_json
 from netpay.errors import MalformedMessage, NetPayError, PeerUnavailable, error_from_body
 
-__all__ = ["DEFAULT_TIMEOUT", "EncodedJson", "JsonClient", "PreparedCall", "shared_session"]
+__all__ = ["DEFAULT_TIMEOUT", "EncodedJson", "JsonClient", "shared_session"]
 
 DEFAULT_TIMEOUT = (3.0, 15.0)  # connect, read (seconds)
 _RETRY_STATUSES = {502, 503, 504}
@@ -50,16 +49,6 @@ class EncodedJson(dict[str, Any]):
         return out
 
 
-@dataclass(frozen=True, slots=True)
-class PreparedCall:
-    """A request built and ready to go (:meth:`JsonClient.prepare`): sending it does no more encoding, header or
-    proxy work. The payment engine prepares its request while the journal is being made durable."""
-
-    request: requests.PreparedRequest
-    settings: dict[str, Any]
-    attempts: int
-
-
 class JsonClient:
     """Base of the broker and vendor clients. ``retries`` applies only to requests marked idempotent."""
 
@@ -92,18 +81,6 @@ class JsonClient:
         Connection failures, timeouts and 502/503/504 raise :class:`PeerUnavailable` after ``retries`` more tries
         when the request is idempotent (GET by default; a POST only when the caller says so).
         """
-        return self.send(self.prepare(method, path, body, headers=headers, idempotent=idempotent))
-
-    def prepare(
-        self,
-        method: str,
-        path: str,
-        body: Any = None,
-        *,
-        headers: dict[str, str] | None = None,
-        idempotent: bool | None = None,
-    ) -> PreparedCall:
-        """Build the request :meth:`request` would send (what ``requests.Session.request`` does before sending)."""
         if idempotent is None:
             idempotent = method in ("GET", "HEAD", "PUT", "DELETE")
         hdrs = {"Accept": "application/json"}
@@ -113,23 +90,18 @@ class JsonClient:
             hdrs["Content-Type"] = "application/json"
         if headers:
             hdrs.update(headers)
-        prepared = self.session.prepare_request(requests.Request(method, self.url(path), headers=hdrs, data=data))
-        settings = self.session.merge_environment_settings(prepared.url, {}, None, None, None)
-        return PreparedCall(prepared, {"timeout": self.timeout, **settings}, 1 + (self.retries if idempotent else 0))
-
-    def send(self, call: PreparedCall) -> Any:
-        """Send a prepared request (retried as it says) and decode the answer like :meth:`request`."""
-        url = call.request.url or ""
+        attempts = 1 + (self.retries if idempotent else 0)
+        url = self.url(path)
         last: NetPayError | None = None
-        for attempt in range(call.attempts):
+        for attempt in range(attempts):
             if attempt:
                 time.sleep(min(0.05 * 2**attempt, 1.0))
             try:
-                resp = self.session.send(call.request, **call.settings)
+                resp = self.session.request(method, url, data=data, headers=hdrs, timeout=self.timeout)
             except requests.RequestException as exc:
                 last = PeerUnavailable(f"{url} could not be reached: {type(exc).__name__}", url=url)
                 continue
-            if resp.status_code in _RETRY_STATUSES and attempt + 1 < call.attempts:
+            if resp.status_code in _RETRY_STATUSES and attempt + 1 < attempts:
                 last = PeerUnavailable(f"{url} answered {resp.status_code}")
                 continue
             return self._decode(resp)

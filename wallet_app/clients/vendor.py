@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from wallet_app.clients.http import JsonClient, PreparedCall
+from wallet_app.clients.http import JsonClient
 
 __all__ = ["VendorClient"]
 
@@ -21,16 +21,9 @@ class VendorClient(JsonClient):
     def quote(self, item_id: str) -> dict[str, Any]:
         return dict(self.request("POST", "/v1/quotes", {"item_id": item_id}))
 
-    def prepare_pay(self, payment_wire: dict[str, Any], payment_url: str | None = None) -> PreparedCall:
-        """The payment request, built but not sent (see :meth:`pay`)."""
-        return self.prepare("POST", payment_url or "/v1/payments", payment_wire, idempotent=True)
-
-    def pay(
-        self, payment_wire: dict[str, Any], payment_url: str | None = None, prepared: PreparedCall | None = None
-    ) -> dict[str, Any]:
-        """``POST`` the payment to the quote's ``payment_url`` (retried: the vendor answers idempotently).
-        ``prepared``: that request as :meth:`prepare_pay` built it."""
-        return dict(self.send(prepared or self.prepare_pay(payment_wire, payment_url)))
+    def pay(self, payment_wire: dict[str, Any], payment_url: str | None = None) -> dict[str, Any]:
+        """``POST`` the payment to the quote's ``payment_url`` (retried: the vendor answers idempotently)."""
+        return dict(self.request("POST", payment_url or "/v1/payments", payment_wire, idempotent=True))
 
     def payment(self, payment_id: str) -> dict[str, Any]:
         return dict(self.request("GET", f"/v1/payments/{payment_id}"))

@@ -43,7 +43,7 @@ from netpay.keys import VerifyKey
 from netpay.messages import Payment, PaymentRefusal, Quote, Receipt, Segment, VendorCertificate
 from netpay.money import Money
 from netpay.signed import Signed
-from wallet_app.clients.http import EncodedJson, PreparedCall
+from wallet_app.clients.http import EncodedJson
 from wallet_app.clients.vendor import VendorClient
 from wallet_app.services.chains import ChainBook
 from wallet_app.services.crashpoints import crash_point
@@ -195,20 +195,14 @@ class PaymentEngine:
                     wire.encoded.decode(), now, json.dumps(vc.api_url),
                 )  # fmt: skip
                 seg_rows = [[s.chain_id.hex(), s.from_index, s.to_index] for s in segments]
-                client = self.vendor_client(vc.api_url)
-                # The HTTP request is built while the journal is being fsync'd; it is sent only after.
-                prepared = self.vault.journal(
-                    SPEND_INTENT,
-                    {"spend": row, "segments": seg_rows, "chains": states},
-                    meanwhile=lambda: client.prepare_pay(wire, q.payment_url),
-                )
+                self.vault.journal(SPEND_INTENT, {"spend": row, "segments": seg_rows, "chains": states})
             except BaseException:
                 self.book.forget([p.chain_id for p in picks])
                 raise
         # Only now, with the journal durable, may the paywords leave the process.
         self.events.emit("balance_changed")
         crash_point("after_journal")
-        return self._send(payment_id, wire, q.payment_url, vc.api_url, spend=spend, client=client, prepared=prepared)
+        return self._send(payment_id, wire, q.payment_url, vc.api_url, spend=spend)
 
     def _apply_spend(self, conn: Any, intent: dict[str, Any]) -> None:
         """Apply a spend intent: the pending spend, its segments, the chains' new traversal states."""
@@ -241,14 +235,11 @@ class PaymentEngine:
         api_url: str,
         recovering: bool = False,
         spend: _Spend | None = None,
-        client: VendorClient | None = None,
-        prepared: PreparedCall | None = None,
     ) -> PaidQuote:
-        """Send the journalled payment JSON (the stored bytes); settle on a receipt, release/burn on a refusal.
-        ``client`` and ``prepared``: the vendor client and the request already built for it, if any."""
-        client = client or self.vendor_client(api_url)
+        """Send the journalled payment JSON (the stored bytes); settle on a receipt, release/burn on a refusal."""
+        client = self.vendor_client(api_url)
         try:
-            answer = client.pay(wire, payment_url, prepared)
+            answer = client.pay(wire, payment_url)
         except PeerUnavailable:
             raise  # stays pending; recover() finishes it
         except NetPayError as exc:

@@ -21,9 +21,8 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import sqlcipher3
 
@@ -45,7 +44,6 @@ CHECKPOINT_EVERY = 16
 WORKER_DELAY_S = 0.02
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 #: Applies one intent's payload to the tables, inside the transaction that also deletes the intent.
 IntentApplier = Callable[[Any, dict[str, Any]], None]
@@ -125,7 +123,8 @@ class Vault:
         self._worker: threading.Thread | None = None
         self._appliers: dict[str, IntentApplier] = {}
         self._wal: int | None = None  # descriptor of the write-ahead log, for journal()'s fsync
-        self._syncer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vault-fsync")
+        self._written = 0  # commits so far (deferred ones too) ...
+        self._synced = 0  # ... and how many of them an fsync of the log has made durable
 
     def exists(self) -> bool:
         return self.path.exists() and self.header_path.exists()
@@ -223,6 +222,7 @@ class Vault:
                 if self._wal is not None:  # the log is removed with the last connection; a new one comes on open
                     os.close(self._wal)
                     self._wal = None
+                self._written = self._synced = 0
                 self._commits = 0
         self._wake.set()  # the worker sees the vault closed and ends
 
@@ -260,6 +260,9 @@ class Vault:
                     raise
                 conn.execute("COMMIT")
                 self._commits += 1
+                self._written += 1
+                if durable:  # the FULL commit fsync'd the whole log
+                    self._synced = self._written
             finally:
                 if durable:
                     conn.execute("PRAGMA synchronous = NORMAL")
@@ -272,15 +275,13 @@ class Vault:
         a killed process left behind."""
         self._appliers[kind] = applier
 
-    def journal(self, kind: str, payload: dict[str, Any], meanwhile: Callable[[], T] | None = None) -> T | None:
-        """Record an intent durably (fsync'd before this returns), then apply it like a deferred write: in the
-        vault's next transaction, whichever thread runs it. Until then every use of the vault applies it first,
-        so nobody reads the tables without it.
+    def journal(self, kind: str, payload: dict[str, Any]) -> None:
+        """Record an intent durably (the log is fsync'd before this returns), then apply it like a deferred write:
+        in the vault's next transaction, whichever thread runs it. Until then every use of the vault applies it
+        first, so nobody reads the tables without it.
 
-        ``meanwhile`` runs in this thread while the write-ahead log is fsync'd on another (the payment engine
-        builds its HTTP request there); its result is returned once the intent is durable. Committed first with
-        ``synchronous = NORMAL`` and then fsync'd as a whole, the log is exactly as durable as a ``FULL`` commit
-        makes it.
+        The intent is committed with ``synchronous = NORMAL`` and the log then fsync'd as a whole, which makes it
+        exactly as durable as a ``FULL`` commit, without holding the vault lock during the fsync.
         """
         if kind not in self._appliers:
             raise KeyError(f"no applier for intents of kind {kind!r}")
@@ -288,24 +289,28 @@ class Vault:
             seq = c.execute(
                 "INSERT INTO intents (kind, payload) VALUES (?, ?)", (kind, json.dumps(payload, separators=(",", ":")))
             ).lastrowid
-            wal_fd = self._wal_fd()
-        with self._lock:
+        with self._lock:  # only once committed
             self._deferred.append((lambda c: self._apply_intent(c, seq, kind, payload), None))
-        synced = self._syncer.submit(os.fsync, wal_fd)
-        try:
-            result = meanwhile() if meanwhile is not None else None
-        finally:
-            synced.result()  # an fsync error is raised here: then nothing may be sent
-            with self._lock:
-                self._kick()  # now, not before: the worker wakes while the caller waits on the network
-        return result
+        self._sync_log()  # an fsync error is raised: then nothing may be sent
+        with self._lock:
+            self._kick()
 
-    def _wal_fd(self) -> int:
-        """A descriptor of the write-ahead log (it exists once anything was written; call with ``_lock`` held).
-        fsync on any descriptor of a file flushes all of its written data."""
-        if self._wal is None:
-            self._wal = os.open(self.path.with_name(DB_FILE + "-wal"), os.O_RDONLY)
-        return self._wal
+    def _sync_log(self) -> None:
+        """fsync the write-ahead log: every commit made before this call is then durable. Runs without the vault
+        lock (others may use the vault meanwhile) on a duplicate descriptor that no close() can pull away.
+        An fsync on any descriptor of a file flushes all of that file's written data."""
+        with self._lock:
+            if self.conn is None or self._synced == self._written:
+                return
+            if self._wal is None:
+                self._wal = os.open(self.path.with_name(DB_FILE + "-wal"), os.O_RDONLY)
+            fd, upto = os.dup(self._wal), self._written
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        with self._lock:
+            self._synced = max(self._synced, upto)
 
     def _apply_intent(self, conn: Any, seq: int, kind: str, payload: dict[str, Any]) -> None:
         self._appliers[kind](conn, payload)
@@ -340,9 +345,11 @@ class Vault:
             self._kick()
 
     def flush(self) -> None:
-        """Do the worker's pending work now, in this thread: deferred writes and a due checkpoint."""
+        """Do the worker's pending work now, in this thread: deferred writes, a due checkpoint, and an fsync of
+        the log so that the next journal entry's fsync has only itself to write."""
         with self._use() as conn:
             self._checkpoint_if_due(conn)
+        self._sync_log()
 
     def _checkpoint_if_due(self, conn: Any) -> None:
         if self._commits >= CHECKPOINT_EVERY:
@@ -373,6 +380,7 @@ class Vault:
                 log.exception("a deferred vault write failed (recovery redoes it)")
                 continue
             self._commits += 1
+            self._written += 1
             if after is not None:
                 try:
                     after()
@@ -393,6 +401,9 @@ class Vault:
                     return
                 with self._use() as conn:
                     self._checkpoint_if_due(conn)
+            # Idle time: make the deferred writes durable now, not in the next payment's journal fsync.
+            with contextlib.suppress(OSError):
+                self._sync_log()
 
     def _require(self) -> Any:
         if self.conn is None:

@@ -257,10 +257,7 @@ class _Refuser:
     def __init__(self, template: Any, key: Any) -> None:
         self.template, self.key = template, key
 
-    def prepare_pay(self, wire: dict[str, Any], url: str | None = None) -> None:
-        return None
-
-    def pay(self, wire: dict[str, Any], url: str | None = None, prepared: Any = None) -> dict[str, Any]:
+    def pay(self, wire: dict[str, Any], url: str | None = None) -> dict[str, Any]:
         import dataclasses
 
         from netpay.errors import QuoteExpired
@@ -387,8 +384,8 @@ def test_killed_before_the_spend_reached_its_tables_recovers_it(
 def test_the_journal_is_fsynced_before_the_payment_leaves(
     funded_wallet: WalletService, vendor: RunningVendor, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The request is built while the journal's fsync runs on another thread; it is sent only once that is done,
-    even when the fsync is slow."""
+    """The spend's intent is committed to the log and then the log is fsync'd; only after that may the payment be
+    sent, even when the fsync is slow."""
     import os
     import time
 
@@ -396,19 +393,19 @@ def test_the_journal_is_fsynced_before_the_payment_leaves(
     from wallet_app.clients.vendor import VendorClient
 
     events: list[str] = []
-    real_fsync, real_send = os.fsync, VendorClient.send
+    real_fsync, real_pay = os.fsync, VendorClient.pay
 
     def slow_fsync(fd: int) -> None:
         time.sleep(0.2)
         real_fsync(fd)
         events.append("fsync")
 
-    def send(self: VendorClient, call: Any) -> Any:
-        events.append(f"send {call.request.path_url}")
-        return real_send(self, call)
+    def pay(self: VendorClient, wire: dict[str, Any], url: str | None = None) -> dict[str, Any]:
+        events.append("send")
+        return real_pay(self, wire, url)
 
     monkeypatch.setattr(store.os, "fsync", slow_fsync)
-    monkeypatch.setattr(VendorClient, "send", send)
+    monkeypatch.setattr(VendorClient, "pay", pay)
     paid = _pay(funded_wallet, vendor)
     assert paid.access_token
-    assert events == ["fsync", "send /v1/payments"]
+    assert events[:2] == ["fsync", "send"]
