@@ -187,6 +187,10 @@ class Vault:
             self._migrate(conn)
             conn.row_factory = sqlcipher3.Row
             self._apply_left_intents(conn)
+            if recovering:
+                # What the last process wrote may still be in the page cache only: make it durable (a checkpoint
+                # fsyncs the log, then the database) before recovery re-sends any spend it journalled.
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
         except sqlcipher3.DatabaseError as exc:
             conn.close()
             raise VaultDamaged(f"the vault file is damaged: {exc}") from None
