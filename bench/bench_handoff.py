@@ -6,8 +6,9 @@ an allowance, so a purchase is paid without a prompt. Per repetition, interleave
 - **purchase**: a client does what the page script does with a quote already in hand — ``POST /v1/purchase`` with
   its Origin — and waits for the paid answer (the wallet checks the quote, journals the spend, pays the vendor over
   HTTP, stores the receipt);
-- after each purchase (untimed for the ratio) the wallet's deferred vault work — the receipt write and any due
-  checkpoint, done on its vault worker after answering — is flushed, so it cannot slow the baseline down;
+- after each purchase (untimed for the ratio) the wallet's deferred vault work — applying the spend's journal
+  intent, the receipt write, the fsync of those writes and any due checkpoint, done on its vault worker after
+  answering — is flushed, so it cannot slow the baseline down;
   ``handoff_with_background_ms`` is the purchase including that work;
 - **baseline**: two plain JSON round trips over the same path with no payment work — client → callback
   ``GET /v1/hello``, and wallet → vendor ``POST /v1/echo`` (a payment-sized body, through the wallet's own vendor
@@ -89,7 +90,7 @@ def _measure(server: CallbackServer, vendor_url: str, flush: Callable[[], None])
         if resp.status_code != 200 or resp.json().get("status") != "paid":
             raise RuntimeError(f"purchase was not paid: {resp.status_code} {resp.text[:200]}")
         tf = time.perf_counter()
-        flush()  # the wallet's deferred vault work (receipt write, checkpoint) must not run during the baseline
+        flush()  # the wallet's deferred vault work (spend, receipt, fsync, checkpoint) must not run in the baseline
         t2 = time.perf_counter()
         hello = client.get(f"{server.url}/v1/hello", timeout=30)
         t3 = time.perf_counter()
@@ -107,7 +108,7 @@ def _measure(server: CallbackServer, vendor_url: str, flush: Callable[[], None])
         "handoff_ratio": round(purchase / baseline, 3),
         "handoff_ms": round(purchase * 1000, 2),
         "handoff_baseline_ms": round(baseline * 1000, 2),
-        # the purchase plus the vault work the wallet does after answering (receipt write, checkpoint)
+        # the purchase plus the vault work the wallet does after answering (spend, receipt, fsync, checkpoint)
         "handoff_with_background_ms": round(
             statistics.median(p + b for p, b in zip(purchase_s, background_s, strict=True)) * 1000, 2
         ),

@@ -8,8 +8,10 @@
   receipt) to a vendor on loopback, divided by a plain JSON round trip of a payment-sized body to the vendor's
   ``POST /v1/echo`` with the same client; interleaved in one run, medians. ``pay_core_bare_vendor_ratio`` is a
   hand-built payment sent with the same client divided by the same echo: the vendor's own share of the ratio.
-  The wallet stores the receipt on its vault worker thread after answering; that work is done (timed apart)
-  right after each payment so it never overlaps an echo. ``pay_core_with_background_ratio`` counts it in.
+  A payment is done when its journal intent is fsync'd and the vendor's receipt verified; applying the intent to
+  the tables, storing the receipt and fsyncing those writes happen on the vault's worker thread after answering.
+  That work is done (timed apart) right after each payment so it never overlaps an echo;
+  ``pay_core_with_background_ratio`` counts it in.
 """
 
 from __future__ import annotations
@@ -116,8 +118,9 @@ def _pay_core_ratio(tmp: Path) -> tuple[float, float, float, float, float]:
                 if step == 0:
                     w.pay_quote(checked.quote, checked.vendor_certificate, None, "prompt")
                     pay_ms.append((time.perf_counter() - t0) * 1000)
-                    # The wallet stores the receipt (and checkpoints) on its vault worker after answering; do that
-                    # work here, timed apart, so it cannot run during (and slow down) the next echo or bare call.
+                    # The wallet applies the spend, stores the receipt, fsyncs them (and checkpoints) on its vault
+                    # worker after answering; do that work here, timed apart, so it cannot run during (and slow
+                    # down) the next echo or bare call.
                     t1 = time.perf_counter()
                     w.vault.flush()
                     background_ms.append((time.perf_counter() - t1) * 1000)
