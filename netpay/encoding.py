@@ -58,8 +58,11 @@ def _check(value: Any, depth: int = 0) -> None:
     _check_general(value, depth)
 
 
-def _check_general(value: Any, depth: int) -> None:
-    """JSON values only: no floats, integers within ±(2^63-1), string keys, at most 32 levels deep."""
+def _check_general(value: Any, depth: int = 0) -> None:
+    """The rules written plainly: JSON values only, no floats, integers within ±(2^63-1), string keys, at most 32
+    levels deep. :func:`_check` must agree with it on every value (a property test holds it to that)."""
+    if depth > 32:
+        raise MalformedMessage("message nested too deeply")
     if value is None or isinstance(value, (bool, str)):
         return
     if isinstance(value, int):
@@ -70,13 +73,13 @@ def _check_general(value: Any, depth: int) -> None:
         raise MalformedMessage("floats are not allowed; amounts are integer minor units")
     if isinstance(value, list):
         for item in value:
-            _check(item, depth + 1)
+            _check_general(item, depth + 1)
         return
     if isinstance(value, dict):
         for key, item in value.items():
             if not isinstance(key, str):
                 raise MalformedMessage("object keys must be strings")
-            _check(item, depth + 1)
+            _check_general(item, depth + 1)
         return
     raise MalformedMessage(f"value of type {type(value).__name__} cannot be encoded")
 
