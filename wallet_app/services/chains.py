@@ -131,12 +131,11 @@ class ChainBook:
         return Money(int(row[0]), currency)
 
     # ----- moving -------------------------------------------------------------------------------------------------
-    def _traversal(self, conn: Any | None, chain_id: str) -> PaywordTraversal:
-        """The cached traversal, loaded through ``conn`` (in a transaction) or the vault if not cached."""
+    def _traversal(self, chain_id: str) -> PaywordTraversal:
+        """The cached traversal, loaded from the vault if not cached."""
         t = self._traversals.get(chain_id)
         if t is None:
-            sql, args = "SELECT traversal FROM chains WHERE chain_id = ?", (chain_id,)
-            row = conn.execute(sql, args).fetchone() if conn is not None else self.vault.one(sql, args)
+            row = self.vault.one("SELECT traversal FROM chains WHERE chain_id = ?", (chain_id,))
             t = PaywordTraversal.from_bytes(bytes(row["traversal"]))
             self._traversals[chain_id] = t
         return t
@@ -145,7 +144,7 @@ class ChainBook:
         """Advance the chain's traversal by ``coins`` in memory only: ``(from, to, W_to, new state)``. The caller
         makes the new state durable (a spend intent, applied with :meth:`store_state`) before using the paywords,
         or calls :meth:`forget` for the chain if that fails."""
-        t = self._traversal(None, chain_id)
+        t = self._traversal(chain_id)
         start = t.position
         try:
             to, word = t.advance(coins)
@@ -163,20 +162,6 @@ class ChainBook:
         )
 
     # ----- moving inside a vault transaction ----------------------------------------------------------------------
-
-    def reserve(self, conn: Any, chain_id: str, coins: int) -> tuple[int, int, bytes]:
-        """Advance the chain by ``coins``; persist the new traversal state; return ``(from, to, W_to)``."""
-        t = self._traversal(conn, chain_id)
-        start = t.position
-        try:
-            to, word = t.advance(coins)
-            conn.execute(
-                "UPDATE chains SET traversal = ?, position = ? WHERE chain_id = ?", (t.to_bytes(), to, chain_id)
-            )
-        except BaseException:
-            self._traversals.pop(chain_id, None)  # reload from the vault: the transaction rolls back
-            raise
-        return start, to, word
 
     def move_to(self, conn: Any, chain_id: str, position: int) -> None:
         """Put the chain at ``position`` (rebuilding the traversal from the seed) and persist it."""
