@@ -58,7 +58,7 @@ from wallet_app.callback.server import CallbackServer
 from wallet_app.callback.services_adapter import ServicesWalletPort
 from wallet_app.clients.vendor import VendorClient
 
-REPETITIONS = 40
+REPETITIONS = 120
 WARMUP = 3
 
 

@@ -4,6 +4,8 @@
 - ``next_payword_us``: the next payword of a 2^20 chain *including* persisting the traversal state to the vault
   (one durable transaction per payword); median over many steps.
 - ``next_payword_fsync_us``: the same with the write-ahead log fsync'd (what a payment's journal write costs).
+- ``disk_flush_4k_us`` / ``disk_flush_32k_us``: a ``pwrite`` + ``fsync`` of 4 KiB / 32 KiB into a file on the
+  benchmark's disk, median (reports: what the durable writes on the payment path cost here, by size).
 - ``pay_core_ratio``: a payment through the engine (quote check, durable journal, send, verify and store the
   receipt) to a vendor on loopback, divided by a plain JSON round trip of a payment-sized body to the vendor's
   ``POST /v1/echo`` with the same client; interleaved in one run, medians. ``pay_core_bare_vendor_ratio`` is a
@@ -16,6 +18,7 @@
 
 from __future__ import annotations
 
+import os
 import statistics
 import sys
 import tempfile
@@ -96,6 +99,26 @@ def _next_payword_us(tmp: Path) -> tuple[float, float]:
     return out[0], out[1]
 
 
+def _disk_flush_us(tmp: Path, size: int, steps: int = 150) -> float:
+    """Median µs of writing ``size`` bytes (at a moving offset of a preallocated file) and fsyncing the file."""
+    path = tmp / f"flush-{size}"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        span = 1 << 20
+        os.pwrite(fd, b"\0" * span, 0)
+        os.fsync(fd)
+        block = os.urandom(size)
+        times = []
+        for i in range(steps):
+            t0 = time.perf_counter()
+            os.pwrite(fd, block, (i * size) % (span - size))
+            os.fsync(fd)
+            times.append((time.perf_counter() - t0) * 1e6)
+        return statistics.median(times)
+    finally:
+        os.close(fd)
+
+
 def _pay_core_ratio(tmp: Path) -> tuple[float, float, float, float, float]:
     """(engine payment / echo, engine payment ms, echo ms, bare vendor payment / echo, engine payment including its
     deferred vault work / echo), interleaved."""
@@ -145,10 +168,13 @@ def run() -> dict[str, float | int]:
         tmp = Path(d)
         ratio, pay_ms, echo_ms, bare_ratio, with_background_ratio = _pay_core_ratio(tmp)
         payword_us, payword_fsync_us = _next_payword_us(tmp)
+        flush_4k, flush_32k = _disk_flush_us(tmp, 4096), _disk_flush_us(tmp, 32768)
         return {
             "vault_open_ms": round(_vault_open_ms(tmp), 3),
             "next_payword_us": round(payword_us, 1),
             "next_payword_fsync_us": round(payword_fsync_us, 1),
+            "disk_flush_4k_us": round(flush_4k, 1),
+            "disk_flush_32k_us": round(flush_32k, 1),
             "pay_core_ratio": round(ratio, 3),
             "pay_core_payment_ms": round(pay_ms, 3),
             "pay_core_echo_ms": round(echo_ms, 3),
