@@ -26,6 +26,7 @@ work. What the real purchase costs above this floor is the wallet's own overhead
 
 from __future__ import annotations
 
+import os
 import statistics
 import sys
 import tempfile
@@ -36,8 +37,6 @@ from typing import Any
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-import os
 
 import requests
 from starlette.concurrency import run_in_threadpool
@@ -136,7 +135,7 @@ def _measure(
         quote, cert = quote_for(vendor_url, item)
         offers.append({"quote": quote, "vendor_certificate": cert})
         floor_quote, floor_cert = quote_for(vendor_url, item)  # the floor buys the same item on its own quotes
-        floor.prepare(floor_quote, floor_quote["body"]["price"]["amount"])
+        floor.prepare(floor_quote, floor_quote["body"]["price"]["amount"])  # its chain's coins are worth 1 each
         floor_offers.append({"quote": floor_quote, "vendor_certificate": floor_cert})
     client = requests.Session()  # the page's path to the callback (a browser keeps its connection open too)
     headers = {"Origin": vendor_url}
