@@ -5,7 +5,9 @@
   (one durable transaction per payword); median over many steps.
 - ``next_payword_fsync_us``: the same with the write-ahead log fsync'd (what a payment's journal write costs).
 - ``disk_flush_4k_us`` / ``disk_flush_32k_us``: a ``pwrite`` + ``fsync`` of 4 KiB / 32 KiB into a file on the
-  benchmark's disk, median (reports: what the durable writes on the payment path cost here, by size).
+  benchmark's disk, back to back, median (reports: what the durable writes on the payment path cost here, by size).
+- ``disk_flush_after_idle_us``: the same 4 KiB flush after the disk was left idle for 5 ms, as a payment's
+  journal fsync finds it (a report: on this VM a flush after idle costs two to three times one back to back).
 - ``pay_core_ratio``: a payment through the engine (quote check, durable journal, send, verify and store the
   receipt) to a vendor on loopback, divided by a plain JSON round trip of a payment-sized body to the vendor's
   ``POST /v1/echo`` with the same client; interleaved in one run, medians. ``pay_core_bare_vendor_ratio`` is a
@@ -14,6 +16,9 @@
   the tables, storing the receipt and fsyncing those writes happen on the vault's worker thread after answering.
   That work is done (timed apart) right after each payment so it never overlaps an echo;
   ``pay_core_with_background_ratio`` counts it in.
+- ``pay_core_ram_disk_ratio``: ``pay_core_ratio`` measured again with the broker's, the vendor's and the wallet's
+  files on a RAM disk (``/dev/shm``), where an fsync costs next to nothing: what the code costs apart from the two
+  device flushes of a payment (the wallet's journal, the vendor's commit). A report; absent without ``/dev/shm``.
 """
 
 from __future__ import annotations
@@ -99,9 +104,10 @@ def _next_payword_us(tmp: Path) -> tuple[float, float]:
     return out[0], out[1]
 
 
-def _disk_flush_us(tmp: Path, size: int, steps: int = 150) -> float:
-    """Median µs of writing ``size`` bytes (at a moving offset of a preallocated file) and fsyncing the file."""
-    path = tmp / f"flush-{size}"
+def _disk_flush_us(tmp: Path, size: int, steps: int = 150, idle_s: float = 0.0) -> float:
+    """Median µs of writing ``size`` bytes (at a moving offset of a preallocated file) and fsyncing the file;
+    ``idle_s``: the disk is left idle this long before each write (not timed)."""
+    path = tmp / f"flush-{size}-{idle_s}"
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         span = 1 << 20
@@ -110,6 +116,8 @@ def _disk_flush_us(tmp: Path, size: int, steps: int = 150) -> float:
         block = os.urandom(size)
         times = []
         for i in range(steps):
+            if idle_s:
+                time.sleep(idle_s)
             t0 = time.perf_counter()
             os.pwrite(fd, block, (i * size) % (span - size))
             os.fsync(fd)
@@ -117,6 +125,11 @@ def _disk_flush_us(tmp: Path, size: int, steps: int = 150) -> float:
         return statistics.median(times)
     finally:
         os.close(fd)
+
+
+#: Idle time before each flush of ``disk_flush_after_idle_us``: about what a payment's journal fsync follows (the
+#: previous disk write was the last payment's, a few milliseconds earlier).
+IDLE_BEFORE_FLUSH_S = 0.005
 
 
 def _pay_core_ratio(tmp: Path) -> tuple[float, float, float, float, float]:
@@ -163,24 +176,37 @@ def _pay_core_ratio(tmp: Path) -> tuple[float, float, float, float, float]:
         broker.stop()
 
 
+def _ram_disk() -> Path | None:
+    """A RAM-backed directory to write in, if this system has one."""
+    shm = Path("/dev/shm")
+    return shm if shm.is_dir() and os.access(shm, os.W_OK) else None
+
+
 def run() -> dict[str, float | int]:
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         ratio, pay_ms, echo_ms, bare_ratio, with_background_ratio = _pay_core_ratio(tmp)
         payword_us, payword_fsync_us = _next_payword_us(tmp)
         flush_4k, flush_32k = _disk_flush_us(tmp, 4096), _disk_flush_us(tmp, 32768)
-        return {
+        flush_idle = _disk_flush_us(tmp, 4096, steps=100, idle_s=IDLE_BEFORE_FLUSH_S)
+        out: dict[str, float | int] = {
             "vault_open_ms": round(_vault_open_ms(tmp), 3),
             "next_payword_us": round(payword_us, 1),
             "next_payword_fsync_us": round(payword_fsync_us, 1),
             "disk_flush_4k_us": round(flush_4k, 1),
             "disk_flush_32k_us": round(flush_32k, 1),
+            "disk_flush_after_idle_us": round(flush_idle, 1),
             "pay_core_ratio": round(ratio, 3),
             "pay_core_payment_ms": round(pay_ms, 3),
             "pay_core_echo_ms": round(echo_ms, 3),
             "pay_core_bare_vendor_ratio": round(bare_ratio, 3),
             "pay_core_with_background_ratio": round(with_background_ratio, 3),
         }
+    ram = _ram_disk()
+    if ram is not None:
+        with tempfile.TemporaryDirectory(dir=ram) as d:
+            out["pay_core_ram_disk_ratio"] = round(_pay_core_ratio(Path(d))[0], 3)
+    return out
 
 
 if __name__ == "__main__":
