@@ -132,6 +132,11 @@ def _disk_flush_us(tmp: Path, size: int, steps: int = 150, idle_s: float = 0.0) 
 IDLE_BEFORE_FLUSH_S = 0.005
 
 
+#: Rounds of (payment, echo, bare payment), in rotating order; the first WARM_UP of each are not counted.
+PAY_CORE_ROUNDS = 240
+WARM_UP = 6
+
+
 def _pay_core_ratio(tmp: Path) -> tuple[float, float, float, float, float]:
     """(engine payment / echo, engine payment ms, echo ms, bare vendor payment / echo, engine payment including its
     deferred vault work / echo), interleaved."""
@@ -146,7 +151,7 @@ def _pay_core_ratio(tmp: Path) -> tuple[float, float, float, float, float]:
         cert, traversal = buy_chain(broker, 5000, 1)
         client = w.payments.vendor_client(vendor.url)
         pay_ms, echo_ms, bare_ms, background_ms = [], [], [], []
-        for i in range(90):
+        for i in range(PAY_CORE_ROUNDS):
             offer = client.quote("night-market-returns")
             checked = w.check_quote(offer["quote"], offer["vendor_certificate"], None)
             bare = make_payment(client.quote("night-market-returns")["quote"], [(cert, traversal, 3)])
@@ -167,8 +172,8 @@ def _pay_core_ratio(tmp: Path) -> tuple[float, float, float, float, float]:
                 else:
                     client.pay(bare)
                     bare_ms.append((time.perf_counter() - t0) * 1000)
-        pay, echo, vend = (statistics.median(x[6:]) for x in (pay_ms, echo_ms, bare_ms))
-        with_background = statistics.median(p + b for p, b in zip(pay_ms[6:], background_ms[6:], strict=True))
+        pay, echo, vend = (statistics.median(x[WARM_UP:]) for x in (pay_ms, echo_ms, bare_ms))
+        with_background = statistics.median(p + b for p, b in zip(pay_ms[WARM_UP:], background_ms[WARM_UP:], strict=True))
         return pay / echo, pay, echo, vend / echo, with_background / echo
     finally:
         w.close()
