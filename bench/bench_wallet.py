@@ -173,7 +173,9 @@ def _pay_core_ratio(tmp: Path) -> tuple[float, float, float, float, float]:
                     client.pay(bare)
                     bare_ms.append((time.perf_counter() - t0) * 1000)
         pay, echo, vend = (statistics.median(x[WARM_UP:]) for x in (pay_ms, echo_ms, bare_ms))
-        with_background = statistics.median(p + b for p, b in zip(pay_ms[WARM_UP:], background_ms[WARM_UP:], strict=True))
+        with_background = statistics.median(
+            p + b for p, b in zip(pay_ms[WARM_UP:], background_ms[WARM_UP:], strict=True)
+        )
         return pay / echo, pay, echo, vend / echo, with_background / echo
     finally:
         w.close()
