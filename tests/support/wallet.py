@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import requests
+import sqlcipher3
 
 from netpay.messages import Quote, VendorCertificate
 from netpay.money import Money
@@ -17,7 +19,39 @@ from tests.support.test_keyring import MemoryKeyring
 from wallet_app.keys import FAST_TEST_KDF, KeyStore
 from wallet_app.services import WalletService
 
-__all__ = ["file_hash", "funded_wallet", "new_wallet", "quote_for", "vault_files_hash"]
+__all__ = [
+    "FullDisk",
+    "file_hash",
+    "full_disk_for_spends",
+    "funded_wallet",
+    "new_wallet",
+    "quote_for",
+    "vault_files_hash",
+]
+
+
+class FullDisk:
+    """Fault injection for the one failure no test disk gives on demand: the disk fills up after an intent's own
+    one-row commit went through, so applying the intent to the tables fails. Wraps an intent applier; while
+    ``full`` it raises SQLite's own "disk is full" error."""
+
+    def __init__(self, applier: Callable[[Any, dict[str, Any]], None]) -> None:
+        self.applier = applier
+        self.full = True
+
+    def __call__(self, conn: Any, payload: dict[str, Any]) -> None:
+        if self.full:
+            raise sqlcipher3.OperationalError("database or disk is full")
+        self.applier(conn, payload)
+
+
+def full_disk_for_spends(wallet: WalletService) -> FullDisk:
+    """Make applying the wallet's spend intents fail (a full disk) until ``.full`` is set to False."""
+    from wallet_app.services.payments import SPEND_INTENT
+
+    disk = FullDisk(wallet.payments._apply_spend)
+    wallet.vault.on_intent(SPEND_INTENT, disk)
+    return disk
 
 
 def file_hash(path: Path) -> str:

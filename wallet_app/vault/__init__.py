@@ -13,6 +13,7 @@ from wallet_app.vault.errors import (
     VaultInUse,
     VaultMissing,
     VaultTooNew,
+    VaultWriteFailed,
     WrongBackupPassphrase,
     WrongKey,
 )
@@ -27,6 +28,7 @@ __all__ = [
     "VaultInUse",
     "VaultMissing",
     "VaultTooNew",
+    "VaultWriteFailed",
     "WrongBackupPassphrase",
     "WrongKey",
 ]

@@ -14,6 +14,7 @@ __all__ = [
     "VaultInUse",
     "VaultMissing",
     "VaultTooNew",
+    "VaultWriteFailed",
     "WrongBackupPassphrase",
     "WrongKey",
 ]
@@ -53,6 +54,19 @@ class VaultInUse(VaultError):
 
     code = "vault_in_use"
     default_message = "another NetPay Wallet is already running with this vault"
+
+
+class VaultWriteFailed(VaultError):
+    """A change the vault recorded durably (a spend journal intent) could not be applied to its tables, for example
+    because the disk is full. Nothing else is read or written until it can be, so no spend is made from tables that
+    lack an earlier one. The change is kept: it is retried on every use and applied when the vault next opens."""
+
+    code = "vault_write_failed"
+    http_status = 503
+    default_message = (
+        "the wallet could not finish recording a payment in its vault (is the disk full?); "
+        "no further payment is made until it can"
+    )
 
 
 class VaultMissing(VaultError):

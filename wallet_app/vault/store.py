@@ -28,7 +28,7 @@ import sqlcipher3
 
 from netpay.errors import WalletLocked as WalletLockedError
 from wallet_app.keys import VaultHeader
-from wallet_app.vault.errors import VaultDamaged, VaultInUse, VaultMissing, VaultTooNew, WrongKey
+from wallet_app.vault.errors import VaultDamaged, VaultInUse, VaultMissing, VaultTooNew, VaultWriteFailed, WrongKey
 from wallet_app.vault.schema import MIGRATIONS
 
 __all__ = ["DB_FILE", "HEADER_FILE", "LOCK_FILE", "IntentApplier", "ProcessLock", "Vault", "verify_database"]
@@ -47,6 +47,9 @@ log = logging.getLogger(__name__)
 
 #: Applies one intent's payload to the tables, inside the transaction that also deletes the intent.
 IntentApplier = Callable[[Any, dict[str, Any]], None]
+#: A deferred write: ``(write, hook run after it commits, required)``. A required one (an intent) that fails stops
+#: the vault until it succeeds; another one that fails is logged and dropped.
+_Job = tuple[Callable[[Any], object], Callable[[], None] | None, bool]
 
 
 def _key_pragma(key: bytes | bytearray) -> str:
@@ -117,7 +120,7 @@ class Vault:
         self._lock = threading.RLock()
         self.conn: Any = None
         self._depth = 0  # nesting of _use() in the thread holding _lock
-        self._deferred: list[tuple[Callable[[Any], object], Callable[[], None] | None]] = []
+        self._deferred: list[_Job] = []
         self._commits = 0  # since the last checkpoint
         self._wake = threading.Event()
         self._worker: threading.Thread | None = None
@@ -217,8 +220,11 @@ class Vault:
     def close(self) -> None:
         with self._lock:
             if self.conn is not None:
-                with contextlib.suppress(WalletLockedError), self._use():
+                with contextlib.suppress(WalletLockedError, VaultWriteFailed), self._use():
                     pass  # runs any deferred writes first
+                # What could not run stays undone: the intents are still in their table and are applied at the
+                # next open; a receipt is fetched again by recovery.
+                self._deferred.clear()
                 with contextlib.suppress(sqlcipher3.Error):
                     self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
                 self.conn.close()
@@ -294,7 +300,7 @@ class Vault:
                 "INSERT INTO intents (kind, payload) VALUES (?, ?)", (kind, json.dumps(payload, separators=(",", ":")))
             ).lastrowid
         with self._lock:  # only once committed
-            self._deferred.append((lambda c: self._apply_intent(c, seq, kind, payload), None))
+            self._deferred.append((lambda c: self._apply_intent(c, seq, kind, payload), None, True))
         self._sync_log()  # an fsync error is raised: then nothing may be sent
         with self._lock:
             self._kick()
@@ -341,11 +347,12 @@ class Vault:
         before the next use of the vault by any thread, whichever comes first; then ``after()``.
 
         Only for writes that recovery redoes if the process dies first (a receipt: the pending spend is re-sent
-        and the vendor answers with the same receipt). A failing deferred write is logged and dropped.
+        and the vendor answers with the same receipt). A failing deferred write is logged and dropped, unless an
+        intent before it could not be applied: then it waits behind that intent (see :meth:`_run_deferred`).
         """
         with self._lock:
             self._require()
-            self._deferred.append((fn, after))
+            self._deferred.append((fn, after, False))
             self._kick()
 
     def flush(self) -> None:
@@ -369,8 +376,15 @@ class Vault:
         self._wake.set()
 
     def _run_deferred(self, conn: Any) -> None:
+        """Run the deferred writes in order, each in its own transaction.
+
+        An intent that cannot be applied (a full disk, say) stays queued with everything after it, and
+        :class:`VaultWriteFailed` is raised: to this use of the vault and to every later one until it applies, so
+        nobody reads or writes the tables without it (a spend from tables that lack an earlier spend could reuse
+        its indexes). Its row stays in ``intents``, so the next open applies it even if this process never can.
+        """
         jobs, self._deferred = self._deferred, []
-        for fn, after in jobs:
+        for done, (fn, after, required) in enumerate(jobs):
             try:
                 conn.execute("BEGIN IMMEDIATE")
                 fn(conn)
@@ -379,8 +393,13 @@ class Vault:
                 if conn.in_transaction:
                     with contextlib.suppress(sqlcipher3.Error):
                         conn.execute("ROLLBACK")
+                if required or not isinstance(exc, Exception):
+                    self._deferred = jobs[done:] + self._deferred
                 if not isinstance(exc, Exception):
                     raise
+                if required:
+                    log.error("a journalled vault change could not be applied: %s", exc)
+                    raise VaultWriteFailed() from exc
                 log.exception("a deferred vault write failed (recovery redoes it)")
                 continue
             self._commits += 1
@@ -403,8 +422,11 @@ class Vault:
                 if self.conn is None:
                     self._worker = None
                     return
-                with self._use() as conn:
-                    self._checkpoint_if_due(conn)
+                try:
+                    with self._use() as conn:
+                        self._checkpoint_if_due(conn)
+                except VaultWriteFailed:
+                    continue  # logged; the next use of the vault tries again
             # Idle time: make the deferred writes durable now, not in the next payment's journal fsync.
             with contextlib.suppress(OSError):
                 self._sync_log()

@@ -8,7 +8,7 @@ import requests
 
 from netpay.money import Money
 from tests.support.vendor import RunningVendor
-from tests.support.wallet import quote_for
+from tests.support.wallet import full_disk_for_spends, quote_for
 from wallet_app.callback.prompts import Prompt
 from wallet_app.callback.server import CallbackServer
 from wallet_app.services import WalletService
@@ -110,3 +110,23 @@ def test_not_enough_coins_prompts_with_negative_balance_and_fails_cleanly(
     finally:
         srv.stop()
         srv.coordinator.shutdown()
+
+
+def test_a_payment_the_vault_cannot_finish_recording_answers_503_and_sends_nothing_more(
+    handoff: CallbackServer, vendor: RunningVendor, funded_wallet: WalletService
+) -> None:
+    """After an allowance payment whose spend cannot be applied to the vault's tables (a full disk: injected), the
+    page's next purchase gets a clear 503 it can read, and nothing more reaches the vendor until the disk has room."""
+    w = funded_wallet
+    w.set_allowance(vendor.vendor_id, "Daily Planet", Money(20, "EUR"), Money(20, "EUR"))
+    disk = full_disk_for_spends(w)
+    items = [i["item_id"] for i in requests.get(f"{vendor.url}/v1/catalog", timeout=10).json()["items"]]
+    assert post(handoff, offer(vendor, items[0]), vendor.url).json()["status"] == "paid"
+    resp = post(handoff, offer(vendor, items[1]), vendor.url)
+    assert resp.status_code == 503 and resp.json()["error"]["code"] == "vault_write_failed"
+    assert "disk" in resp.json()["error"]["message"]
+    assert resp.headers["Access-Control-Allow-Origin"] == vendor.url
+    assert vendor.vendor.store.one("SELECT COUNT(*) FROM payments")[0] == 1
+    disk.full = False
+    assert post(handoff, offer(vendor, items[1]), vendor.url).json()["status"] == "paid"
+    assert [s[1:] for s in spends(w)] == [("settled", "allowance"), ("settled", "allowance")]

@@ -21,9 +21,10 @@ from netpay.errors import (
 from netpay.money import Money
 from tests.support.broker import TEST_CARD, RunningBroker
 from tests.support.vendor import CARDS, RunningVendor
+from tests.support.wallet import full_disk_for_spends, quote_for
 from tests.support.wallet import funded_wallet as fund
-from tests.support.wallet import quote_for
 from wallet_app.services import WalletService
+from wallet_app.vault import VaultWriteFailed
 
 ITEM = "harbour-bridge-reopens"  # 5 cents at the Daily Planet
 
@@ -409,3 +410,32 @@ def test_the_journal_is_fsynced_before_the_payment_leaves(
     paid = _pay(funded_wallet, vendor)
     assert paid.access_token
     assert events[:2] == ["fsync", "send"]
+
+
+def test_a_spend_the_vault_cannot_apply_stops_payments_until_it_can(
+    funded_wallet: WalletService, vendor: RunningVendor
+) -> None:
+    """The spend's intent is durable, but applying it to the tables fails (a full disk: injected, as no test disk
+    fills on demand). The paid purchase stands; the next payment is refused before anything is sent, since its
+    coins would be chosen from tables that lack the first spend; once the disk has room both go through, with no
+    index used twice."""
+    w = funded_wallet
+    disk = full_disk_for_spends(w)
+    q, c = quote_for(vendor.url, ITEM)
+    second = w.check_quote(q, c, vendor.url)
+    first = _pay(w, vendor)  # journalled and fsync'd, sent, the receipt verified
+    assert first.access_token
+    with pytest.raises(VaultWriteFailed):
+        w.pay_quote(second.quote, second.vendor_certificate, vendor.url, "prompt")
+    with pytest.raises(VaultWriteFailed):
+        w.balance()
+    assert vendor.vendor.store.one("SELECT COUNT(*) FROM payments")[0] == 1  # the refused one never left
+    disk.full = False
+    (line,) = w.balance()
+    assert line.unspent == _eur(195) and line.pending == _eur(0)  # the first spend, and its receipt after it
+    paid = w.pay_quote(second.quote, second.vendor_certificate, vendor.url, "prompt")
+    segments = [(s.from_index, s.to_index) for s in paid.receipt.body.segments]
+    assert [(s.from_index, s.to_index) for s in first.receipt.body.segments] == [(0, 5)] and segments == [(5, 10)]
+    (chain,) = w.list_chains()
+    assert (chain.settled, chain.pending, chain.burned, chain.unspent) == (10, 0, 0, 190)
+    assert [e.status for e in w.activity() if e.kind == "payment"] == ["settled", "settled"]

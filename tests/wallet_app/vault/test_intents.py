@@ -12,9 +12,10 @@ from typing import Any
 import pytest
 
 from tests.support.test_keyring import FileKeyring
+from tests.support.wallet import FullDisk
 from wallet_app.keys import FAST_TEST_KDF, KeyStore
 from wallet_app.services import WalletService
-from wallet_app.vault.errors import VaultDamaged
+from wallet_app.vault.errors import VaultDamaged, VaultWriteFailed
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -99,4 +100,36 @@ def test_journalling_an_unknown_kind_writes_nothing(home: tuple[Path, Path]) -> 
     with pytest.raises(KeyError):
         w.vault.journal("nobody-applies-this", {})
     assert w.vault.dump() == before
+    w.close()
+
+
+def test_an_intent_that_cannot_be_applied_stops_the_vault_until_it_can(home: tuple[Path, Path]) -> None:
+    w = _open(*home)
+    disk = FullDisk(_note)
+    w.vault.on_intent("note", disk)
+    w.vault.journal("note", {"n": 5})  # durable: the intent row is committed and fsync'd
+    with pytest.raises(VaultWriteFailed) as refused:
+        w.get_setting("notes")  # nobody reads the tables without it...
+    assert refused.value.code == "vault_write_failed" and refused.value.http_status == 503
+    with pytest.raises(VaultWriteFailed):
+        w.vault.journal("note", {"n": 7})  # ...nor records anything after it
+    disk.full = False
+    assert w.get_setting("notes") == 5  # applied once the disk has room; the refused intent never was
+    assert w.vault.one("SELECT COUNT(*) FROM intents")[0] == 0
+    w.close()
+
+
+def test_closing_while_an_intent_cannot_be_applied_keeps_it_for_the_next_open(home: tuple[Path, Path]) -> None:
+    w = _open(*home)
+    disk = FullDisk(_note)
+    w.vault.on_intent("note", disk)
+    w.vault.journal("note", {"n": 3})
+    w.lock()  # no error: the intent stays in its table
+    disk.full = False
+    w.unlock(recover=False)  # the same vault object opens again and applies it...
+    assert w.get_setting("notes") == 3  # ...exactly once (nothing of the locked session is left to redo it)
+    assert w.vault.one("SELECT COUNT(*) FROM intents")[0] == 0
+    w.close()
+    w = _open(*home)
+    assert w.get_setting("notes") == 3
     w.close()
