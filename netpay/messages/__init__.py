@@ -1,0 +1,50 @@
+"""Every object of the NetPay protocol, with strict parsing.
+
+Signed objects (wrapped in :class:`netpay.signed.Signed`): coin certificate, vendor certificate, quote, receipt,
+custody claim, release request, custody release, spend report, redemption batch, redemption result, close request
+and revocation list. The payment itself is not signed: the paywords are its proof. Field names and limits here are
+the wire format; ``docs/protocol.md`` documents them.
+
+Modules: ``certificates``, ``purchase``, ``custody``, ``settlement``, and ``fields`` (limits and field rules
+they share). Everything is re-exported here: import from ``netpay.messages``.
+"""
+
+from netpay.messages.certificates import CoinCertificate, RevocationList, VendorCertificate
+from netpay.messages.custody import CloseRequest, CustodyClaim, CustodyRelease, ReleaseRequest
+from netpay.messages.fields import MAX_BATCH, MAX_SEGMENTS
+from netpay.messages.purchase import BusinessModel, Payment, PaymentRefusal, Quote, Receipt, Segment, SegmentRef
+from netpay.messages.settlement import (
+    ClaimResult,
+    RedemptionBatch,
+    RedemptionClaim,
+    RedemptionResult,
+    SpendEntry,
+    SpendReport,
+    VendorRequest,
+)
+
+__all__ = [
+    "MAX_BATCH",
+    "MAX_SEGMENTS",
+    "BusinessModel",
+    "ClaimResult",
+    "CloseRequest",
+    "CoinCertificate",
+    "CustodyClaim",
+    "CustodyRelease",
+    "Payment",
+    "PaymentRefusal",
+    "Quote",
+    "Receipt",
+    "RedemptionBatch",
+    "RedemptionClaim",
+    "RedemptionResult",
+    "ReleaseRequest",
+    "RevocationList",
+    "Segment",
+    "SegmentRef",
+    "SpendEntry",
+    "SpendReport",
+    "VendorCertificate",
+    "VendorRequest",
+]
