@@ -18,6 +18,8 @@ import fcntl
 import json
 import logging
 import os
+import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -81,15 +83,20 @@ class ProcessLock:
             self._fd = None
 
 
-def verify_database(path: Path, key: bytes | bytearray, known_versions: int = len(MIGRATIONS)) -> int:
+def verify_database(
+    path: Path, key: bytes | bytearray, known_versions: int = len(MIGRATIONS), writable: bool = False
+) -> int:
     """Open ``path`` read-only with ``key``; check every page's authentication and the schema version.
 
-    Returns the schema version. Raises :class:`VaultDamaged` or :class:`VaultTooNew`. Writes nothing.
+    Returns the schema version. Raises :class:`VaultDamaged` or :class:`VaultTooNew`. Writes nothing, unless
+    ``writable``: then it opens for writing, which a database with a log left by a crash needs (only a writer can
+    recover the log's transactions) and which may write to it (use it on a copy).
     """
     size = path.stat().st_size
     if size == 0 or size % PAGE_SIZE:
         raise VaultDamaged(f"the vault file is truncated ({size} bytes is not a whole number of pages)")
-    conn = sqlcipher3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+    target = str(path) if writable else f"file:{path}?mode=ro"
+    conn = sqlcipher3.connect(target, uri=not writable, isolation_level=None)
     try:
         conn.execute(_key_pragma(key))
         try:
@@ -163,13 +170,16 @@ class Vault:
             raise VaultMissing(f"the vault file {self.path} is missing")
         if not header.matches(key):
             raise WrongKey()
-        # After a crash the write-ahead log may hold committed transactions that only a writer can recover; then
-        # the same checks run on the writing connection before anything is written.
+        # After a crash the write-ahead log may hold committed transactions that only a writer can recover, and
+        # a writer that closes writes the log into the database: the checks then run on a copy, so a refused open
+        # leaves the vault's files as they were. They run again on the writing connection.
         recovering = any(
             (f := self.path.with_name(DB_FILE + suffix)).exists() and f.stat().st_size > 0
             for suffix in ("-wal", "-journal")
         )
-        if not recovering:
+        if recovering:
+            self._verify_copy(key)
+        else:
             verify_database(self.path, key)
         conn = sqlcipher3.connect(str(self.path), isolation_level=None, check_same_thread=False, timeout=5)
         try:
@@ -201,6 +211,16 @@ class Vault:
             conn.close()
             raise
         self.conn = conn
+
+    def _verify_copy(self, key: bytes | bytearray) -> None:
+        """:func:`verify_database` on a copy of the vault and its log, made in a private directory beside it."""
+        with tempfile.TemporaryDirectory(prefix=".open-check-", dir=self.directory) as tmp:
+            copy = Path(tmp) / DB_FILE
+            for suffix in ("", "-wal", "-journal"):
+                source = self.path.with_name(DB_FILE + suffix)
+                if source.exists():
+                    shutil.copyfile(source, copy.with_name(DB_FILE + suffix))
+            verify_database(copy, key, writable=True)
 
     @staticmethod
     def _migrate(conn: Any) -> None:

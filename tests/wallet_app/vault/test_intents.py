@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tests.support.test_keyring import FileKeyring
-from tests.support.wallet import FullDisk
+from tests.support.wallet import FullDisk, file_hash
 from wallet_app.keys import FAST_TEST_KDF, KeyStore
 from wallet_app.services import WalletService
 from wallet_app.vault.errors import VaultDamaged, VaultWriteFailed
@@ -133,3 +133,35 @@ def test_closing_while_an_intent_cannot_be_applied_keeps_it_for_the_next_open(ho
     w = _open(*home)
     assert w.get_setting("notes") == 3
     w.close()
+
+
+def _pages_in_log(wal: Path) -> set[int]:
+    """Page numbers the write-ahead log holds a frame of (32-byte log header; each frame: 24-byte header whose first
+    4 bytes are the page number, then the page)."""
+    data = wal.read_bytes()
+    frame = 24 + 4096
+    return {int.from_bytes(data[at : at + 4], "big") for at in range(32, len(data) - frame + 1, frame)}
+
+
+def test_a_damaged_vault_left_by_a_killed_process_is_refused_and_left_as_it_was(home: tuple[Path, Path]) -> None:
+    """After a crash the log holds transactions only a writer can recover, and a writer that closes writes them into
+    the database. The open checks a copy first, so refusing the damaged vault changes neither file."""
+    _killed_after_journalling(*home, [2])
+    vault_dir = home[0]
+    db, wal = vault_dir / "vault.db", vault_dir / "vault.db-wal"
+    assert wal.stat().st_size > 0
+    in_log = _pages_in_log(wal)
+    page = next(n for n in range(2, db.stat().st_size // 4096 + 1) if n not in in_log)  # only the file has it
+    data = bytearray(db.read_bytes())
+    data[(page - 1) * 4096 + 1000] ^= 0x01
+    db.write_bytes(bytes(data))
+
+    def hashes() -> dict[str, str | None]:
+        files = ("vault.db", "vault.db-wal", "vault.json")
+        return {name: file_hash(vault_dir / name) if (vault_dir / name).exists() else None for name in files}
+
+    before = hashes()
+    with pytest.raises(VaultDamaged):
+        _open(*home)
+    assert hashes() == before
+    assert sorted(p.name for p in vault_dir.iterdir() if p.name.startswith(".open-check")) == []
