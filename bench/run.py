@@ -1,7 +1,8 @@
 """Run every benchmark in bench/ and write all figures to bench/results.json.
 
-Each ``bench/bench_*.py`` module exposes ``run() -> dict[str, float | int]``. Figures with a target in TARGETS are
-checked; the run exits non-zero when a target is missed, so `make bench` is an honest check.
+Each ``bench/bench_*.py`` module exposes ``run() -> dict[str, float | int]``, and runs in a fresh Python process
+of its own, so no benchmark measures what an earlier one left behind (imported servers, a grown heap). Figures with
+a target in TARGETS are checked; the run exits non-zero when a target is missed, so `make bench` is an honest check.
 Usage: ``python bench/run.py [name ...]`` (names like ``chain`` or ``broker`` pick modules).
 """
 
@@ -9,9 +10,9 @@ from __future__ import annotations
 
 import importlib
 import json
+import subprocess
 import sys
 import time
-import traceback
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,7 +34,36 @@ TARGETS: dict[str, tuple[str, float]] = {
 }
 
 
+#: What a module's process prints before its figures (anything it printed itself comes first).
+_MARK = "\n@@figures@@ "
+
+
+def _run_alone(name: str) -> dict[str, float | int] | None:
+    """Run one module in a fresh Python process; its figures, or None (its error shown) if it crashed."""
+    proc = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve()), "--one", name], cwd=ROOT, capture_output=True, text=True
+    )
+    if proc.returncode != 0 or _MARK not in proc.stdout:
+        sys.stdout.write(proc.stdout)
+        sys.stderr.write(proc.stderr)
+        return None
+    said, data = proc.stdout.rsplit(_MARK, 1)
+    if said.strip():
+        print(said.rstrip(), flush=True)
+    figures: dict[str, float | int] = json.loads(data)
+    return figures
+
+
+def _one(name: str) -> int:
+    """In the module's own process: run it and print its figures after the mark."""
+    figures = importlib.import_module(f"bench.{name}").run()
+    print(_MARK + json.dumps(figures), flush=True)
+    return 0
+
+
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["--one"]:
+        return _one(argv[1])
     modules = sorted(p.stem for p in (ROOT / "bench").glob("bench_*.py"))
     if argv:
         modules = [m for m in modules if m.removeprefix("bench_") in argv]
@@ -43,10 +73,8 @@ def main(argv: list[str]) -> int:
     for name in modules:
         t0 = time.perf_counter()
         print(f"== {name}", flush=True)
-        try:
-            figures = importlib.import_module(f"bench.{name}").run()
-        except Exception:
-            traceback.print_exc()
+        figures = _run_alone(name)
+        if figures is None:
             failures.append(f"{name}: crashed")
             continue
         for key, value in figures.items():
