@@ -172,7 +172,7 @@ class Vault:
             raise WrongKey()
         # After a crash the write-ahead log may hold committed transactions that only a writer can recover, and
         # a writer that closes writes the log into the database: the checks then run on a copy, so a refused open
-        # leaves the vault's files as they were. They run again on the writing connection.
+        # leaves the vault's files as they were. The process lock keeps the files as the copy saw them.
         recovering = any(
             (f := self.path.with_name(DB_FILE + suffix)).exists() and f.stat().st_size > 0
             for suffix in ("-wal", "-journal")
@@ -184,11 +184,6 @@ class Vault:
         conn = sqlcipher3.connect(str(self.path), isolation_level=None, check_same_thread=False, timeout=5)
         try:
             conn.execute(_key_pragma(key))
-            if recovering:
-                conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-                problems = conn.execute("PRAGMA cipher_integrity_check").fetchall()
-                if problems:
-                    raise VaultDamaged(f"the vault file is damaged: {problems[0][0]}")
             if int(conn.execute("PRAGMA user_version").fetchone()[0]) > len(MIGRATIONS):
                 raise VaultTooNew()
             conn.execute("PRAGMA journal_mode = WAL")
