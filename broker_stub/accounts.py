@@ -216,9 +216,7 @@ class AccountService:
             if not c.execute(
                 "SELECT 1 FROM topups WHERE account_id = ? AND card_hash = ?", (account_id, card_hash)
             ).fetchone():
-                raise Forbidden(
-                    "money is paid back only to a card that paid into this account", field="body.card"
-                )
+                raise Forbidden("money is paid back only to a card that paid into this account", field="body.card")
             balance = -ledger.balance_of(c, "customer_funds", account_id)
             if amount.amount > balance:
                 raise InsufficientFunds(

@@ -1,4 +1,4 @@
-"""Selling coin chains: charge the account (a card pays what it lacks), sign the coin certificate, list an account's chains."""
+"""Selling coin chains: charge the account (a card pays what it lacks), sign the certificate, list the chains."""
 
 from __future__ import annotations
 

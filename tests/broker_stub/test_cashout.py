@@ -57,7 +57,10 @@ def test_purchase_takes_the_account_first_and_the_card_only_for_the_rest(broker:
         "card": {"amount": 0, "currency": "EUR"},
     }
     both = _buy(broker, token, 250, card=True)  # 100 left on the account, 150 by card
-    assert both.json()["paid"] == {"account": {"amount": 100, "currency": "EUR"}, "card": {"amount": 150, "currency": "EUR"}}
+    assert both.json()["paid"] == {
+        "account": {"amount": 100, "currency": "EUR"},
+        "card": {"amount": 150, "currency": "EUR"},
+    }
     assert both.json()["balance"] == {"amount": 0, "currency": "EUR"}
     by_card = _buy(broker, token, 40, card=True)
     assert by_card.json()["paid"]["card"] == {"amount": 40, "currency": "EUR"}
