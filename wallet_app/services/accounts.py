@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from netpay.errors import MalformedMessage, NetPayError, NotFound
-from netpay.messages import CoinCertificate
+from netpay.messages import CoinCertificate, VendorCertificate
 from netpay.money import Money
 from netpay.signed import Signed
 from wallet_app.services.brokers import BrokerDesk
@@ -88,6 +88,11 @@ class AccountDesk:
             remote = [self._chain_info(c) for c in chains]
         except (KeyError, TypeError, ValueError) as exc:
             raise MalformedMessage(f"the broker's account answer is not understood: {exc}") from None
+        names = self._vendor_names(
+            broker_id, {c["custodian"] for c in remote if c["custodian"] and c["status"] != "closed"}
+        )
+        for c in remote:
+            c["custodian_name"] = names.get(c["custodian"] or "")
         now = int(self.clock())
         with self.lock, self.vault.tx() as c:
             c.execute(
@@ -110,6 +115,24 @@ class AccountDesk:
                     "WHERE chain_id = ? AND status = 'closing'",
                     (refund, now, info["chain_id"]),
                 )
+
+    def _vendor_names(self, broker_id: str, vendor_ids: set[str]) -> dict[str, str]:
+        """Display names of vendors as the broker certified them (best effort: a revoked or unknown vendor keeps
+        its id)."""
+        key = self.desk.trust.keys.get(broker_id)
+        if key is None or not vendor_ids:
+            return {}
+        client = self.desk.client_for(self.desk.get(broker_id).url)
+        names = {}
+        for vid in sorted(vendor_ids):
+            try:
+                cert = Signed.from_wire(client.vendor_certificate(vid), VendorCertificate, "certificate")
+                body = cert.require_signer(key)
+            except NetPayError:
+                continue
+            if body.vendor_id == vid:
+                names[vid] = body.display_name
+        return names
 
     def _chain_info(self, raw: dict[str, Any]) -> dict[str, Any]:
         """The parts of ``GET /v1/account/chains`` the wallet keeps; the certificate is read for length and value
@@ -181,6 +204,7 @@ class AccountDesk:
                         reported_index=info["reported_index"],
                         custodian=info["custodian"],
                         status=status,
+                        custodian_name=info.get("custodian_name"),
                     )
                 )
         return out

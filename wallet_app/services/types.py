@@ -110,6 +110,7 @@ class RecoverableChain:
     reported_index: int  # the last index vendors reported (a lower bound of what was spent)
     custodian: str | None  # the vendor holding it, as the broker knows
     status: str  # active | closing (at the broker) | recovering (handed back by this wallet, grace period running)
+    custodian_name: str | None = None  # the custodian's name as the broker certified it
 
     @property
     def at_most(self) -> Money:
