@@ -156,3 +156,15 @@ def test_cashout_bad_input(broker: RunningBroker) -> None:
         "auth_required",
     )
     _balanced(broker)
+
+
+def test_two_cash_outs_at_once_never_overdraw(broker: RunningBroker) -> None:
+    """Two cash-outs of 60% each, sent together with different keys: exactly one is paid."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    token = broker.new_customer(topup=1000)
+    with ThreadPoolExecutor(2) as pool:
+        answers = list(pool.map(lambda _i: _cashout(broker, token, 600), range(2)))
+    assert sorted(a.status_code for a in answers) == [201, 402]
+    assert _statement(broker, token)["balance"]["amount"] == 400
+    _balanced(broker)

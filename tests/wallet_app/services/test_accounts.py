@@ -239,12 +239,17 @@ def test_restore_offers_the_chains_the_backup_lacks(
     w = wallet_factory("w")
     bid = _logged_in(w, broker, "erin")
     w.top_up(bid, _eur(500), TEST_CARD, secrets.token_hex(8))
-    w.buy_coins(bid, 100, _eur(1))
+    kept = w.buy_coins(bid, 100, _eur(1))
     w.backup(tmp_path / "old.npbackup", "backup passphrase")
     later = w.buy_coins(bid, 100, _eur(2))  # bought after the backup
     w.restore(tmp_path / "old.npbackup", "backup passphrase")
     [lost] = w.recoverable_chains(bid)
     assert lost.chain_id == later.chain_id and lost.at_most == _eur(200)
+    from netpay.errors import NotFound
+
+    with pytest.raises(NotFound):  # a chain the wallet holds is never closed by a recovery
+        w.recover_chains(bid, [kept.chain_id])
+    assert [c.status for c in w.list_chains()] == ["active"]
     [outcome] = w.recover_chains(bid)
     assert outcome.status == "closed" and outcome.refund == _eur(200)
     assert w.account_balance(bid) == _eur(500 - 100 - 200 + 200)
