@@ -186,12 +186,17 @@ class _AccountDialog(WorkDialog):
         card = Card(margins=12)
         card.body.addWidget(muted(self.tr("Test card (no real money moves)")))
         card.body.addWidget(self.card_row)
+        card.setMinimumHeight(card.sizeHint().height())  # never squashed when an error banner appears
         self.form.addRow(self.tr("Card"), card)
         self._sent: tuple[str, str] | None = None  # (request, idempotency key)
         self.new_balance: Money | None = None
 
     def inputs(self) -> list[QWidget]:
         return [self.amount, *self.card_row.edits()]
+
+    def show_error(self, text: str) -> None:
+        super().show_error(text)
+        self.adjustSize()  # grow to fit the banner (wrapped labels hide it from the layout's minimum)
 
     def value(self) -> Money | None:
         return parse_money(self.amount.text(), self.account.balance.currency)
@@ -331,6 +336,14 @@ class RecoverDialog(WorkDialog):
         if not lost:
             self.action_button.setEnabled(False)
             self.show_success(self.tr("Nothing to recover: this wallet holds every chain of the account."))
+
+    def show_error(self, text: str) -> None:
+        super().show_error(text)
+        self.adjustSize()
+
+    def show_success(self, text: str) -> None:
+        super().show_success(text)
+        self.adjustSize()
 
     def work(self) -> tuple[Callable[..., Any], tuple[Any, ...], bool]:
         ids = [c.chain_id for c in self.chains]

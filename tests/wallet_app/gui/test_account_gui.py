@@ -146,3 +146,35 @@ def test_fresh_wallet_is_offered_recover_and_gets_the_refund(qtbot, gui_wallet, 
     dialog.accept()
     qtbot.waitUntil(lambda: window.brokers_page.panels.get(info.broker_id) is not None
                     and window.brokers_page.panels[info.broker_id].recover_button is None, timeout=10000)  # fmt: skip
+
+
+def test_top_up_and_a_refused_cash_out(qtbot, gui_wallet):
+    from wallet_app.gui.account import TopUpDialog
+
+    gui_wallet.set_up_account()
+    bid = gui_wallet.broker.broker_id
+    gui_wallet.windows.start()
+    window = gui_wallet.windows.window
+    qtbot.waitUntil(lambda: bid in window.brokers_page.panels, timeout=10000)
+    assert not window.brokers_page.panels[bid].cash_out_button.isEnabled()  # nothing to cash out yet
+    dialog = window.top_up(bid)
+    assert isinstance(dialog, TopUpDialog)
+    dialog.amount.setText("7.50")
+    key = dialog.key()
+    assert dialog.key() == key  # the same request keeps its key (a retry is charged once)
+    _finish(qtbot, dialog)
+    assert dialog.new_balance == _eur(750)
+    qtbot.waitUntil(lambda: window.brokers_page.panels.get(bid) is not None
+                    and window.brokers_page.panels[bid].balance.text() == "€7.50", timeout=10000)  # fmt: skip
+
+    cash = window.cash_out(bid)
+    cash.amount.setText("8.00")  # more than the balance: said at once, nothing sent
+    qtbot.mouseClick(cash.action_button, Qt.MouseButton.LeftButton)
+    assert cash.error.isVisible() and "€7.50" in cash.error.text()
+    cash.card_row.number.setText("4000 0000 0000 0002")  # a card that never paid in: the broker refuses
+    cash.amount.setText("2.00")
+    qtbot.mouseClick(cash.action_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not cash.working, timeout=20000)
+    assert cash.error.isVisible() and cash.new_balance is None
+    assert gui_wallet.service.account_balance(bid) == _eur(750)
+    cash.reject()
