@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from wallet_app.gui.account import AccountPanel
 from wallet_app.gui.formatting import short_id, when, when_day
 from wallet_app.gui.tables import Cell, DataTable
 from wallet_app.gui.widgets import Card, heading, muted
@@ -369,8 +370,6 @@ class BrokersPage(Page):
             card.body.addWidget(muted(self.tr("Account: %1").replace("%1", account)))
             view = accounts.get(broker.broker_id)
             if view is not None:
-                from wallet_app.gui.account import AccountPanel
-
                 rec = [c for c in snapshot.get("recoverable", []) if c.broker_id == broker.broker_id]
                 panel = AccountPanel(view, rec)
                 panel.top_up_requested.connect(self.top_up_requested)
