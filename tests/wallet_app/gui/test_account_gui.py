@@ -178,3 +178,24 @@ def test_top_up_and_a_refused_cash_out(qtbot, gui_wallet):
     assert cash.error.isVisible() and cash.new_balance is None
     assert gui_wallet.service.account_balance(bid) == _eur(750)
     cash.reject()
+
+
+def test_a_wallet_holding_chains_shows_recover_without_opening_it(qtbot, gui_wallet):
+    """Another wallet of the same account bought a chain: the Brokers page says so and offers Recover, but the
+    window does not push the dialog (that chain may be in use on the other computer)."""
+    gui_wallet.set_up_account(username="gina")
+    gui_wallet.buy(100, 1)
+    broker = gui_wallet.broker
+    token = broker.session.post(f"{broker.url}/v1/sessions", json={"username": "gina", "password": PASSWORD}).json()
+    broker.buy_chain(token["token"], length=100, coin_value=2, card=True)
+    gui_wallet.windows.start()
+    window = gui_wallet.windows.window
+    bid = broker.broker_id
+    qtbot.waitUntil(lambda: bid in window.brokers_page.panels
+                    and window.brokers_page.panels[bid].recover_button is not None, timeout=10000)  # fmt: skip
+    panel = window.brokers_page.panels[bid]
+    assert panel.recover_line.text() == "1 chain bought on this account is not in this wallet (up to €2.00 unspent)."
+    assert window.account_dialog is None
+    qtbot.mouseClick(panel.recover_button, Qt.MouseButton.LeftButton)
+    assert isinstance(window.account_dialog, RecoverDialog) and window.account_dialog.table.rowCount() == 1
+    window.account_dialog.reject()
