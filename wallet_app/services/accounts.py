@@ -71,8 +71,10 @@ class AccountDesk:
         return failed
 
     def _refresh_one(self, broker_id: str) -> None:
-        statement = self.desk.call(broker_id, lambda c, t: c.statement(t))
+        # chains first: listing them settles closings whose grace period has passed, so the statement read next
+        # already holds their refunds
         chains = self.desk.call(broker_id, lambda c, t: c.account_chains(t))
+        statement = self.desk.call(broker_id, lambda c, t: c.statement(t))
         try:
             balance = _money(statement["balance"], "balance")
             entries = [

@@ -254,3 +254,28 @@ def test_restore_offers_the_chains_the_backup_lacks(
     assert outcome.status == "closed" and outcome.refund == _eur(200)
     assert w.account_balance(bid) == _eur(500 - 100 - 200 + 200)
     _trial_balance(broker)
+
+
+def test_a_return_while_the_custodian_is_down_is_a_pending_refund_until_the_grace_period_ends(
+    wallet: WalletService, broker: RunningBroker, clock: Clock, vendor: RunningVendor
+) -> None:
+    from tests.support.wallet import quote_for
+
+    bid = _logged_in(wallet, broker, "hank")
+    chain = wallet.buy_coins(bid, 100, _eur(1), card=TEST_CARD)
+    q, c = quote_for(vendor.url, "harbour-bridge-reopens")  # 5 cents
+    checked = wallet.check_quote(q, c, vendor.url)
+    wallet.pay_quote(checked.quote, checked.vendor_certificate, vendor.url, "prompt")
+    vendor.vendor.reporter.flush()
+    vendor.stop()
+    assert wallet.return_chain(chain.chain_id) == _eur(0)  # nothing yet: the broker waits for the vendor
+    [entry] = [e for e in wallet.activity() if e.kind == "return"]
+    assert (entry.status, entry.amount, entry.ref) == ("closing", _eur(95), chain.chain_id)
+    assert wallet.account_balance(bid) == _eur(0)
+    clock.offset += GRACE_S
+    assert wallet.refresh_accounts() == {}
+    [entry] = [e for e in wallet.activity() if e.kind == "return"]
+    assert (entry.status, entry.amount) == ("done", _eur(95))
+    assert [c.status for c in wallet.list_chains()] == ["returned"]
+    assert wallet.account_balance(bid) == _eur(95)
+    _trial_balance(broker)
