@@ -8,13 +8,16 @@ import secrets
 from typing import Any
 
 import pytest
+import requests
 
+from broker_stub.core import IDEMPOTENCY_KEY_MAX
 from netpay.encoding import canonical_json
 from netpay.keys import SigningKey
 from netpay.messages import RedemptionBatch, RedemptionResult, VendorRequest
 from netpay.signed import SIGNING_DOMAIN, Body, Signed
-from tests.broker_stub.util import refused
-from tests.support.broker import RunningBroker, TestVendor
+from netpay.traversal import create_chain
+from tests.broker_stub.util import bearer, refused
+from tests.support.broker import TEST_CARD, RunningBroker, TestVendor
 
 
 def second_team_sign(kind: type[Body], body: dict[str, Any], key: SigningKey) -> dict[str, Any]:
@@ -85,3 +88,36 @@ def test_malformed_names_the_field(broker: RunningBroker, name: str, data: bytes
     assert err["details"]["field"] == field
     assert err["details"]["pointer"] == pointer
     assert field in err["message"]
+
+
+def _buy_chain(b: RunningBroker, token: str, length: int, coin: int, key: str) -> requests.Response:
+    chain_id = secrets.token_bytes(16)
+    touchstone, _ = create_chain(chain_id, length)
+    body = {
+        "chain_id": chain_id.hex(),
+        "touchstone": touchstone.hex(),
+        "length": length,
+        "coin_value": {"amount": coin, "currency": "EUR"},
+        "card": TEST_CARD,
+    }
+    return b.session.post(f"{b.url}/v1/chains", json=body, headers=bearer(token, **{"Idempotency-Key": key}))
+
+
+def test_idempotency_key_is_1_to_128_printable_ascii_characters(broker: RunningBroker) -> None:
+    token = broker.new_customer()
+    assert _buy_chain(broker, token, 10, 1, "~" * IDEMPOTENCY_KEY_MAX).status_code == 201
+    assert _buy_chain(broker, token, 10, 1, "a key with spaces").status_code == 201
+    for bad in ("k" * (IDEMPOTENCY_KEY_MAX + 1), "caf\xe9", "tab\there"):
+        err = refused(broker, lambda bad=bad: _buy_chain(broker, token, 10, 1, bad), 400, "malformed")
+        assert err["details"]["field"] == "Idempotency-Key"
+
+
+def test_a_chain_over_the_charge_limit_is_a_bad_request_not_a_lack_of_funds(broker: RunningBroker) -> None:
+    """The face-value cap is a limit on the request (the same for every account), documented as 400 malformed
+    naming body.length; 402 is only for money the customer does not have."""
+    cap = broker.broker.core.settings.max_charge
+    token = broker.new_customer()
+    err = refused(broker, lambda: _buy_chain(broker, token, cap // 10 + 1, 10, "over"), 400, "malformed")
+    assert err["details"]["field"] == "body.length"
+    assert err["details"]["max"] == cap
+    assert _buy_chain(broker, token, cap // 10, 10, "at").status_code == 201
