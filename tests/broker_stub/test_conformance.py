@@ -121,3 +121,16 @@ def test_a_chain_over_the_charge_limit_is_a_bad_request_not_a_lack_of_funds(brok
     assert err["details"]["field"] == "body.length"
     assert err["details"]["max"] == cap
     assert _buy_chain(broker, token, cap // 10, 10, "at").status_code == 201
+
+
+def test_a_malformed_signed_header_is_named_as_the_header(broker: RunningBroker) -> None:
+    for raw, field in (("{bad json", "X-NetPay-Signed"), ('{"type": 1.5}', "X-NetPay-Signed.type")):
+        err = refused(
+            broker,
+            lambda raw=raw: broker.session.get(
+                f"{broker.url}/v1/vendors/shop/account", headers={"X-NetPay-Signed": raw}
+            ),
+            400,
+            "malformed",
+        )
+        assert err["details"]["field"] == field
