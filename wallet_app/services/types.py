@@ -70,6 +70,8 @@ class ChainSummary:
     holder: str | None  # vendor id holding custody, as far as the wallet knows
     needs_resync: bool
     expires_at: int
+    revoked: bool = False  # on its broker's revocation list: never used again, its coins not counted as unspent
+    holder_revoked: bool = False  # the vendor holding it is on the revocation list
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +116,7 @@ class CheckedQuote:
     affordable: bool  # the wallet holds enough unspent coins
     remaining_after: Money  # unspent coins at this broker/currency after paying
     covered_by_allowance: bool
+    change_advice: str | None = None  # set when no combination of coins makes the price: what to buy instead
 
 
 @dataclass(frozen=True, slots=True)

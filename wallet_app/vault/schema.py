@@ -70,4 +70,14 @@ CREATE TABLE intents (seq INTEGER PRIMARY KEY, kind TEXT NOT NULL, payload TEXT 
 CREATE INDEX chains_resync ON chains(broker_id) WHERE needs_resync = 1
 """
 
-MIGRATIONS: list[str] = [_V1, _V2, _V3]
+# Custody refusals (issue 14): a vendor that refused a chain for custody (``custody_conflict``, ``revoked``) with a
+# signed refusal is never offered that chain again. Keyed by vendor first: choosing chains asks "which chains did
+# this vendor refuse?" on every payment.
+_V4 = """
+CREATE TABLE chain_refusals (
+    vendor_id TEXT NOT NULL, chain_id TEXT NOT NULL, code TEXT NOT NULL, payment_id TEXT NOT NULL,
+    at INTEGER NOT NULL, PRIMARY KEY (vendor_id, chain_id)
+)
+"""
+
+MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4]
