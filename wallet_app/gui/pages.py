@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
@@ -21,6 +22,8 @@ from wallet_app.gui.tables import Cell, DataTable
 from wallet_app.gui.widgets import Card, heading, muted
 
 __all__ = ["ActivityPage", "AllowancesPage", "BrokersPage", "CoinsPage", "Page"]
+
+REVOKED_COLOR = "#dc2626"  # a revoked chain's row: readable in the light and the dark theme
 
 
 class Page(QWidget):
@@ -115,14 +118,28 @@ class CoinsPage(Page):
                     Cell(chain.coin_value.format(), chain.coin_value.amount, right=True),
                     Cell(f"{chain.unspent:,} / {chain.length:,}", chain.unspent, right=True),
                     Cell(left.format(), left.amount, right=True),
-                    Cell(vendors.get(chain.holder, chain.holder) if chain.holder else "—"),
+                    Cell(self._holder(vendors, chain)),
                     Cell(when_day(chain.expires_at), chain.expires_at),
-                    Cell(_status_text(self, chain.status) + (self.tr(" · resync") if chain.needs_resync else "")),
+                    Cell(self._status(chain)),
                 ]
             )
+            if chain.revoked:  # never used again: the whole row says so
+                for cell in rows[-1]:
+                    cell.setForeground(QColor(REVOKED_COLOR))
         self.table.fill(rows)
         self.empty.setVisible(not rows)
         self._selection_changed()
+
+    def _holder(self, vendors: dict[str, str], chain: Any) -> str:
+        if not chain.holder:
+            return "—"
+        name = vendors.get(chain.holder, chain.holder)
+        return self.tr("%1 (revoked)").replace("%1", name) if getattr(chain, "holder_revoked", False) else name
+
+    def _status(self, chain: Any) -> str:
+        if getattr(chain, "revoked", False):
+            return self.tr("Revoked by the broker · not used")
+        return _status_text(self, chain.status) + (self.tr(" · resync") if chain.needs_resync else "")
 
     def select_chain(self, chain_id: str) -> bool:
         for row in range(self.table.rowCount()):
