@@ -113,7 +113,7 @@ class CheckedQuote:
     vendor_name: str
     origin: str
     price: Money
-    affordable: bool  # the wallet holds enough unspent coins
+    affordable: bool  # the wallet holds coins that make the price exactly
     remaining_after: Money  # unspent coins at this broker/currency after paying
     covered_by_allowance: bool
     change_advice: str | None = None  # set when no combination of coins makes the price: what to buy instead
