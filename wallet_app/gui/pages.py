@@ -123,7 +123,7 @@ class CoinsPage(Page):
                     Cell(self._status(chain)),
                 ]
             )
-            if chain.revoked:  # never used again: the whole row says so
+            if chain.revoked and chain.status == "active":  # never used again: the whole row says so
                 for cell in rows[-1]:
                     cell.setForeground(QColor(REVOKED_COLOR))
         self.table.fill(rows)
@@ -137,7 +137,7 @@ class CoinsPage(Page):
         return self.tr("%1 (revoked)").replace("%1", name) if getattr(chain, "holder_revoked", False) else name
 
     def _status(self, chain: Any) -> str:
-        if getattr(chain, "revoked", False):
+        if getattr(chain, "revoked", False) and chain.status == "active":  # (a returned chain is revoked too)
             return self.tr("Revoked by the broker · not used")
         return _status_text(self, chain.status) + (self.tr(" · resync") if chain.needs_resync else "")
 
@@ -151,7 +151,12 @@ class CoinsPage(Page):
 
     def _selection_changed(self) -> None:
         chain = self.table.selected_data()
-        self.return_button.setEnabled(chain is not None and chain.status == "active" and chain.unspent > 0)
+        self.return_button.setEnabled(
+            chain is not None
+            and chain.status == "active"
+            and chain.unspent > 0
+            and not getattr(chain, "revoked", False)
+        )
 
     def _return_clicked(self) -> None:
         chain = self.table.selected_data()

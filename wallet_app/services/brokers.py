@@ -322,6 +322,11 @@ class BrokerDesk:
             raise UntrustedSigner(f"the revocation list names broker {body.broker_id!r}, not {info.broker_id!r}")
         data = {"chains": [c.hex() for c in body.chains], "vendors": list(body.vendors)}
         with self.lock, self.vault.tx() as c:
+            old = c.execute(
+                "SELECT serial, list_json FROM revocations WHERE broker_id = ?", (info.broker_id,)
+            ).fetchone()
+            if old is not None and old["serial"] > body.serial:
+                return
             # An older list (a lower serial: replayed or from a lagging replica) never replaces a newer one.
             c.execute(
                 """INSERT INTO revocations VALUES (?, ?, ?, ?) ON CONFLICT(broker_id) DO UPDATE SET
@@ -329,6 +334,14 @@ class BrokerDesk:
                    WHERE excluded.serial >= revocations.serial""",
                 (info.broker_id, body.serial, json.dumps(data), int(self.clock())),
             )
+            # A chain of ours the broker revoked since the last list (closed from another device, a double spend):
+            # asked about at the next resync, which learns whether it was closed (and refunded) or not. Once only.
+            newly = set(data["chains"]) - set(json.loads(old["list_json"])["chains"] if old is not None else ())
+            for r in c.execute(
+                "SELECT chain_id FROM chains WHERE broker_id = ? AND status IN ('active', 'closing')", (info.broker_id,)
+            ).fetchall():
+                if r[0] in newly:
+                    c.execute("UPDATE chains SET needs_resync = 1 WHERE chain_id = ?", (r[0],))
 
     def resync(self) -> int:
         """Move every chain marked ``needs_resync`` to at least the index its broker reports, then clear the mark."""

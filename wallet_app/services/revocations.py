@@ -88,6 +88,8 @@ class RevocationWatch:
     def _refresh(self) -> None:
         try:
             self.desk.refresh_revocations()
+            if self.desk.vault.one("SELECT 1 FROM chains WHERE needs_resync = 1"):
+                self.desk.resync()  # a chain of ours newly revoked: closed elsewhere (refunded) or double-spent
         except WalletLocked:
             pass
         except NetPayError as exc:

@@ -262,8 +262,13 @@ class WalletService:
         """Fetch each trusted broker's signed revocation list and store it (raises the first broker's error after
         trying them all). Runs by itself too: see :mod:`wallet_app.services.revocations`."""
         self._require()
-        self.brokers_desk.refresh_revocations()
-        self.events.emit("balance_changed")
+        try:
+            self.brokers_desk.refresh_revocations()
+        finally:
+            if self.vault.one("SELECT 1 FROM chains WHERE needs_resync = 1"):
+                with contextlib.suppress(NetPayError):  # stays marked: resynced before it is spent
+                    self.brokers_desk.resync()
+            self.events.emit("balance_changed")
 
     def start_revocation_watch(self) -> None:
         """Refresh the revocation lists in the background while the wallet runs (the desktop app calls this)."""

@@ -30,15 +30,30 @@ def test_prompt_without_exact_change_says_what_to_buy_and_never_enables_pay(qtbo
 
 
 def test_coins_tab_shows_a_revoked_chain(qtbot, gui_wallet):
+    from broker_stub.revocation import revoke
+
     gui_wallet.set_up_account()
     kept = gui_wallet.buy(10, 1)
     gone = gui_wallet.buy(20, 1)
+    closed = gui_wallet.buy(5, 1)
     service = gui_wallet.service
-    service.brokers_desk.call(gui_wallet.broker.broker_id, lambda c, t: c.close_chain(t, gone.chain_id))
-    service.refresh_revocations()  # as the background refresh does
+    core = gui_wallet.broker.broker.core
+    with core.db.tx() as c:  # what the broker does when it finds a double spend on the chain
+        revoke(c, "chain", gone.chain_id, "double_spend", core.now())
+    service.brokers_desk.call(gui_wallet.broker.broker_id, lambda c, t: c.close_chain(t, closed.chain_id))
+    service.refresh_revocations()  # as the background refresh does; asks the broker about both chains
     gui_wallet.windows.start()
     page = gui_wallet.windows.window.coins_page
-    qtbot.waitUntil(lambda: page.table.rowCount() == 2, timeout=5000)
-    status = {page.table.item(r, 0).key: page.table.item(r, 7).text() for r in range(2)}
-    assert status[gone.chain_id] == "Revoked by the broker · not used" and status[kept.chain_id] == "Active"
-    save_screenshot(compose(gui_wallet.windows.window), "wallet-coins-revoked.png")
+    qtbot.waitUntil(lambda: page.table.rowCount() == 3, timeout=5000)
+    status = {page.table.item(r, 0).key: page.table.item(r, 7).text() for r in range(3)}
+    assert status == {
+        gone.chain_id: "Revoked by the broker · not used",
+        kept.chain_id: "Active",
+        closed.chain_id: "Returned",  # closed behind the wallet's back: learnt from the broker, not "revoked"
+    }
+    assert [line.unspent.amount for line in service.balance()] == [10]
+    from wallet_app.gui.main_window import _BalanceCard
+
+    window = gui_wallet.windows.window
+    qtbot.waitUntil(lambda: any(c.isVisible() for c in window.findChildren(_BalanceCard)), timeout=5000)
+    save_screenshot(compose(window), "wallet-coins-revoked.png")

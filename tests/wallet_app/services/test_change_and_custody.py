@@ -120,9 +120,12 @@ def test_chain_refused_for_custody_is_remembered_and_another_pays(
     for _ in range(2):  # never offered to that vendor again: no second refusal
         assert [c for c, _n in _chains_paid(_pay(wallet, vendor, THREE))] == [second]
     assert wallet.vault.one("SELECT COUNT(*) FROM spends WHERE status = 'released'")[0] == 1
-    wallet.refresh_revocations()  # the broker's list says it: shown revoked, its coins no longer counted
+    wallet.refresh_revocations()  # the broker's list says it; the wallet asks the broker what became of it
     chain = next(s for s in wallet.list_chains() if s.chain_id == first)
-    assert chain.revoked and wallet.balance()[0].unspent == Money(50 - 11, "EUR")
+    assert chain.revoked and chain.status == "returned"  # closed elsewhere: refunded to the account
+    assert wallet.balance()[0].unspent == Money(50 - 11, "EUR")
+    wallet.refresh_revocations()  # asked once only: an unchanged list marks nothing for a resync again
+    assert wallet.vault.one("SELECT COUNT(*) FROM chains WHERE needs_resync = 1")[0] == 0
 
 
 def test_returning_to_an_earlier_vendor_never_keeps_picking_a_refused_chain(
