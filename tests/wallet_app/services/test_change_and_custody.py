@@ -267,3 +267,23 @@ def test_a_revocation_list_signed_by_another_broker_is_refused(
         wallet.refresh_revocations()
     assert getattr(err.value, "code", None) in ("untrusted_signer", "bad_signature")
     assert [tuple(r) for r in wallet.vault.query("SELECT * FROM revocations")] == [tuple(r) for r in before]
+
+
+def test_an_older_revocation_list_never_replaces_a_newer_one(
+    wallet: WalletService, broker: RunningBroker, vendor_factory: Callable[..., RunningVendor]
+) -> None:
+    """A list replayed from before a revocation (a stale cache, a replica lagging behind, an attacker replaying
+    the broker's own signed list) must not un-revoke a vendor."""
+    fund(wallet, broker.url, chains=1, coins=5)
+    bad = vendor_factory(vendor_id="bad-news", name="Bad News")
+    old_list = requests.get(f"{broker.url}/v1/revocations", timeout=10).json()
+    _revoke_vendor(broker, bad.vendor_id)
+    wallet.refresh_revocations()
+    assert bad.vendor_id in wallet.trust.revoked_vendors
+    stored = [tuple(r) for r in wallet.vault.query("SELECT * FROM revocations")]
+    wallet.brokers_desk.client_for = lambda _url: type(  # type: ignore[method-assign]
+        "Replayer", (), {"revocations": lambda self: old_list}
+    )()
+    wallet.refresh_revocations()
+    assert bad.vendor_id in wallet.trust.revoked_vendors
+    assert [tuple(r) for r in wallet.vault.query("SELECT * FROM revocations")] == stored
