@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -107,3 +108,71 @@ def test_long_chains_and_larger_prices_stay_fast() -> None:
     assert make_change(cands, 9_999) is not None  # 5 + 2 * 4_997
     evens = [c for c in cands if c.value % 2 == 0]
     assert make_change(evens, 9_999) is None  # proven at once: every coin is even
+
+
+# ----- ChainBook.pick on a real vault ---------------------------------------------------------------------------
+def _vault_book(tmp_path: Any) -> Any:
+    from tests.support.wallet import new_wallet
+
+    wallet = new_wallet(tmp_path / "w")
+    with wallet.vault.tx() as c:
+        c.execute("INSERT INTO brokers VALUES ('b', 'http://127.0.0.1:9', 'b', '00', '{}', 1, 0)")
+    return wallet
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from([1, 2, 5, 10]),  # coin value
+            st.integers(1, 5),  # length
+            st.integers(0, 5),  # position
+            st.sampled_from([None, "shop", "other"]),  # holder
+            st.sampled_from(["ok", "refused", "revoked", "returned", "resync"]),
+        ),
+        max_size=5,
+    ),
+    st.integers(1, 30),
+)
+def test_pick_on_a_vault_skips_what_it_must_and_finds_what_exists(tmp_path_factory: Any, rows: Any, price: int) -> None:
+    import secrets
+
+    from netpay.errors import InsufficientCoins
+    from netpay.money import Money
+    from netpay.traversal import create_chain
+
+    wallet = _vault_book(tmp_path_factory.mktemp("pick"))
+    try:
+        usable, revoked = [], set()
+        with wallet.vault.tx() as c:
+            for i, (value, length, position, holder, fate) in enumerate(rows):
+                cid = secrets.token_hex(16)
+                _, t = create_chain(bytes.fromhex(cid), length, b"\0" * 32)
+                c.execute(
+                    """INSERT INTO chains (chain_id, broker_id, length, coin_amount, currency, seed, traversal,
+                       position, idempotency_key, request_json, status, holder, needs_resync, created_at)
+                       VALUES (?, 'b', ?, ?, 'EUR', ?, ?, ?, ?, '{}', ?, ?, ?, ?)""",
+                    (cid, length, value, b"\0" * 32, t.to_bytes(), min(position, length), cid,
+                     "returned" if fate == "returned" else "active", holder, int(fate == "resync"), i),
+                )  # fmt: skip
+                if fate == "refused":
+                    wallet.chains.refused(c, cid, "shop", "custody_conflict", "p", 0)
+                elif fate == "revoked":
+                    revoked.add(cid)
+                elif min(position, length) < length:
+                    group = HELD if holder == "shop" else UNHELD if holder is None else OTHER
+                    usable.append(Candidate(cid, value, length - min(position, length), group))
+        want = _brute(usable, price, 8)
+        try:
+            picks = wallet.chains.pick("b", Money(price, "EUR"), "shop", 0, revoked)
+        except InsufficientCoins as exc:
+            assert want is None
+            assert exc.details["reason"] in ("short", "no_exact_change")
+            return
+        assert want is not None
+        by_id = {c.key: c for c in usable}
+        assert all(p.chain_id in by_id and 1 <= p.coins <= by_id[p.chain_id].left for p in picks)
+        assert sum(p.coins * p.coin_value.amount for p in picks) == price
+        assert _cost([(by_id[p.chain_id], p.coins) for p in picks]) == want
+    finally:
+        wallet.close()
