@@ -159,7 +159,7 @@ def test_pick_on_a_vault_skips_what_it_must_and_finds_what_exists(tmp_path_facto
                     wallet.chains.refused(c, cid, "shop", "custody_conflict", "p", 0)
                 elif fate == "revoked":
                     revoked.add(cid)
-                elif min(position, length) < length:
+                elif fate == "ok" and min(position, length) < length:
                     group = HELD if holder == "shop" else UNHELD if holder is None else OTHER
                     usable.append(Candidate(cid, value, length - min(position, length), group))
         want = _brute(usable, price, 8)
