@@ -52,6 +52,11 @@ def create_app(settings: VendorSettings, catalog: Catalog | None = None) -> Fast
             return error_response(NotFound("netpay.js is not installed"))
         return Response(text, media_type="text/javascript", headers={"Cache-Control": "no-cache"})
 
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon() -> Response:
+        return Response((STATIC / "favicon.svg").read_bytes(), media_type="image/svg+xml",
+                        headers={"Cache-Control": "max-age=86400"})  # fmt: skip
+
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> JSONResponse:
         writer = vendor.store.writer
