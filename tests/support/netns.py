@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import pytest
 
-__all__ = ["TestHost", "require_netns", "test_host"]
+__all__ = ["TestHost", "namespace_host", "require_netns"]
 
 
 def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -59,7 +59,7 @@ class TestHost:
 
 
 @contextmanager
-def test_host() -> Iterator[TestHost]:
+def namespace_host() -> Iterator[TestHost]:
     """Make the namespace and veth pair; remove both afterwards (whatever happened)."""
     require_netns()
     tag = secrets.token_hex(3)

@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from netpay.keys import load_or_create_key
 from netpay_web.live import LiveServer, free_port
 from tests.support.broker import RunningBroker
-from tests.support.netns import TestHost, test_host
+from tests.support.netns import TestHost, namespace_host
 from tests.support.vendor import NEWSPAPER
 from vendor_stub.service import key_path
 
@@ -56,7 +56,7 @@ class WebShop:
 @contextmanager
 def web_shop(broker: RunningBroker, tmp: Path) -> Iterator[WebShop]:
     """Namespace, certificates, the broker reachable from it, and the shop process; all gone afterwards."""
-    with test_host() as host:
+    with namespace_host() as host:
         ca = trustme.CA()
         leaf = ca.issue_cert(host.address)
         ca_file, cert, key = tmp / "test-ca.pem", tmp / "shop-cert.pem", tmp / "shop-key.pem"
