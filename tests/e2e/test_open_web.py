@@ -3,8 +3,9 @@ its own network namespace, certificate from a test CA), the real wallet core beh
 
 The page's origin is a secure context in another address space than the wallet, so Chromium's Local Network Access
 rules apply as for a real shop: with the permission granted, Buy completes through the page script; with it denied,
-the page script navigates to the wallet's fallback page and the purchase still completes; with no wallet, the page
-shows the install hint (once).
+the page script navigates to the wallet's fallback page and the purchase still completes; not yet decided, loading
+the page asks nothing of the wallet and a refusal at Buy falls back the same way; with no wallet, the page shows the
+install hint (once).
 """
 
 from __future__ import annotations
@@ -36,6 +37,21 @@ def shop(broker: RunningBroker, tmp_path: Path) -> Iterator[WebShop]:
             yield running
         finally:
             set_ca_file(None)
+
+
+@pytest.fixture
+def wallet_requests(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """``METHOD /path`` of every request that reaches the callback."""
+    seen: list[str] = []
+    original = callback_server.Guard.__call__
+
+    async def record(self: Any, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            seen.append(f"{scope['method']} {scope['path']}")
+        await original(self, scope, receive, send)
+
+    monkeypatch.setattr(callback_server.Guard, "__call__", record)
+    return seen
 
 
 @pytest.fixture
@@ -131,3 +147,28 @@ def test_no_wallet_shows_the_install_hint_once(handoff: CallbackServer, shop: We
         page.wait_for_selector(".np-buy[data-netpay-state='no_wallet']", timeout=10000)
         assert page.is_visible("[data-netpay-hint]") and page.locator("article.paid").count() == 0
         assert page.inner_text("main").count("No NetPay Wallet answered.") == 1
+
+
+def test_lna_not_yet_decided_nothing_reaches_the_wallet_before_buy_and_a_refusal_falls_back(
+    handoff: CallbackServer, shop: WebShop, wallet_requests: list[str]
+) -> None:
+    prompts: list[Prompt] = []
+
+    def answer(prompt: Prompt) -> None:
+        prompts.append(prompt)
+        handoff.coordinator.approve(prompt.prompt_id)
+
+    handoff.coordinator.on_prompt = answer
+    with chromium([f"--ignore-certificate-errors-spki-list={shop.leaf_spki}"]) as browser:
+        _, page = _browser_context(browser, shop, None)
+        _open(page, handoff, f"{shop.origin}/items/{ITEM}")
+        assert page.evaluate("navigator.permissions.query({name: 'loopback-network'}).then(s => s.state)") == "prompt"
+        page.wait_for_load_state("networkidle")
+        # Loading the page asks nothing of the wallet (no permission prompt before a click) and shows no hint.
+        assert wallet_requests == [] and page.is_hidden("[data-netpay-hint]")
+        page.click(".np-buy")  # headless Chromium refuses the prompt it would show here
+        page.wait_for_selector("article.paid", timeout=20000)
+        assert page.url.startswith(f"{shop.origin}/items/{ITEM}?access=")
+        assert page.evaluate("navigator.permissions.query({name: 'loopback-network'}).then(s => s.state)") == "denied"
+    assert wallet_requests[0] == "GET /v1/pay"  # the refused fetch never reached the wallet: the navigation did
+    assert len(prompts) == 1 and prompts[0].navigation
