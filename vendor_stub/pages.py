@@ -120,7 +120,8 @@ def build_pages(vendor: Vendor) -> APIRouter:
         if from_query and grant is not None:
             max_age = (grant.valid_until - now) if grant.valid_until else 365 * 86400
             cookie = "np_pass" if grant.is_pass else _cookie_name(item)
-            resp.set_cookie(cookie, access, max_age=max_age, httponly=True, samesite="lax", path="/")
+            resp.set_cookie(cookie, access, max_age=max_age, httponly=True, samesite="lax", path="/",
+                            secure=secure_cookie)  # fmt: skip
         return resp
 
     @router.get("/earnings", response_class=HTMLResponse)

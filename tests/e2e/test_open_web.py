@@ -102,12 +102,14 @@ def test_lna_granted_buy_completes_through_the_page_script(
 
     handoff.coordinator.on_prompt = answer
     with chromium([f"--ignore-certificate-errors-spki-list={shop.leaf_spki}"]) as browser:
-        _, page = _browser_context(browser, shop, "granted")
+        context, page = _browser_context(browser, shop, "granted")
         _open(page, handoff, f"{shop.origin}/items/{ITEM}")
         assert page.evaluate("netpay.available()") is True
         page.click(".np-buy")
         page.wait_for_selector("article.paid", timeout=20000)
         assert page.url.startswith(f"{shop.origin}/items/{ITEM}?access=")
+        access = [c for c in context.cookies(shop.origin) if c["name"] == f"np_item_{ITEM}"]
+        assert len(access) == 1 and access[0]["secure"] and access[0]["httpOnly"]  # an HTTPS shop's cookie is Secure
     assert len(prompts) == 1
     assert prompts[0].origin == shop.origin and not prompts[0].navigation
     assert prompts[0].vendor_name == "Daily Planet"

@@ -8,12 +8,20 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trustme
 
 from netpay.errors import Forbidden, MalformedMessage, PeerUnavailable
+from netpay.keys import load_or_create_key
+from netpay.messages import Quote, VendorCertificate
+from netpay.signed import Signed
 from netpay_web.live import free_port
+from tests.support.broker import RunningBroker
+from tests.support.vendor import start_vendor
+from tests.support.wallet import quote_for
+from vendor_stub.service import key_path
 from wallet_app.clients import BrokerClient, VendorClient
 from wallet_app.clients.http import set_ca_file, shared_session
 from wallet_app.clients.policy import is_loopback_host, require_secure_url
@@ -122,3 +130,25 @@ def test_server_clis_refuse_half_a_tls_pair(tmp_path: Path) -> None:
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=env)
         assert out.returncode == 2, out.stderr
         assert "tls" in out.stderr.lower() and "Traceback" not in out.stderr
+
+
+def test_a_certified_vendor_on_plain_http_elsewhere_is_refused_before_any_coin_moves(
+    funded_wallet: Any, broker: RunningBroker, tmp_path: Path
+) -> None:
+    """A trusted broker certified a shop at http://shop.example: the wallet refuses its quote at the check, so no
+    spend is journalled and no payword is sent over an unencrypted network path."""
+    data = tmp_path / "plain-shop"
+    broker.register_vendor("plain-shop", load_or_create_key(key_path(data)), api_url="http://shop.example")
+    shop = start_vendor(broker, data, vendor_id="plain-shop", register=False, public_url="http://shop.example")
+    try:
+        before = funded_wallet.balance()
+        quote, cert = quote_for(shop.url, "harbour-bridge-reopens")
+        with pytest.raises(Forbidden) as err:
+            funded_wallet.check_quote(quote, cert, None)
+        assert err.value.details["reason"] == "insecure_url"
+        with pytest.raises(Forbidden):
+            funded_wallet.pay_quote(Signed.from_wire(quote, Quote), Signed.from_wire(cert, VendorCertificate), None,
+                                    "prompt")  # fmt: skip
+        assert funded_wallet.balance() == before and shop.vendor.store.one("SELECT COUNT(*) AS n FROM spends")["n"] == 0
+    finally:
+        shop.stop()
