@@ -19,6 +19,14 @@
  *          or the wallet's stable error code (locked, rate_limited, forbidden, quote_paid, ...)
  *        If the browser blocks page-to-wallet requests, buy() navigates to the wallet's fallback page instead
  *        (GET /v1/pay?quote_url=...&item=...), which redirects back to the item when paid.
+ *   netpay.itemLink(itemUrl, token)    -> string             itemUrl with ?access=TOKEN
+ *   netpay.bind(root?)                 binds every .np-buy button (done automatically when the page loads)
+ *   netpay.config                      {walletUrl, pollMs, helloTimeoutMs, waitMs}
+ *
+ * Buttons:  <button class="np-buy" data-netpay-item="ITEM_ID" data-netpay-quote-url="/v1/quotes">Buy</button>
+ * Hint:     <div class="np-hint" data-netpay-hint hidden>How to install and start NetPay Wallet…</div>
+ * A bound button gets data-netpay-state = waiting | paid | <error code>, and fires a "netpay:state" event.
+ * On success the page opens itemUrl?access=TOKEN.
  *
  * Local Network Access (Chromium 142+): a page that is not itself on this computer (a shop on the web) may only
  * fetch from the wallet on 127.0.0.1 with the user's permission ("loopback-network", asked once per site). Every
@@ -29,14 +37,6 @@
  *            Buy asks, and if the user then refuses, Buy uses the navigation fallback
  *   denied   Buy goes straight to the navigation fallback (a top-level navigation is not gated by LNA); the page
  *            cannot tell "no wallet" from "refused", so it shows no install hint then
- *   netpay.itemLink(itemUrl, token)    -> string             itemUrl with ?access=TOKEN
- *   netpay.bind(root?)                 binds every .np-buy button (done automatically when the page loads)
- *   netpay.config                      {walletUrl, pollMs, helloTimeoutMs, waitMs}
- *
- * Buttons:  <button class="np-buy" data-netpay-item="ITEM_ID" data-netpay-quote-url="/v1/quotes">Buy</button>
- * Hint:     <div class="np-hint" data-netpay-hint hidden>How to install and start NetPay Wallet…</div>
- * A bound button gets data-netpay-state = waiting | paid | <error code>, and fires a "netpay:state" event.
- * On success the page opens itemUrl?access=TOKEN.
  */
 (function (window, document) {
   "use strict";
