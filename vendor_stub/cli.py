@@ -102,6 +102,9 @@ def _serve(args: argparse.Namespace) -> int:
         host=args.host, port=args.port, vendor_id=args.vendor_id, public_url=args.public_url,
         broker_public_key=args.broker_key, tls=tls is not None, publisher_token=args.publisher_token,
     )  # fmt: skip
+    if settings.publisher_token and len(settings.publisher_token) < 8:
+        print("netpay-vendor: --publisher-token must be at least 8 characters", file=sys.stderr)
+        return 2
     app = create_app(settings)
     print(f"netpay-vendor {settings.id} on {settings.base_url}/", flush=True)
     serve(app, args.host, args.port, tls=tls, log_level=args.log_level)

@@ -126,10 +126,11 @@ def test_server_clis_refuse_half_a_tls_pair(tmp_path: Path) -> None:
         [sys.executable, "-m", "broker_stub.cli", "serve", "--data-dir", str(tmp_path / "b"), "--tls-cert", str(cert)],
         [sys.executable, "-m", "vendor_stub.cli", "serve", "--tls-cert", str(cert), "--tls-key", str(tmp_path / "no")],
         [sys.executable, "-m", "vendor_stub.cli", "serve", "--tls-cert", str(cert), "--tls-key", str(cert)],
+        [sys.executable, "-m", "vendor_stub.cli", "serve", "--publisher-token", "short"],
     ):
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=env)
         assert out.returncode == 2, out.stderr
-        assert "tls" in out.stderr.lower() and "Traceback" not in out.stderr
+        assert ("tls" in out.stderr.lower() or "publisher-token" in out.stderr) and "Traceback" not in out.stderr
 
 
 def test_a_certified_vendor_on_plain_http_elsewhere_is_refused_before_any_coin_moves(
