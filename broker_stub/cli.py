@@ -1,7 +1,8 @@
 """``netpay-broker``: serve (default), register-vendor, audit, operator-token.
 
 Flags ``--host``, ``--port``, ``--data-dir`` may also be given as NETPAY_BROKER_HOST / NETPAY_BROKER_PORT /
-NETPAY_BROKER_DATA_DIR (and ``--broker-id``, ``--close-grace`` as NETPAY_BROKER_ID / NETPAY_BROKER_CLOSE_GRACE).
+NETPAY_BROKER_DATA_DIR (and ``--broker-id``, ``--close-grace`` as NETPAY_BROKER_ID / NETPAY_BROKER_CLOSE_GRACE;
+``--tls-cert``/``--tls-key`` as NETPAY_BROKER_TLS_CERT / NETPAY_BROKER_TLS_KEY, which serve HTTPS).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from netpay.errors import NetPayError
+from netpay_web.serve import LOG_LEVELS, TlsConfigError, check_tls_files, serve
 
 __all__ = ["main"]
 
@@ -31,37 +33,66 @@ def _common(p: argparse.ArgumentParser) -> None:
         default=Path(_env("DATA_DIR", "broker-data") or "broker-data"),
         help="directory for the database, key and operator token (env NETPAY_BROKER_DATA_DIR)",
     )
-    p.add_argument("--broker-id", default=_env("ID"), help="broker id on first start (env NETPAY_BROKER_ID)")
+    p.add_argument(
+        "--broker-id",
+        default=_env("ID"),
+        help="broker id on first start; none: made from the key fingerprint (env NETPAY_BROKER_ID)",
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="netpay-broker", description="NetPay reference broker")
+    fmt = argparse.ArgumentDefaultsHelpFormatter
+    parser = argparse.ArgumentParser(prog="netpay-broker", description="NetPay reference broker", formatter_class=fmt)
     sub = parser.add_subparsers(dest="command")
-    serve = sub.add_parser("serve", help="run the HTTP server (default)")
+    serve = sub.add_parser("serve", help="run the HTTP(S) server (default)", formatter_class=fmt)
     _common(serve)
-    serve.add_argument("--host", default=_env("HOST", "127.0.0.1"), help="env NETPAY_BROKER_HOST")
-    serve.add_argument("--port", type=int, default=int(_env("PORT", "8100") or 8100), help="env NETPAY_BROKER_PORT")
-    serve.add_argument("--public-url", default=_env("PUBLIC_URL"), help="base URL (env NETPAY_BROKER_PUBLIC_URL)")
+    serve.add_argument(
+        "--host", default=_env("HOST", "127.0.0.1"), help="address to listen on (env NETPAY_BROKER_HOST)"
+    )
+    serve.add_argument(
+        "--port", type=int, default=int(_env("PORT", "8100") or 8100), help="port to listen on (env NETPAY_BROKER_PORT)"
+    )
+    serve.add_argument(
+        "--public-url",
+        default=_env("PUBLIC_URL"),
+        help="base URL others reach the broker at; none: http(s)://HOST:PORT (env NETPAY_BROKER_PUBLIC_URL)",
+    )
+    serve.add_argument(
+        "--tls-cert",
+        default=_env("TLS_CERT"),
+        help="PEM certificate (chain) to serve HTTPS; none: plain HTTP (env NETPAY_BROKER_TLS_CERT)",
+    )
+    serve.add_argument(
+        "--tls-key", default=_env("TLS_KEY"), help="PEM private key of --tls-cert (env NETPAY_BROKER_TLS_KEY)"
+    )
+    serve.add_argument(
+        "--log-level",
+        default=_env("LOG_LEVEL", "info"),
+        choices=LOG_LEVELS,
+        help="request and event log level (env NETPAY_BROKER_LOG_LEVEL)",
+    )
     serve.add_argument(
         "--close-grace",
         type=int,
         default=int(_env("CLOSE_GRACE", "300") or 300),
         help="seconds a closing chain waits for its custodian (env NETPAY_BROKER_CLOSE_GRACE)",
     )
-    reg = sub.add_parser("register-vendor", help="register a vendor and print its certificate JSON")
+    reg = sub.add_parser(
+        "register-vendor", help="register a vendor and print its certificate JSON", formatter_class=fmt
+    )
     _common(reg)
-    reg.add_argument("--vendor-id", required=True)
-    reg.add_argument("--name", required=True)
-    reg.add_argument("--public-key", required=True, help="64 hex digits")
-    reg.add_argument("--origin", action="append", required=True, help="web origin (repeatable)")
-    reg.add_argument("--api-url", required=True)
-    reg.add_argument("--payment-url", required=True)
-    rev = sub.add_parser("revoke-vendor", help="put a vendor on the revocation list")
+    reg.add_argument("--vendor-id", required=True, help="the vendor's id (required)")
+    reg.add_argument("--name", required=True, help="display name the wallet shows customers (required)")
+    reg.add_argument("--public-key", required=True, help="the vendor's Ed25519 public key, 64 hex digits (required)")
+    reg.add_argument("--origin", action="append", required=True, help="web origin of its pages (required, repeatable)")
+    reg.add_argument("--api-url", required=True, help="base URL of the vendor's API (required)")
+    reg.add_argument("--payment-url", required=True, help="URL wallets send payments to (required)")
+    rev = sub.add_parser("revoke-vendor", help="put a vendor on the revocation list", formatter_class=fmt)
     _common(rev)
-    rev.add_argument("--vendor-id", required=True)
-    audit = sub.add_parser("audit", help="print the trial balance; exit 1 if it does not balance")
+    rev.add_argument("--vendor-id", required=True, help="the vendor to revoke (required)")
+    audit = sub.add_parser("audit", help="print the trial balance; exit 1 if it does not balance", formatter_class=fmt)
     _common(audit)
-    tok = sub.add_parser("operator-token", help="print the operator token")
+    tok = sub.add_parser("operator-token", help="print the operator token", formatter_class=fmt)
     _common(tok)
     return parser
 
@@ -74,10 +105,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     from broker_stub.settings import BrokerSettings
 
     if args.command == "serve":
-        import uvicorn
-
         from broker_stub.app import create_app
 
+        try:
+            tls = check_tls_files(args.tls_cert, args.tls_key)
+        except TlsConfigError as exc:
+            print(f"netpay-broker: {exc}", file=sys.stderr)
+            return 2
         settings = BrokerSettings(
             data_dir=args.data_dir,
             host=args.host,
@@ -85,10 +119,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             broker_id=args.broker_id,
             public_url=args.public_url,
             close_grace_s=args.close_grace,
+            tls=tls is not None,
         )
         app = create_app(settings)
-        print(f"netpay-broker {app.state.broker.core.broker_id} on http://{args.host}:{args.port}", flush=True)
-        uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+        print(f"netpay-broker {app.state.broker.core.broker_id} on {settings.base_url}", flush=True)
+        serve(app, args.host, args.port, tls=tls, log_level=args.log_level)
         return 0
 
     from broker_stub.services import Broker

@@ -52,6 +52,8 @@ class BrokerSettings:
     max_body: int = 256 * 1024
     #: Base URL others use to reach this broker (for ``revocation_url``); default http://host:port.
     public_url: str | None = None
+    #: Served over HTTPS (``--tls-cert``/``--tls-key``): the default base URL is https://host:port.
+    tls: bool = False
     clock: Callable[[], int] = field(default=_wall_clock, compare=False)
 
     @property
@@ -68,4 +70,5 @@ class BrokerSettings:
 
     @property
     def base_url(self) -> str:
-        return self.public_url or f"http://{self.host}:{self.port}"
+        scheme = "https" if self.tls else "http"
+        return self.public_url or f"{scheme}://{self.host}:{self.port}"

@@ -27,6 +27,16 @@
  * Hint:     <div class="np-hint" data-netpay-hint hidden>How to install and start NetPay Wallet…</div>
  * A bound button gets data-netpay-state = waiting | paid | <error code>, and fires a "netpay:state" event.
  * On success the page opens itemUrl?access=TOKEN.
+ *
+ * Local Network Access (Chromium 142+): a page that is not itself on this computer (a shop on the web) may only
+ * fetch from the wallet on 127.0.0.1 with the user's permission ("loopback-network", asked once per site). Every
+ * request to the wallet declares targetAddressSpace: "loopback", so the browser asks at the first Buy instead of
+ * failing. The permission outcome decides what Buy does:
+ *   granted (or a browser without LNA, or a page on this computer)  the fetch hand-off above
+ *   prompt   nothing is fetched from the wallet when the page loads (no permission prompt before a click);
+ *            Buy asks, and if the user then refuses, Buy uses the navigation fallback
+ *   denied   Buy goes straight to the navigation fallback (a top-level navigation is not gated by LNA); the page
+ *            cannot tell "no wallet" from "refused", so it shows no install hint then
  */
 (function (window, document) {
   "use strict";
@@ -47,12 +57,31 @@
     return err;
   }
 
+  // Requests to the wallet declare its address space (Local Network Access); browsers without LNA ignore the option.
+  function walletFetch(url, options) {
+    options.targetAddressSpace = "loopback";
+    return window.fetch(url, options);
+  }
+
+  function pageIsLocal() {
+    var h = window.location.hostname;
+    return h === "localhost" || h === "[::1]" || h === "::1" || /^127\./.test(h);
+  }
+
+  // The page's Local Network Access permission: "granted", "prompt", "denied", or "granted" where it does not apply.
+  function lnaState() {
+    if (pageIsLocal() || !navigator.permissions || !navigator.permissions.query) return Promise.resolve("granted");
+    function query(name) { return navigator.permissions.query({ name: name }).then(function (s) { return s.state; }); }
+    return query("loopback-network").catch(function () { return query("local-network-access"); })
+      .catch(function () { return "granted"; });
+  }
+
   function fetchWithTimeout(url, options, ms) {
-    if (typeof AbortController === "undefined") return window.fetch(url, options);
+    if (typeof AbortController === "undefined") return walletFetch(url, options);
     var ctl = new AbortController();
     var timer = setTimeout(function () { ctl.abort(); }, ms);
     options.signal = ctl.signal;
-    return window.fetch(url, options).then(function (resp) {
+    return walletFetch(url, options).then(function (resp) {
       clearTimeout(timer);
       return resp;
     }, function (err) {
@@ -108,7 +137,7 @@
     var deadline = Date.now() + config.waitMs;
     return new Promise(function (resolve, reject) {
       function once() {
-        window.fetch(url, { method: "GET", mode: "cors", cache: "no-store", credentials: "omit" })
+        walletFetch(url, { method: "GET", mode: "cors", cache: "no-store", credentials: "omit" })
           .then(function (resp) {
             return readJson(resp).then(function (body) {
               if (!resp.ok) throw errorFromBody(body, resp.status);
@@ -151,11 +180,18 @@
     var itemId = options && options.itemId;
     var quoteUrl = (options && options.quoteUrl) || "/v1/quotes";
     if (!itemId) return Promise.reject(netpayError("malformed", "itemId is required"));
-    return available().then(function (ok) {
+    return lnaState().then(function (state) {
+      if (state === "denied") return fallback(itemId, quoteUrl); // the browser will not let the page reach the wallet
+      return available().then(function (ok) {
+        if (ok) return true;
+        // Unanswered: no wallet, or the user just refused the permission prompt (then navigate instead).
+        return lnaState().then(function (after) { return after === "denied" ? fallback(itemId, quoteUrl) : false; });
+      });
+    }).then(function (ok) {
       if (!ok) throw netpayError("no_wallet", "no NetPay Wallet is running on this computer");
       return getQuote(itemId, quoteUrl);
     }).then(function (offer) {
-      return window.fetch(config.walletUrl + "/v1/purchase", {
+      return walletFetch(config.walletUrl + "/v1/purchase", {
         method: "POST",
         mode: "cors",
         cache: "no-store",
@@ -183,6 +219,7 @@
   function showHint(show) {
     var hints = document.querySelectorAll("[data-netpay-hint]");
     for (var i = 0; i < hints.length; i++) hints[i].hidden = !show;
+    return hints.length > 0;
   }
 
   var MESSAGES = {
@@ -225,7 +262,8 @@
     }, function (err) {
       button.disabled = false;
       var code = (err && err.code) || "failed";
-      if (code === "no_wallet") showHint(true);
+      // With an install hint on the page, the hint says it; the status line does not repeat it.
+      if (code === "no_wallet" && showHint(true)) return setState(button, code, "");
       // The wallet's own words first for missing coins: they say which coins to buy (and name no balance).
       var own = code === "insufficient_coins" && err && err.message !== code ? err.message : null;
       setState(button, code, own || MESSAGES[code] || (err && err.message) || "The purchase did not go through.");
@@ -244,7 +282,10 @@
   function start() {
     bind(document);
     if (document.querySelector(".np-buy")) {
-      available().then(function (ok) { if (!ok) showHint(true); });
+      // Probe only where it cannot raise a permission prompt before the customer pressed Buy.
+      lnaState().then(function (state) {
+        if (state === "granted") available().then(function (ok) { if (!ok) showHint(true); });
+      });
     }
   }
 

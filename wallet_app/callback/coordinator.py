@@ -48,6 +48,8 @@ from wallet_app.callback.origins import OriginRegistry, normalize_origin, origin
 from wallet_app.callback.port import PaidResult, WalletPort
 from wallet_app.callback.prompts import Prompt
 from wallet_app.callback.uri import parse_netpay_uri
+from wallet_app.clients.http import shared_session
+from wallet_app.clients.policy import require_secure_url
 from wallet_app.services.signatures import SIGNATURES
 
 __all__ = ["Offer", "PurchaseCoordinator"]
@@ -341,8 +343,9 @@ class PurchaseCoordinator:
         if origin is None or not quote_url.startswith(("http://", "https://")):
             raise MalformedMessage("quote_url must be an absolute http(s) URL", field="quote_url")
         self.registry.require(origin)
+        require_secure_url(quote_url, "vendor")
         try:
-            resp = requests.post(quote_url, json={"item_id": item_id}, timeout=timeout, allow_redirects=False)
+            resp = shared_session().post(quote_url, json={"item_id": item_id}, timeout=timeout, allow_redirects=False)
         except requests.RequestException as exc:
             raise PeerUnavailable(f"the vendor could not be reached: {type(exc).__name__}") from None
         if resp.status_code != 200 or len(resp.content) > 64 * 1024:
