@@ -53,6 +53,16 @@ WARMUP = 3
 #: Injected into every page: when a click happened and when this page's text was painted, on Chromium's clock.
 TIMING_SCRIPT = """
 (() => {
+  // requests in flight, so a round starts on a settled page (the script's checks at load have answered)
+  const realFetch = window.fetch;
+  window.__npInflight = 0;
+  window.fetch = function () {
+    window.__npInflight++;
+    const done = () => { window.__npInflight--; };
+    const answer = realFetch.apply(this, arguments);
+    answer.then(done, done);
+    return answer;
+  };
   document.addEventListener("click", (e) => {
     try { sessionStorage.setItem("npbench.click", String(performance.timeOrigin + e.timeStamp)); } catch (_) {}
   }, true);
@@ -167,7 +177,8 @@ def _ready(page: Any, shop_url: str, item: str) -> None:
     page.context.clear_cookies()
     page.goto(f"{shop_url}/items/{item}")
     page.wait_for_selector(".np-buy[data-netpay-bound]")
-    page.evaluate("netpay.available()")  # the script's own check at load has answered by now too
+    page.evaluate("netpay.available()")  # the script's own check at load has answered by now too ...
+    page.wait_for_function("window.__npInflight === 0")  # ... and whatever it asked next
     page.evaluate("sessionStorage.removeItem('npbench.click')")
 
 

@@ -37,6 +37,7 @@
     walletUrl: (script && script.getAttribute("data-wallet-url")) || preset.walletUrl || "http://127.0.0.1:8765",
     pollMs: 400,
     helloTimeoutMs: 1500,
+    earlyQuoteMs: 2 * 60 * 1000,
     waitMs: 10 * 60 * 1000
   };
 
@@ -140,21 +141,73 @@
     return a.href;
   }
 
-  function fallback(itemId, quoteUrl) {
-    var target = config.walletUrl + "/v1/pay?quote_url=" + encodeURIComponent(absolute(quoteUrl)) +
-      "&item=" + encodeURIComponent(itemId);
+  function base64url(text) {
+    return window.btoa(unescape(encodeURIComponent(text))).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+  }
+
+  // With the offer the page already holds, the wallet need not ask the vendor for another quote first.
+  function fallback(itemId, quoteUrl, offer) {
+    var target = offer
+      ? config.walletUrl + "/v1/pay?offer=" + base64url(JSON.stringify(offer)) +
+        "&origin=" + encodeURIComponent(window.location.origin)
+      : config.walletUrl + "/v1/pay?quote_url=" + encodeURIComponent(absolute(quoteUrl)) +
+        "&item=" + encodeURIComponent(itemId);
     window.location.assign(target);
     return new Promise(function () {}); // the page is going away
+  }
+
+  // Quotes asked for when the page loaded (a wallet answered), for the page's Buy buttons: "itemId quoteUrl" ->
+  // {offer: Promise, at: ms}. Each is used once, and only while it has well over a minute left.
+  var early = {};
+
+  function prefetch(itemId, quoteUrl) {
+    var offer = getQuote(itemId, quoteUrl);
+    offer.catch(function () {}); // a failed early quote is simply asked for again on the click
+    early[itemId + " " + quoteUrl] = { offer: offer, at: Date.now() };
+  }
+
+  function takeEarly(itemId, quoteUrl) {
+    var key = itemId + " " + quoteUrl;
+    var found = early[key];
+    delete early[key];
+    if (!found) return null;
+    return found.offer.then(function (offer) {
+      var body = offer.quote.body || {};
+      var lifeMs = ((body.expires_at - body.issued_at) || 0) * 1000;
+      if (Date.now() - found.at > Math.min(lifeMs - 60000, config.earlyQuoteMs)) return getQuote(itemId, quoteUrl);
+      return offer;
+    }, function () {
+      return getQuote(itemId, quoteUrl);
+    });
+  }
+
+  // What a purchase needs before it is handed to the wallet: a wallet that said hello, and the vendor's quote.
+  // With a quote from page load (asked for after a hello) nothing is waited for; otherwise hello, then quote.
+  function prepare(itemId, quoteUrl) {
+    var ready = takeEarly(itemId, quoteUrl);
+    if (ready) return ready.then(function (offer) { return { offer: offer, helloAtLoad: true }; });
+    return available().then(function (ok) {
+      if (!ok) throw netpayError("no_wallet", "no NetPay Wallet is running on this computer");
+      return getQuote(itemId, quoteUrl);
+    }).then(function (offer) { return { offer: offer, helloAtLoad: false }; });
+  }
+
+  // The purchase request did not reach the wallet. Its hello at page load may be stale: ask again. A wallet that
+  // answers means the browser blocked the request (use the navigation fallback); none means no wallet.
+  function unreached(itemId, quoteUrl, ready) {
+    if (!ready.helloAtLoad) return fallback(itemId, quoteUrl, ready.offer);
+    return available().then(function (ok) {
+      if (!ok) throw netpayError("no_wallet", "no NetPay Wallet is running on this computer");
+      return fallback(itemId, quoteUrl, ready.offer);
+    });
   }
 
   function buy(options) {
     var itemId = options && options.itemId;
     var quoteUrl = (options && options.quoteUrl) || "/v1/quotes";
     if (!itemId) return Promise.reject(netpayError("malformed", "itemId is required"));
-    return available().then(function (ok) {
-      if (!ok) throw netpayError("no_wallet", "no NetPay Wallet is running on this computer");
-      return getQuote(itemId, quoteUrl);
-    }).then(function (offer) {
+    return prepare(itemId, quoteUrl).then(function (ready) {
+      var offer = ready.offer;
       return window.fetch(config.walletUrl + "/v1/purchase", {
         method: "POST",
         mode: "cors",
@@ -170,8 +223,7 @@
           throw netpayError("failed", "unexpected answer from the wallet");
         });
       }, function () {
-        // The wallet said hello but the browser blocked the purchase request: use the navigation fallback.
-        return fallback(itemId, quoteUrl);
+        return unreached(itemId, quoteUrl, ready);
       });
     });
   }
@@ -241,8 +293,16 @@
 
   function start() {
     bind(document);
-    if (document.querySelector(".np-buy")) {
-      available().then(function (ok) { if (!ok) showHint(true); });
+    var buttons = document.querySelectorAll(".np-buy[data-netpay-item]");
+    if (buttons.length) {
+      available().then(function (ok) {
+        if (!ok) return showHint(true);
+        // A wallet is there: ask for the quotes now, so a click hands one over at once (a few buttons at most).
+        for (var i = 0; i < buttons.length && i < 4; i++) {
+          prefetch(buttons[i].getAttribute("data-netpay-item"),
+            buttons[i].getAttribute("data-netpay-quote-url") || "/v1/quotes");
+        }
+      });
     }
   }
 
