@@ -56,9 +56,11 @@ TIMING_SCRIPT = """
   // requests in flight, so a round starts on a settled page (the script's checks at load have answered)
   const realFetch = window.fetch;
   window.__npInflight = 0;
-  window.fetch = function () {
+  window.__npQuotes = 0;
+  window.fetch = function (url) {
     window.__npInflight++;
-    const done = () => { window.__npInflight--; };
+    const quote = String(url).endsWith("/v1/quotes");
+    const done = () => { window.__npInflight--; if (quote) window.__npQuotes++; };
     const answer = realFetch.apply(this, arguments);
     answer.then(done, done);
     return answer;
@@ -177,8 +179,8 @@ def _ready(page: Any, shop_url: str, item: str) -> None:
     page.context.clear_cookies()
     page.goto(f"{shop_url}/items/{item}")
     page.wait_for_selector(".np-buy[data-netpay-bound]")
-    page.evaluate("netpay.available()")  # the script's own check at load has answered by now too ...
-    page.wait_for_function("window.__npInflight === 0")  # ... and whatever it asked next
+    # the script's own hello at load and the quote it then asks for, once the page is shown, have answered
+    page.wait_for_function("window.__npQuotes > 0 && window.__npInflight === 0")
     page.evaluate("sessionStorage.removeItem('npbench.click')")
 
 

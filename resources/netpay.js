@@ -8,8 +8,9 @@
  * API (window.netpay):
  *   netpay.available()                 -> Promise<boolean>   true when a wallet answers GET /v1/hello
  *   netpay.buy({itemId, quoteUrl})     -> Promise<{accessToken, itemUrl, validUntil}>
- *        Fetches a signed quote from the vendor (POST quoteUrl {"item_id"}), hands it to the wallet
- *        (POST /v1/purchase), waits for the customer's answer (GET /v1/purchase/{id}?token=) and resolves when paid.
+ *        Takes the quote asked for when the page loaded, or fetches a signed quote from the vendor (POST quoteUrl
+ *        {"item_id"}) after a hello, hands it to the wallet (POST /v1/purchase), waits for the customer's answer
+ *        (GET /v1/purchase/{id}?token=) and resolves when paid.
  *        Rejects with an Error whose .code is:
  *          no_wallet     no wallet answered (show how to install/start one)
  *          declined      the customer said no
@@ -18,10 +19,12 @@
  *          quote_failed  the vendor gave no quote
  *          or the wallet's stable error code (locked, rate_limited, forbidden, quote_paid, ...)
  *        If the browser blocks page-to-wallet requests, buy() navigates to the wallet's fallback page instead
- *        (GET /v1/pay?quote_url=...&item=...), which redirects back to the item when paid.
+ *        (GET /v1/pay?offer=...&origin=..., with the offer it holds), which redirects back to the item when paid.
+ *   On load, a page with Buy buttons asks GET /v1/hello and, when a wallet answers, a quote for each of its first
+ *   four buttons, so that a click has nothing to wait for (each used once, while fresh: config.earlyQuoteMs).
  *   netpay.itemLink(itemUrl, token)    -> string             itemUrl with ?access=TOKEN
  *   netpay.bind(root?)                 binds every .np-buy button (done automatically when the page loads)
- *   netpay.config                      {walletUrl, pollMs, helloTimeoutMs, waitMs}
+ *   netpay.config                      {walletUrl, pollMs, helloTimeoutMs, earlyQuoteMs, waitMs}
  *
  * Buttons:  <button class="np-buy" data-netpay-item="ITEM_ID" data-netpay-quote-url="/v1/quotes">Buy</button>
  * Hint:     <div class="np-hint" data-netpay-hint hidden>How to install and start NetPay Wallet…</div>
@@ -208,10 +211,11 @@
     if (!itemId) return Promise.reject(netpayError("malformed", "itemId is required"));
     return prepare(itemId, quoteUrl).then(function (ready) {
       var offer = ready.offer;
+      // No cache mode: a POST's answer is never cached anyway, and "no-store" would also make Chromium skip its
+      // CORS preflight cache, costing every purchase a preflight round trip to the wallet.
       return window.fetch(config.walletUrl + "/v1/purchase", {
         method: "POST",
         mode: "cors",
-        cache: "no-store",
         credentials: "omit",
         headers: { "Content-Type": "application/json" },
         body: JSON.stringify(offer)
@@ -291,17 +295,30 @@
     }
   }
 
+  // After the load event, when the browser has nothing else to do (or within a second).
+  function whenIdle(fn) {
+    function idle() {
+      if (window.requestIdleCallback) window.requestIdleCallback(fn, { timeout: 1000 });
+      else setTimeout(fn, 50);
+    }
+    if (document.readyState === "complete") idle();
+    else window.addEventListener("load", idle);
+  }
+
   function start() {
     bind(document);
     var buttons = document.querySelectorAll(".np-buy[data-netpay-item]");
     if (buttons.length) {
       available().then(function (ok) {
         if (!ok) return showHint(true);
-        // A wallet is there: ask for the quotes now, so a click hands one over at once (a few buttons at most).
-        for (var i = 0; i < buttons.length && i < 4; i++) {
-          prefetch(buttons[i].getAttribute("data-netpay-item"),
-            buttons[i].getAttribute("data-netpay-quote-url") || "/v1/quotes");
-        }
+        // A wallet is there: ask for the quotes once the page is shown, so a click hands one over at once (a few
+        // buttons at most). Not before: the page's own first paint comes first.
+        whenIdle(function () {
+          for (var i = 0; i < buttons.length && i < 4; i++) {
+            prefetch(buttons[i].getAttribute("data-netpay-item"),
+              buttons[i].getAttribute("data-netpay-quote-url") || "/v1/quotes");
+          }
+        });
       });
     }
   }
