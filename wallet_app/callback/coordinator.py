@@ -55,6 +55,7 @@ __all__ = ["Offer", "PurchaseCoordinator"]
 log = logging.getLogger(__name__)
 
 _KEEP_FINISHED_S = 900  # how long a finished purchase can still be polled
+MAX_HELD = 2  # waiting-page requests held open at once per purchase (navigation fallback)
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,7 @@ class _Purchase:
     result: PaidResult | None = None
     error: NetPayError | None = None
     finished_at: float | None = None
+    holding: int = 0  # waiting-page requests held open for this purchase right now
 
 
 class PurchaseCoordinator:
@@ -279,18 +281,26 @@ class PurchaseCoordinator:
 
         While the payment is being made (``paying``) it waits up to ``hold_paying_s`` for the outcome, and while
         the customer has not answered (``pending``) up to ``hold_pending_s``, so the browser moves on the moment
-        the purchase is paid instead of at its page's next reload. Holding changes nothing."""
+        the purchase is paid instead of at its page's next reload. At most ``MAX_HELD`` requests per purchase are
+        held at once (more are answered at once), so a page cannot tie up the callback's threads. Holding changes
+        nothing."""
         purchase = self._find(prompt_id, token)
         started = time.monotonic()
         with self._changed:
-            while True:
-                self._expire_locked()
-                status = purchase.prompt.status
-                hold = hold_paying_s if status == "paying" else hold_pending_s if status == "pending" else 0.0
-                left = started + hold - time.monotonic()
-                if left <= 0:
-                    break
-                self._changed.wait(left)
+            if purchase.holding >= MAX_HELD:
+                hold_pending_s = hold_paying_s = 0.0
+            purchase.holding += 1
+            try:
+                while True:
+                    self._expire_locked()
+                    status = purchase.prompt.status
+                    hold = hold_paying_s if status == "paying" else hold_pending_s if status == "pending" else 0.0
+                    left = started + hold - time.monotonic()
+                    if left <= 0:
+                        break
+                    self._changed.wait(left)
+            finally:
+                purchase.holding -= 1
             prompt = purchase.prompt
             answer = self._status_json(purchase)
             target = None
