@@ -18,7 +18,9 @@ listener in the clicked page) to the ``renderTime`` of the Element Timing entry 
 "item-text"`` on the article's first paragraph, or the teaser's), both as ``performance.timeOrigin +`` their value,
 so both ends are Chromium's own clock and neither includes Playwright's round trips (its click actionability checks
 come before the event, its polling after the paint). Both sides end with the same kind of same-origin navigation to
-the same page template; the only difference is what the click starts.
+the same page template; the only difference is what the click starts. A round starts when the page has settled (the
+page script's hello at load and the quote it then asks for have answered), as a reader who reads before clicking
+finds it; the free page runs the same script at load, after its text is painted.
 
 ``paid_click_ratio`` = median(paid) / median(free), target ≤ 1.5 (the aim is 1.2); ``paid_click_fallback_ratio`` =
 median(fallback) / median(free), a report. Also ``paid_click_ms``, ``free_click_ms``, ``paid_click_fallback_ms``.
