@@ -84,7 +84,8 @@ def test_every_library_comes_from_a_listed_package_or_its_dependencies() -> None
     _require("ldd")
     _require("dpkg-query")
     table = _table()
-    listed = set(subprocess.run(["bash", str(SCRIPT), "--list"], capture_output=True, text=True, check=True).stdout.split())
+    script = subprocess.run(["bash", str(SCRIPT), "--list"], capture_output=True, text=True, check=True)
+    listed = set(script.stdout.split())
     assert set(table.values()) <= listed
     libs: dict[str, str | None] = {}
     for f in _xcb_files():
@@ -111,7 +112,7 @@ def test_every_library_comes_from_a_listed_package_or_its_dependencies() -> None
     deps: dict[str, set[str]] = {}
     essential: set[str] = set()
     for line in status.splitlines():
-        name, ess, rest = (line.split("\t") + ["", ""])[:3]
+        name, ess, rest = [*line.split("\t"), "", ""][:3]
         if ess == "yes":
             essential.add(name)
         alternatives = (alt.split("|")[0] for alt in rest.split(","))

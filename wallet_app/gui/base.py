@@ -33,7 +33,7 @@ class WorkDialog(QDialog):
     ) -> None:
         super().__init__(parent)
         self.bridge = bridge
-        self.setWindowTitle(title + " — NetPay")
+        self.setWindowTitle(title)  # the platform adds " — NetPay Wallet" (the application display name)
         self.setWindowIcon(icon("app"))
         self.setMinimumWidth(480)
         self.outer = QVBoxLayout(self)

@@ -52,7 +52,7 @@ class PurchasePrompt(QDialog):
         self.prompt = prompt
         self._decided = False
         self.setObjectName("PurchasePrompt")
-        self.setWindowTitle(self.tr("Confirm purchase — NetPay"))
+        self.setWindowTitle(self.tr("Confirm purchase"))
         self.setWindowIcon(icon("app"))
         self.setWindowFlag(Qt.WindowType.WindowStaysOnTopHint, True)
         self.setFixedWidth(500)
