@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
 from wallet_app.gui.bridge import Bridge
 from wallet_app.gui.errors import describe
 from wallet_app.gui.theme import icon
-from wallet_app.gui.widgets import banner, heading, muted
+from wallet_app.gui.widgets import banner, fit_height, heading, muted
 
 __all__ = ["WorkDialog"]
 
@@ -141,10 +141,12 @@ class WorkDialog(QDialog):
     def show_error(self, text: str) -> None:
         self.error.setText(text)
         self.error.show()
+        fit_height(self)
 
     def show_success(self, text: str) -> None:
         self.success.setText(text)
         self.success.show()
+        fit_height(self)
 
     def reject(self) -> None:
         if not self.working:

@@ -286,11 +286,11 @@ class ReturnChainDialog(WorkDialog):
 
     def done_ok(self, result: Any) -> None:
         self.refund = result
-        self.show_success(self.tr("Refund of %1 credited to your broker account.").replace("%1", result.format()))
         self.action_button.hide()
         self.cancel_button.setText(self.tr("Close"))
         self.cancel_button.clicked.disconnect()
         self.cancel_button.clicked.connect(self.accept)
+        self.show_success(self.tr("Refund of %1 credited to your broker account.").replace("%1", result.format()))
 
 
 class ReceiptDialog(WorkDialog):
