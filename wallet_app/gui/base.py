@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QEvent, QObject, Qt
 from PySide6.QtWidgets import (
     QDialog,
     QFormLayout,
@@ -52,6 +52,8 @@ class WorkDialog(QDialog):
         self.success = banner("Success")
         self.outer.addWidget(self.error)
         self.outer.addWidget(self.success)
+        for message in (self.error, self.success):
+            message.installEventFilter(self)  # the dialog fits each message as it appears or goes
         self.status = muted("")
         self.status.hide()
         self.progress = QProgressBar()
@@ -138,15 +140,18 @@ class WorkDialog(QDialog):
     def explain(self, exc: BaseException) -> str:
         return describe(exc)
 
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if watched in (self.error, self.success) and event.type() in (QEvent.Type.Show, QEvent.Type.Hide):
+            fit_height(self)
+        return False
+
     def show_error(self, text: str) -> None:
         self.error.setText(text)
         self.error.show()
-        fit_height(self)
 
     def show_success(self, text: str) -> None:
         self.success.setText(text)
         self.success.show()
-        fit_height(self)
 
     def reject(self) -> None:
         if not self.working:

@@ -54,16 +54,18 @@ def banner(kind: str = "Error") -> QLabel:
 
 
 def fit_height(window: QWidget) -> None:
-    """Make ``window`` tall enough for its layout at its current width, and no shorter than that.
+    """Give ``window`` the height its layout needs at its current width (growing or shrinking), and no less.
 
     Qt sizes a window from its layout's minimum size, which ignores height-for-width: a word-wrapped message shown
-    after the window opened (an error, a success) was cut to one line and squeezed the rows above it."""
+    after the window opened (an error, a success) was cut to one line and squeezed the rows above it; and once the
+    message is hidden again, the space it took is given back."""
     layout = window.layout()
     if layout is None:
         return
+    layout.invalidate()
     layout.activate()
     width = window.width()
     need = layout.totalHeightForWidth(width) if layout.hasHeightForWidth() else layout.totalSizeHint().height()
     window.setMinimumHeight(need)
-    if window.height() < need:
+    if window.height() != need:
         window.resize(width, need)

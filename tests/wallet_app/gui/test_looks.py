@@ -58,6 +58,9 @@ def test_unlock_messages_show_in_full(qtbot, gui_wallet):
     _uncut(dialog.error)
     assert dialog.error.heightForWidth(dialog.error.width()) > dialog.error.fontMetrics().height() * 2  # 2 lines
     _save(dialog, "unlock-wrong")
+    tall = dialog.height()
+    dialog.error.hide()  # and the space goes when the message goes
+    assert dialog.height() < tall - dialog.error.fontMetrics().height()
 
 
 def test_return_dialog_keeps_its_rows_after_the_refund(qtbot, gui_wallet):
