@@ -40,7 +40,12 @@ if command -v dpkg-query >/dev/null; then
   else
     echo "note: missing system packages: ${missing[*]}" >&2
     echo "      install them with: sudo apt-get install ${missing[*]}" >&2
-    echo "      (without the libxcb/libxkbcommon ones the wallet cannot open a window on an X display)" >&2
+    for p in "${missing[@]}"; do
+      if printf '%s\n' "${qt_xcb[@]}" | grep -qx "$p"; then
+        echo "      (without $p and the other Qt xcb libraries the wallet cannot open a window on an X display)" >&2
+        break
+      fi
+    done
   fi
   exit 0
 fi
