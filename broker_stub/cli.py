@@ -1,7 +1,9 @@
 """``netpay-broker``: serve (default), register-vendor, audit, operator-token.
 
 Flags ``--host``, ``--port``, ``--data-dir`` may also be given as NETPAY_BROKER_HOST / NETPAY_BROKER_PORT /
-NETPAY_BROKER_DATA_DIR (and ``--broker-id``, ``--close-grace`` as NETPAY_BROKER_ID / NETPAY_BROKER_CLOSE_GRACE).
+NETPAY_BROKER_DATA_DIR (and ``--broker-id``, ``--close-grace``, ``--database`` as NETPAY_BROKER_ID /
+NETPAY_BROKER_CLOSE_GRACE / NETPAY_BROKER_DATABASE). With ``--database postgresql://...`` any number of broker
+processes (``--workers N``, or instances on several ports sharing the data dir's key) serve one broker.
 """
 
 from __future__ import annotations
@@ -32,6 +34,12 @@ def _common(p: argparse.ArgumentParser) -> None:
         help="directory for the database, key and operator token (env NETPAY_BROKER_DATA_DIR)",
     )
     p.add_argument("--broker-id", default=_env("ID"), help="broker id on first start (env NETPAY_BROKER_ID)")
+    p.add_argument(
+        "--database",
+        default=_env("DATABASE"),
+        help="postgresql://... to keep the state in PostgreSQL, shared by every broker process that names it "
+        "(env NETPAY_BROKER_DATABASE); default: a SQLite file in the data dir",
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -85,6 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             broker_id=args.broker_id,
             public_url=args.public_url,
             close_grace_s=args.close_grace,
+            database_url=args.database,
         )
         app = create_app(settings)
         print(f"netpay-broker {app.state.broker.core.broker_id} on http://{args.host}:{args.port}", flush=True)
@@ -93,7 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from broker_stub.services import Broker
 
-    broker = Broker(BrokerSettings(data_dir=args.data_dir, broker_id=args.broker_id))
+    broker = Broker(BrokerSettings(data_dir=args.data_dir, broker_id=args.broker_id, database_url=args.database))
     try:
         if args.command == "operator-token":
             print(broker.core.operator_token)

@@ -38,6 +38,8 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("--vendor-id", default=_env("VENDOR_ID", ""), help="default: a slug of --name")
         sp.add_argument("--public-url", default=_env("PUBLIC_URL", ""), help="default: http://HOST:PORT")
         sp.add_argument("--broker-key", default=_env("BROKER_KEY", ""), help="pin the broker's public key (hex)")
+        sp.add_argument("--database", default=_env("DATABASE", ""),
+                        help="postgresql://... : the shop's state in PostgreSQL, shared by its processes")  # fmt: skip
 
     serve_args(p)
     serve_args(sub.add_parser("serve", help="run the shop (default)"))
@@ -46,6 +48,7 @@ def _parser() -> argparse.ArgumentParser:
     rd = sub.add_parser("redeem", help="send pending earnings to the broker now and print the outcome")
     rd.add_argument("--data-dir", default=_env("DATA_DIR", "vendor-data"))
     rd.add_argument("--broker", default=_env("BROKER", ""), help="default: the broker the shop last ran with")
+    rd.add_argument("--database", default=_env("DATABASE", ""), help="postgresql://... (as the shop runs with)")
     return p
 
 
@@ -57,7 +60,7 @@ def _serve(args: argparse.Namespace) -> int:
     settings = VendorSettings(
         name=args.name, catalog=Path(args.catalog), data_dir=Path(args.data_dir), broker_url=args.broker,
         host=args.host, port=args.port, vendor_id=args.vendor_id, public_url=args.public_url,
-        broker_public_key=args.broker_key,
+        broker_public_key=args.broker_key, database_url=args.database,
     )  # fmt: skip
     app = create_app(settings)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
@@ -72,10 +75,10 @@ def _redeem(args: argparse.Namespace) -> int:
     from vendor_stub.trust import Trust
 
     data = Path(args.data_dir)
-    if not (data / "vendor.sqlite3").exists():
+    if not args.database and not (data / "vendor.sqlite3").exists():
         print(f"no vendor database in {data}", file=sys.stderr)
         return 2
-    store = Store(data / "vendor.sqlite3")
+    store = Store(args.database or data / "vendor.sqlite3")
     try:
         vendor_id = store.get_meta("vendor_id") or ""
         broker = BrokerClient(args.broker or store.get_meta("broker_url") or "http://127.0.0.1:8100")

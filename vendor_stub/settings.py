@@ -39,6 +39,12 @@ class VendorSettings:
     background: bool = True
     max_body: int = 256 * 1024
     netpay_js: Path = DEFAULT_NETPAY_JS
+    #: ``postgresql://...``: keep the shop's state in PostgreSQL, shared by every process of this shop; "" = SQLite.
+    database_url: str = ""
+
+    @property
+    def database(self) -> Path | str:
+        return self.database_url or Path(self.data_dir) / "vendor.sqlite3"
 
     @property
     def id(self) -> str:
