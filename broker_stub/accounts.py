@@ -1,9 +1,11 @@
-"""Customer accounts: registration, password login (argon2id), expiring sessions, balance, statement, top-ups."""
+"""Customer accounts: registration, password login (argon2id), expiring sessions, balance, statement, top-ups and
+cash-outs (the balance paid back to a card that paid in)."""
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import hmac
 import re
 import secrets
 import time
@@ -14,9 +16,17 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from broker_stub import ledger
 from broker_stub.core import BrokerCore, load_idempotent, request_hash, save_idempotent
 from broker_stub.ledger import Leg
-from broker_stub.test_card_processor import Card, charge
+from broker_stub.test_card_processor import Card, charge, credit
 from netpay.encoding import FieldReader
-from netpay.errors import AuthenticationRequired, Conflict, InvalidCredentials, MalformedMessage, SessionExpired
+from netpay.errors import (
+    AuthenticationRequired,
+    Conflict,
+    Forbidden,
+    InsufficientFunds,
+    InvalidCredentials,
+    MalformedMessage,
+    SessionExpired,
+)
 from netpay.money import MAX_AMOUNT, Money
 from netpay_web.db import IntegrityError, lock_keys
 
@@ -150,6 +160,12 @@ class AccountService:
         t = time.gmtime(self.core.now())
         return charge(card, amount, t.tm_year, t.tm_mon)
 
+    def card_hash(self, card: Card) -> str:
+        """A keyed hash of the card number (the key derives from the broker's secret key): recognises a card
+        without storing its number."""
+        key = hashlib.sha256(b"netpay-card-hash\0" + self.core.key.seed()).digest()
+        return hmac.new(key, card.number.encode(), hashlib.sha256).hexdigest()
+
     def topup(self, account_id: str, data: Any, idem_key: str) -> tuple[int, dict[str, Any]]:
         r = FieldReader(data, "body")
         amount = self.parse_amount(r.raw("amount"), "body.amount")
@@ -163,17 +179,19 @@ class AccountService:
                 return stored
             result = self.charge_card(card, amount)
             topup_id = "top_" + secrets.token_hex(8)
-            self.record_topup(c, account_id, topup_id, amount, result.last4, result.charge_id)
+            self.record_topup(c, account_id, topup_id, amount, card, result.charge_id)
             bal = -ledger.balance_of(c, "customer_funds", account_id)
             body = {"topup_id": topup_id, "balance": self.core.money(bal).to_json()}
             save_idempotent(c, account_id, "topup", idem_key, req, 201, body)
         return 201, body
 
-    def record_topup(self, c: Any, account_id: str, topup_id: str, amount: Money, last4: str, charge_id: str) -> None:
+    def record_topup(self, c: Any, account_id: str, topup_id: str, amount: Money, card: Card, charge_id: str) -> None:
         now = self.core.now()
+        last4 = card.last4
         c.execute(
-            "INSERT INTO topups (topup_id, account_id, amount, card_last4, charge_id, created_at) VALUES (?,?,?,?,?,?)",
-            (topup_id, account_id, amount.amount, last4, charge_id, now),
+            "INSERT INTO topups (topup_id, account_id, amount, card_last4, charge_id, created_at, card_hash) "
+            "VALUES (?,?,?,?,?,?,?)",
+            (topup_id, account_id, amount.amount, last4, charge_id, now, self.card_hash(card)),
         )
         ledger.post(
             c,
@@ -183,3 +201,56 @@ class AccountService:
             f"Card payment (test card ending {last4})",
             [Leg("card_clearing", amount.amount), Leg("customer_funds", -amount.amount, account_id)],
         )
+
+    def cashout(self, account_id: str, data: Any, idem_key: str) -> tuple[int, dict[str, Any]]:
+        """Pay ``amount`` of the account balance back to ``card`` through the test card processor.
+
+        Only a card that paid into this account receives money (a stolen session cannot send the balance to the
+        thief's card); the amount may not exceed the balance. One ledger transaction: customer_funds → card_clearing.
+        """
+        r = FieldReader(data, "body")
+        amount = self.parse_amount(r.raw("amount"), "body.amount")
+        card = Card.from_json(r.raw("card"), "body.card")
+        r.done()
+        card_hash = self.card_hash(card)
+        req = request_hash({"amount": amount.to_json(), "card": card_hash, "exp": [card.exp_year, card.exp_month]})
+        with self.core.db.tx() as c:
+            stored = load_idempotent(c, account_id, "cashout", idem_key, req)
+            if stored is not None:
+                return stored
+            if not c.execute(
+                "SELECT 1 FROM topups WHERE account_id = ? AND card_hash = ?", (account_id, card_hash)
+            ).fetchone():
+                raise Forbidden("money is paid back only to a card that paid into this account", field="body.card")
+            balance = -ledger.balance_of(c, "customer_funds", account_id)
+            if amount.amount > balance:
+                raise InsufficientFunds(
+                    "the cash-out is more than the account balance",
+                    balance=self.core.money(balance).to_json(),
+                    requested=amount.to_json(),
+                )
+            t = time.gmtime(self.core.now())
+            result = credit(card, amount, t.tm_year, t.tm_mon)
+            now = self.core.now()
+            cashout_id = "cash_" + secrets.token_hex(8)
+            c.execute(
+                "INSERT INTO cashouts (cashout_id, account_id, amount, card_last4, credit_id, created_at) "
+                "VALUES (?,?,?,?,?,?)",
+                (cashout_id, account_id, amount.amount, card.last4, result.charge_id, now),
+            )
+            ledger.post(
+                c,
+                now,
+                "cashout",
+                cashout_id,
+                f"Paid back to test card ending {card.last4}",
+                [Leg("customer_funds", amount.amount, account_id), Leg("card_clearing", -amount.amount)],
+            )
+            body = {
+                "cashout_id": cashout_id,
+                "amount": amount.to_json(),
+                "card_last4": card.last4,
+                "balance": self.core.money(balance - amount.amount).to_json(),
+            }
+            save_idempotent(c, account_id, "cashout", idem_key, req, 201, body)
+        return 201, body

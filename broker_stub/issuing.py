@@ -1,4 +1,4 @@
-"""Selling coin chains: charge the account (or a card), sign the coin certificate, list an account's chains."""
+"""Selling coin chains: charge the account (a card pays what it lacks), sign the certificate, list the chains."""
 
 from __future__ import annotations
 
@@ -62,12 +62,14 @@ class IssuingService:
             if c.execute("SELECT 1 FROM chains WHERE chain_id = ?", (cid,)).fetchone():
                 raise Conflict("a chain with this chain_id already exists", field="body.chain_id")
             now = self.core.now()
-            if card is not None:
-                result = self.accounts.charge_card(card, face)
-                self.accounts.record_topup(
-                    c, account_id, "top_" + secrets.token_hex(8), face, result.last4, result.charge_id
-                )
             balance = -ledger.balance_of(c, "customer_funds", account_id)
+            from_card = max(0, face.amount - balance) if card is not None else 0
+            if card is not None and from_card:  # the card pays only what the account lacks
+                result = self.accounts.charge_card(card, self.core.money(from_card))
+                self.accounts.record_topup(
+                    c, account_id, "top_" + secrets.token_hex(8), self.core.money(from_card), card, result.charge_id
+                )
+                balance += from_card
             if balance < face.amount:
                 raise InsufficientFunds(
                     "the account balance is too low for this chain",
@@ -111,7 +113,14 @@ class IssuingService:
                 f"{length} coins of {coin_value} (chain {cid[:8]})",
                 [Leg("customer_funds", face.amount, account_id), Leg("coins_outstanding", -face.amount)],
             )
-            body = {"certificate": wire, "balance": self.core.money(balance - face.amount).to_json()}
+            body = {
+                "certificate": wire,
+                "balance": self.core.money(balance - face.amount).to_json(),
+                "paid": {
+                    "account": self.core.money(face.amount - from_card).to_json(),
+                    "card": self.core.money(from_card).to_json(),
+                },
+            }
             save_idempotent(c, account_id, "chains", idem_key, req, 201, body)
         return 201, body
 

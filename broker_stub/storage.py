@@ -80,8 +80,18 @@ CREATE INDEX ledger_by_account ON ledger_entries (account, sub);
 CREATE INDEX ledger_by_txn ON ledger_entries (txn_id);
 """
 
+# Cash-outs: the account balance paid back to a card that paid into the account. ``card_hash`` (a keyed hash of
+# the card number, never the number) lets the broker check that a cash-out goes back to a card that topped up.
+_V2 = """
+ALTER TABLE topups ADD COLUMN card_hash TEXT;
+CREATE TABLE cashouts (
+    cashout_id TEXT PRIMARY KEY, account_id TEXT NOT NULL REFERENCES accounts, amount INTEGER NOT NULL,
+    card_last4 TEXT NOT NULL, credit_id TEXT NOT NULL, created_at INTEGER NOT NULL);
+CREATE INDEX cashouts_by_account ON cashouts (account_id);
+"""
+
 #: Migration i (1-based) brings the schema to version i. Append only; never edit a released one.
-MIGRATIONS: list[str] = [_V1]
+MIGRATIONS: list[str] = [_V1, _V2]
 
 
 def open_database(target: Path | str) -> AnyDatabase:

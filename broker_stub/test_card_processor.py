@@ -9,6 +9,9 @@ Fixed test numbers (spaces allowed):
 Any other number that passes the Luhn check is declined with reason ``unknown_test_card`` (only the test numbers
 work in test mode); a number failing the Luhn check, a bad expiry or CVC is ``malformed``; an expired card is
 declined with reason ``expired_card``.
+
+Credits (money paid back to a card, :func:`credit`, used by cash-outs) follow the same rules, except that the
+insufficient-funds card accepts them: a card never lacks room for money coming in.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from netpay.encoding import FieldReader
 from netpay.errors import CardDeclined, InsufficientFunds, MalformedMessage
 from netpay.money import Money
 
-__all__ = ["TEST_CARDS", "Card", "Charge", "charge"]
+__all__ = ["TEST_CARDS", "Card", "Charge", "charge", "credit"]
 
 SUCCEEDS = "4242424242424242"
 DECLINED = "4000000000000002"
@@ -92,3 +95,18 @@ def charge(card: Card, amount: Money, now_year: int, now_month: int) -> Charge:
         raise InsufficientFunds("the card has insufficient funds", reason="card_insufficient_funds")
     digest = hashlib.sha256(secrets.token_bytes(16)).hexdigest()[:24]
     return Charge(f"ch_test_{digest}", amount, card.last4)
+
+
+def credit(card: Card, amount: Money, now_year: int, now_month: int) -> Charge:
+    """Pay ``amount`` back to ``card`` in test mode (a refund to the card), or raise what a real gateway would."""
+    if amount.amount <= 0:
+        raise MalformedMessage("a credit must be positive", field="amount")
+    if (card.exp_year, card.exp_month) < (now_year, now_month):
+        raise CardDeclined("the card has expired", reason="expired_card")
+    outcome = TEST_CARDS.get(card.number)
+    if outcome is None:
+        raise CardDeclined("only the test card numbers work in test mode", reason="unknown_test_card")
+    if outcome == "card_declined":
+        raise CardDeclined("the card was declined", reason="generic_decline")
+    digest = hashlib.sha256(secrets.token_bytes(16)).hexdigest()[:24]
+    return Charge(f"re_test_{digest}", amount, card.last4)

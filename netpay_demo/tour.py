@@ -20,7 +20,7 @@ import requests
 
 from netpay.money import Money
 from netpay_demo.processes import DemoError
-from netpay_demo.system import CATALOGS, DEMO_CUSTOMER, DemoSystem, ShopSpec
+from netpay_demo.system import CATALOGS, DEMO_CUSTOMER, TEST_CARD, DemoSystem, ShopSpec
 
 __all__ = ["Tour", "TourFailed"]
 
@@ -193,13 +193,28 @@ class Tour:
         step = iter(range(1, 100))
         try:
             self._start_wallet()
-            self.say(f"\n{next(step)}. Buy 500 coins of 1 cent")
-            chain = self.wallet.buy_coins(self.broker_id, 500, Money(1, "EUR"))
+            funds: Money = DEMO_CUSTOMER["funds"]
+            self.say(f"\n{next(step)}. The wallet shows the broker account")
+            start = self._account()
+            self.say(f"   {start.username} at {start.broker_name}: {start.balance.format()}")
+            self.check(f"the wallet shows the {funds.format()} on the account", start.balance == funds)
+
+            self.say(f"\n{next(step)}. Buy 500 coins of 1 cent, paid from the account")
+            chain = self.wallet.buy_coins(self.broker_id, 500, Money(1, "EUR"), card=TEST_CARD)
             self.say(
                 f"   chain {chain.chain_id[:12]}… certified by {chain.broker_id}: {chain.length} coins of "
                 f"{chain.coin_value.format()}"
             )
             self.check("the wallet holds €5.00 in coins", self._unspent() == Money(500, "EUR"))
+            after_buy = self._account()
+            kinds = [(e.kind, e.amount) for e in after_buy.entries]
+            self.say(f"   account {after_buy.balance.format()}; statement: " + ", ".join(
+                f"{k} {a.format()}" for k, a in kinds))  # fmt: skip
+            self.check(
+                "the account paid the €5.00, the card was not charged again",
+                after_buy.balance == funds - Money(500, "EUR")
+                and kinds == [("topup", funds), ("purchase", Money(-500, "EUR"))],
+            )
 
             self.say(f"\n{next(step)}. Three articles at {news.name}: one by prompt, two under an allowance")
             self.buy(news, "harbour-bridge-reopens", expect_prompt=True, allow_limit=Money(10, "EUR"))
@@ -231,9 +246,32 @@ class Tour:
             spent_total = sum((m for m in self.spent.values()), Money.zero("EUR"))
             self.say(f"   refund {refund.format()} for the {chain.length - spent_total.amount} unspent coins")
             self.check("refund = coins bought - coins spent", refund == Money(500, "EUR") - spent_total)
+            refunds = [e for e in self.wallet.activity() if e.kind == "return"]
+            self.check(
+                f"Activity lists the refund of {refund.format()} from {self.broker_id}",
+                [(e.amount, e.status, e.broker_id, e.ref) for e in refunds]
+                == [(refund, "done", self.broker_id, chain.chain_id)],
+            )
+            self.check(
+                "the wallet shows the refund on the account",
+                self._account().balance == funds - Money(500, "EUR") + refund,
+            )
+
+            self.say(f"\n{next(step)}. Cash out €10.00 of the account to the test card")
+            cashed = Money(1000, "EUR")
+            left = self.wallet.cash_out(self.broker_id, cashed, TEST_CARD, "tour-cash-out")
+            self.say(f"   paid back to the card ending 4242; the account keeps {left.format()}")
+            outs = [e for e in self.wallet.activity() if e.kind == "cashout"]
+            self.check(
+                "Activity lists the cash-out once, for €10.00",
+                [(e.amount, e.status) for e in outs] == [(cashed, "done")],
+            )
+            self.check(
+                "the account after the cash-out = funds - spent - cashed out", left == funds - spent_total - cashed
+            )
 
             self.say(f"\n{next(step)}. Reconciliation")
-            return self._reconcile(spent_total)
+            return self._reconcile(spent_total, cashed)
         finally:
             self._stop_wallet()
 
@@ -246,7 +284,14 @@ class Tour:
     def _unspent(self) -> Money:
         return sum((line.unspent for line in self.wallet.balance() if line.currency == "EUR"), Money.zero("EUR"))
 
-    def _reconcile(self, spent_total: Money) -> bool:
+    def _account(self) -> Any:
+        """The demo customer's account as the wallet shows it, fetched again from the broker."""
+        failed = self.wallet.refresh_accounts(self.broker_id)
+        if failed:
+            raise TourFailed(f"the wallet could not read the account: {failed[self.broker_id]}")
+        return next(a for a in self.wallet.accounts() if a.broker_id == self.broker_id)
+
+    def _reconcile(self, spent_total: Money, cashed: Money) -> bool:
         trial = self._operator("/v1/ledger/trial-balance")
         self.say("   broker trial balance:")
         for name, amount in sorted(trial["accounts"].items()):
@@ -269,9 +314,13 @@ class Tour:
         funds: Money = DEMO_CUSTOMER["funds"]
         self.say(
             f"   customer account at the broker {balance.format()} (funded {funds.format()}, spent "
-            f"{spent_total.format()}); coins left in the wallet {self._unspent().format()}"
+            f"{spent_total.format()}, cashed out {cashed.format()}); coins left in the wallet "
+            f"{self._unspent().format()}"
         )
-        self.check("customer account = funds - spent", balance == funds - spent_total)
+        self.check("customer account = funds - spent - cashed out", balance == funds - spent_total - cashed)
+        self.check("the wallet shows the same balance", self._account().balance == balance)
+        clearing = Money(int(trial["accounts"]["card_clearing"]), "EUR")
+        self.check("the card clearing holds the funds less the cash-out", clearing == funds - cashed)
         self.check("the wallet holds no coins after the return", self._unspent() == Money.zero("EUR"))
         payments = [a for a in self.wallet.activity() if a.kind == "payment" and a.status == "settled"]
         paid = sum((a.amount for a in payments), Money.zero("EUR"))

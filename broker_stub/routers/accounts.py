@@ -1,5 +1,5 @@
 """Customer accounts and sessions: ``POST /v1/accounts``, ``POST /v1/sessions``, ``GET /v1/account``, statement,
-top-ups and the account's chains."""
+top-ups, cash-outs and the account's chains."""
 
 from __future__ import annotations
 
@@ -70,3 +70,20 @@ async def chains(request: Request, authorization: str | None = Header(None)) -> 
     await run(broker.closing.settle_due, account_id)
     result: dict[str, Any] = await run(broker.issuing.list_chains, account_id)
     return result
+
+
+@router.post(
+    "/v1/account/cashouts",
+    status_code=201,
+    summary="Pay the account balance back to a card that paid in, with the test card processor",
+    openapi_extra=body(obj({"amount": MONEY, "card": CARD})),
+)
+async def cashout(
+    request: Request,
+    authorization: str | None = Header(None),
+    idempotency_key: str | None = Header(None, alias="Idempotency-Key"),
+) -> JSONResponse:
+    account_id = await require_session(request, authorization)
+    key = check_idempotency_key(idempotency_key)
+    data = await json_body(request)
+    return reply(await run(broker_of(request).accounts.cashout, account_id, data, key))

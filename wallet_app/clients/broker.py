@@ -28,6 +28,14 @@ class BrokerClient(JsonClient):
     def account(self, token: str) -> dict[str, Any]:
         return dict(self.request("GET", "/v1/account", headers=self._auth(token)))
 
+    def statement(self, token: str) -> dict[str, Any]:
+        return dict(self.request("GET", "/v1/account/statement", headers=self._auth(token)))
+
+    def cashout(self, token: str, idempotency_key: str, body: dict[str, Any]) -> dict[str, Any]:
+        """``POST /v1/account/cashouts``; safe to retry with the same key and body (paid out once)."""
+        headers = {**self._auth(token), "Idempotency-Key": idempotency_key}
+        return dict(self.request("POST", "/v1/account/cashouts", body, headers=headers, idempotent=True))
+
     def topup(self, token: str, idempotency_key: str, body: dict[str, Any]) -> dict[str, Any]:
         headers = {**self._auth(token), "Idempotency-Key": idempotency_key}
         return dict(self.request("POST", "/v1/account/topups", body, headers=headers, idempotent=True))

@@ -93,6 +93,8 @@ class GuiBackend:
             "activity": self.service.activity(limit=1000),
             "allowances": self.service.allowances(),
             "brokers": self.service.brokers(),
+            "accounts": self.service.accounts(),
+            "recoverable": self.service.recoverable_chains(refresh=False),
             "notifications": bool(self.service.get_setting("notifications", True)),
         }
 

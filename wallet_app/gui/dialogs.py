@@ -91,19 +91,27 @@ class UnlockDialog(WorkDialog):
 
 
 class BuyCoinsDialog(WorkDialog):
-    """Buy a chain of coins from a broker with a (test) card; progress while the chain is made and certified."""
+    """Buy a chain of coins from a broker: paid from the broker account first, by (test) card only for what the
+    account lacks; the "Paid from" row says which. Progress while the chain is made and certified."""
 
-    def __init__(self, backend: GuiBackend, brokers: list[Any], parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        backend: GuiBackend,
+        brokers: list[Any],
+        parent: QWidget | None = None,
+        accounts: dict[str, Money] | None = None,
+    ) -> None:
         super().__init__(
             backend.bridge,
             self.tr("Buy coins"),
             self.tr(
-                "Your wallet makes a new chain of coins on this computer; "
-                "the broker certifies it and charges your card."
+                "Your wallet makes a new chain of coins on this computer; the broker certifies it and takes the "
+                "price from your account balance, and from your card only what the balance lacks."
             ),
             self.tr("Buy"),
             parent,
         )
+        self.accounts = dict(accounts or {})
         self.setObjectName("BuyCoinsDialog")
         self.setMinimumWidth(540)
         self.backend = backend
@@ -124,6 +132,9 @@ class BuyCoinsDialog(WorkDialog):
         self.form.addRow(self.tr("Coin value"), self.coin_value)
         self.form.addRow(self.tr("Number of coins"), self.length)
         self.form.addRow(self.tr("You pay"), self.total)
+        self.split = QLabel()
+        self.split.setWordWrap(True)
+        self.form.addRow(self.tr("Paid from"), self.split)
 
         card = Card(margins=12)
         card.body.addWidget(muted(self.tr("Test card (no real money moves)")))
@@ -199,6 +210,37 @@ class BuyCoinsDialog(WorkDialog):
         )
         if write_amount:
             self.amount.setText(total.format().lstrip("€$£¥"))
+        account, card = self.paid_from()
+        if card.amount == 0:
+            text = self.tr("your account (balance %1); the card is not charged")
+        elif account.amount == 0:
+            text = self.tr("your card: %2 (your account balance is %1)")
+        else:
+            text = self.tr("your account: %3 of its %1, and your card: %2")
+        balance = self._balance()
+        self.split.setText(
+            text.replace("%1", balance.format() if balance is not None else self.tr("not known yet"))
+            .replace("%2", card.format())
+            .replace("%3", account.format())
+        )
+
+    def _balance(self) -> Money | None:
+        broker = self.broker.currentData()
+        value = self._value()
+        balance = self.accounts.get(broker.broker_id) if broker is not None else None
+        if balance is None or value is None or balance.currency != value.currency:
+            return None
+        return balance
+
+    def paid_from(self) -> tuple[Money, Money]:
+        """(from the account, by card) for the current total, from the account balance as last fetched."""
+        value = self._value()
+        if value is None:
+            return Money.zero("EUR"), Money.zero("EUR")
+        total = value * self.length.value()
+        balance = self._balance()
+        from_account = min(total.amount, balance.amount) if balance is not None else 0
+        return Money(from_account, total.currency), Money(total.amount - from_account, total.currency)
 
     def card(self) -> dict[str, Any]:
         month, _, year = self.card_exp.text().partition("/")
@@ -216,16 +258,20 @@ class BuyCoinsDialog(WorkDialog):
     def validate(self) -> str | None:
         if self.broker.currentData() is None or self._value() is None:
             return self.tr("Choose a broker and a coin value.")
-        card = self.card()
-        if len(card["number"]) < 12 or not 1 <= card["exp_month"] <= 12 or not card["cvc"]:
+        if self.paid_from()[1].amount and not self._card_given():
             return self.tr("Enter the card number, its expiry as MM/YY and the CVC.")
         return None
+
+    def _card_given(self) -> bool:
+        card = self.card()
+        return len(card["number"]) >= 12 and 1 <= card["exp_month"] <= 12 and bool(card["cvc"])
 
     def work(self) -> tuple[Callable[..., Any], tuple[Any, ...], bool]:
         broker = self.broker.currentData()
         value = self._value()
         coins = self.length.value()
-        card = self.card()
+        # the broker takes the account balance first and charges the card only for what it lacks
+        card = self.card() if self._card_given() else None
         service = self.backend.service
         stages = {
             "generating": self.tr("Making your chain of coins…"),

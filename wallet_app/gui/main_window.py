@@ -67,7 +67,18 @@ class MainWindow(QMainWindow):
         self.backend = backend
         self.bridge = backend.bridge
         self.qsettings = settings
-        self.snapshot: dict[str, Any] = {"balance": [], "chains": [], "activity": [], "allowances": [], "brokers": []}
+        self.snapshot: dict[str, Any] = {
+            "balance": [],
+            "chains": [],
+            "activity": [],
+            "allowances": [],
+            "brokers": [],
+            "accounts": [],
+            "recoverable": [],
+        }
+        self.account_dialog: Any = None  # the last top-up / cash-out / recover dialog opened
+        self._offered: set[str] = set()  # chains already offered for recovery this session
+        self._offer_after_restore = False
         self.notifications: list[str] = []
         self.on_notify: Any = None
         self.settings_dialog: SettingsDialog | None = None
@@ -123,6 +134,14 @@ class MainWindow(QMainWindow):
         self.activity_page.open_requested.connect(self.open_receipt)
         self.allowances_page.revoke_requested.connect(self.revoke_allowance)
         self.brokers_page.add_requested.connect(self.add_broker)
+        self.brokers_page.top_up_requested.connect(self.top_up)
+        self.brokers_page.cash_out_requested.connect(self.cash_out)
+        self.brokers_page.recover_requested.connect(self.recover)
+        self.restore_done.connect(self._restored)
+        # the broker accounts move without the wallet (refunds after a grace period, another device): re-read them
+        self.account_timer = QTimer(self)
+        self.account_timer.setInterval(60_000)
+        self.account_timer.timeout.connect(self.refresh_accounts)
         self.bridge.balance_changed.connect(self.refresh)
         self.bridge.activity_changed.connect(self.refresh)
         self.bridge.allowance_payment.connect(self.allowance_paid)
@@ -245,6 +264,46 @@ class MainWindow(QMainWindow):
         self.user_label.setText(", ".join(accounts) or self.tr("No broker account yet"))
         self.refreshed.emit()
         self._refresh_done()
+        self._maybe_offer_recovery()
+
+    def refresh_accounts(self) -> None:
+        """Fetch every broker account again in a worker; the snapshot follows (the service emits balance_changed)."""
+        if self.backend.state != "unlocked":
+            return
+        self.bridge.run(
+            self.backend.service.refresh_accounts,
+            on_done=self._accounts_refreshed,
+            on_error=lambda exc: self.statusBar().showMessage(str(exc), 8000),
+        )
+
+    def _accounts_refreshed(self, failed: Any) -> None:
+        if failed:
+            names = {b.broker_id: b.name for b in self.snapshot["brokers"]}
+            who = ", ".join(names.get(b, b) for b in failed)
+            self.statusBar().showMessage(
+                self.tr("Could not update the account at %1; showing the last known balance.").replace("%1", who), 8000
+            )
+
+    def _restored(self) -> None:
+        self._offer_after_restore = True
+        self.refresh_accounts()
+
+    def _maybe_offer_recovery(self) -> None:
+        """Offer Recover once per session for chains of the account the wallet lacks: when the wallet holds no chain
+        of that broker (a fresh wallet after logging in) or right after a backup restore."""
+        if self.account_dialog is not None and self.account_dialog.isVisible():
+            return
+        lost = [c for c in self.snapshot.get("recoverable", []) if c.status != "recovering"]
+        new = [c for c in lost if c.chain_id not in self._offered]
+        if not new:
+            return
+        held = {c.broker_id for c in self.snapshot["chains"]}
+        offer = [c for c in new if self._offer_after_restore or c.broker_id not in held]
+        if not offer:
+            return
+        self._offer_after_restore = False
+        self._offered.update(c.chain_id for c in lost)
+        self.recover(offer[0].broker_id)
 
     def balance_text(self) -> str:
         lines = self.snapshot["balance"]
@@ -269,13 +328,54 @@ class MainWindow(QMainWindow):
             if line.pending.amount:
                 caption += self.tr(" · %1 pending").replace("%1", line.pending.format())
             self.balance_row.addWidget(_BalanceCard(line.unspent.format(), caption))
+        for account in self.snapshot.get("accounts", []):
+            caption = self.tr("%1 account").replace("%1", account.broker_name)
+            self.balance_row.addWidget(_BalanceCard(account.balance.format(), caption))
 
     def set_status(self, text: str) -> None:
         self.status_label.setText(text)
 
     # --- actions -----------------------------------------------------------------------------------------------
+    def _account(self, broker_id: str) -> Any:
+        return next((a for a in self.snapshot.get("accounts", []) if a.broker_id == broker_id), None)
+
+    def top_up(self, broker_id: str) -> Any:
+        from wallet_app.gui.account import TopUpDialog
+
+        account = self._account(broker_id)
+        if account is None:
+            return None
+        self.account_dialog = TopUpDialog(self.backend, account, self)
+        self.account_dialog.accepted.connect(self.refresh)
+        self.account_dialog.open()
+        return self.account_dialog
+
+    def cash_out(self, broker_id: str) -> Any:
+        from wallet_app.gui.account import CashOutDialog
+
+        account = self._account(broker_id)
+        if account is None:
+            return None
+        self.account_dialog = CashOutDialog(self.backend, account, self)
+        self.account_dialog.accepted.connect(self.refresh)
+        self.account_dialog.open()
+        return self.account_dialog
+
+    def recover(self, broker_id: str) -> Any:
+        from wallet_app.gui.account import RecoverDialog
+
+        names = {b.broker_id: b.name for b in self.snapshot["brokers"]}
+        vendors = {e.vendor_id: e.vendor_name for e in self.snapshot["activity"] if e.vendor_id and e.vendor_name}
+        chains = list(self.snapshot.get("recoverable", []))
+        dialog = RecoverDialog(self.backend, broker_id, names.get(broker_id, broker_id), chains, vendors, self)
+        dialog.finished.connect(lambda _r: self.refresh())
+        self.account_dialog = dialog
+        dialog.open()
+        return dialog
+
     def buy_coins(self) -> BuyCoinsDialog:
-        dialog = BuyCoinsDialog(self.backend, list(self.snapshot["brokers"]), self)
+        balances = {a.broker_id: a.balance for a in self.snapshot.get("accounts", [])}
+        dialog = BuyCoinsDialog(self.backend, list(self.snapshot["brokers"]), self, accounts=balances)
         dialog.accepted.connect(self.refresh)
         dialog.open()
         return dialog
@@ -389,6 +489,9 @@ class MainWindow(QMainWindow):
     def showEvent(self, event: QShowEvent) -> None:
         super().showEvent(event)
         self.refresh()
+        if not self.account_timer.isActive():
+            self.account_timer.start()
+            self.refresh_accounts()
 
 
 def _unused() -> Qt.AlignmentFlag:

@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from wallet_app.gui.account import AccountPanel
 from wallet_app.gui.formatting import short_id, when, when_day
 from wallet_app.gui.tables import Cell, DataTable
 from wallet_app.gui.widgets import Card, heading, muted
@@ -60,6 +61,7 @@ def _status_text(page: QWidget, status: str) -> str:
         "released": page.tr("Not charged"),
         "burned": page.tr("Coins burned"),
         "done": page.tr("Done"),
+        "closing": page.tr("Refund pending"),
     }
     return names.get(status, status.replace("_", " ").capitalize())
 
@@ -179,11 +181,12 @@ class ActivityPage(Page):
         self.summary = muted("")
         self.layout_.addWidget(self.summary)
         self._entries: list[Any] = []
+        self._brokers: dict[str, str] = {}
         self.search.textChanged.connect(self._refilter)
         self.filter.currentIndexChanged.connect(self._refilter)
         self.table.itemDoubleClicked.connect(lambda _i: self._open())
         self.table.itemSelectionChanged.connect(
-            lambda: self.open_button.setEnabled(self.table.selected_data() is not None)
+            lambda: self.open_button.setEnabled(getattr(self.table.selected_data(), "kind", None) == "payment")
         )
         self.open_button.clicked.connect(self._open)
 
@@ -193,7 +196,9 @@ class ActivityPage(Page):
         if entry.kind == "buy":
             return self.tr("Coins bought")
         if entry.kind == "return":
-            return self.tr("Coins returned (refund)")
+            return entry.title or self.tr("Coins returned (refund)")
+        if entry.kind == "cashout":
+            return entry.title or self.tr("Paid back to your card")
         if entry.kind == "restore":
             return self.tr("Wallet restored from backup")
         return str(entry.kind).capitalize()
@@ -206,13 +211,16 @@ class ActivityPage(Page):
 
     def update_data(self, snapshot: dict[str, Any]) -> None:
         self._entries = list(snapshot["activity"])
+        self._brokers = {b.broker_id: b.name for b in snapshot.get("brokers", [])}
         self._refilter()
 
     def matches(self, entry: Any) -> bool:
         kind = self.filter.currentData()
         if kind == "auto" and entry.via != "allowance":
             return False
-        if kind not in ("all", "auto") and entry.kind != kind:
+        if kind == "return" and entry.kind in ("return", "cashout"):  # Refunds: returned chains and cash-outs
+            pass
+        elif kind not in ("all", "auto") and entry.kind != kind:
             return False
         needle = self.search.text().strip().lower()
         if needle:
@@ -224,12 +232,13 @@ class ActivityPage(Page):
         rows = []
         shown = [e for e in self._entries if self.matches(e)]
         for entry in shown:
-            sign = "−" if entry.kind == "payment" else "+"
+            sign = "−" if entry.kind in ("payment", "cashout") else "+"
+            broker = getattr(entry, "broker_id", None)
             rows.append(
                 [
                     Cell(when(entry.at), entry.at, data=entry),
                     Cell(self._what(entry)),
-                    Cell(entry.vendor_name or entry.vendor_id or "—"),
+                    Cell(entry.vendor_name or entry.vendor_id or self._brokers.get(broker or "", broker or "—")),
                     Cell(sign + entry.amount.format(), entry.amount.amount, right=True),
                     Cell(self._status(entry)),
                 ]
@@ -241,7 +250,7 @@ class ActivityPage(Page):
 
     def _open(self) -> None:
         entry = self.table.selected_data()
-        if entry is not None:
+        if entry is not None and entry.kind == "payment":  # only purchases have a receipt
             self.open_requested.emit(entry)
 
 
@@ -313,11 +322,15 @@ class BrokersPage(Page):
     """The brokers this wallet trusts, with their key fingerprints and your account at each."""
 
     add_requested = Signal()
+    top_up_requested = Signal(str)  # broker id
+    cash_out_requested = Signal(str)
+    recover_requested = Signal(str)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(
             self.tr("Brokers"), self.tr("Brokers sell you coins and certify vendors. Compare fingerprints."), parent
         )
+        self.panels: dict[str, Any] = {}
         self.add_button = QPushButton(self.tr("Add broker…"))
         self.tools.addWidget(self.add_button)
         self.add_button.clicked.connect(self.add_requested)
@@ -332,6 +345,8 @@ class BrokersPage(Page):
             widget = item.widget() if item is not None else None
             if widget is not None:
                 widget.deleteLater()
+        self.panels = {}
+        accounts = {a.broker_id: a for a in snapshot.get("accounts", [])}
         balances: dict[str, list[str]] = {}
         for line in snapshot["balance"]:
             balances.setdefault(line.broker_id, []).append(line.unspent.format())
@@ -353,6 +368,15 @@ class BrokersPage(Page):
             card.body.addWidget(fp)
             account = broker.username or self.tr("not logged in")
             card.body.addWidget(muted(self.tr("Account: %1").replace("%1", account)))
+            view = accounts.get(broker.broker_id)
+            if view is not None:
+                rec = [c for c in snapshot.get("recoverable", []) if c.broker_id == broker.broker_id]
+                panel = AccountPanel(view, rec)
+                panel.top_up_requested.connect(self.top_up_requested)
+                panel.cash_out_requested.connect(self.cash_out_requested)
+                panel.recover_requested.connect(self.recover_requested)
+                self.panels[broker.broker_id] = panel
+                card.body.addWidget(panel)
             self.cards.addWidget(card)
 
 

@@ -10,6 +10,7 @@ from netpay.money import Money
 from netpay.signed import Signed
 
 __all__ = [
+    "AccountView",
     "ActivityEntry",
     "AllowanceInfo",
     "BalanceLine",
@@ -19,6 +20,8 @@ __all__ = [
     "CheckedQuote",
     "PaidQuote",
     "PayVia",
+    "RecoverableChain",
+    "StatementLine",
 ]
 
 PayVia = Literal["prompt", "allowance", "uri"]
@@ -73,11 +76,54 @@ class ChainSummary:
 
 
 @dataclass(frozen=True, slots=True)
+class StatementLine:
+    """One movement of a broker account's money, as the broker's statement gives it. ``kind`` is the broker's:
+    ``topup``, ``purchase``, ``refund``, ``cashout`` or any other (shown as the broker describes it)."""
+
+    at: int
+    kind: str
+    amount: Money  # positive: money in; negative: money out
+    description: str
+    ref: str
+
+
+@dataclass(frozen=True, slots=True)
+class AccountView:
+    """The account at one broker as last fetched: balance and statement (newest last)."""
+
+    broker_id: str
+    broker_name: str
+    username: str
+    balance: Money
+    entries: tuple[StatementLine, ...]
+    fetched_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class RecoverableChain:
+    """A chain bought on the account that this wallet does not hold, with what the broker knows of it."""
+
+    chain_id: str
+    broker_id: str
+    coin_value: Money
+    length: int
+    reported_index: int  # the last index vendors reported (a lower bound of what was spent)
+    custodian: str | None  # the vendor holding it, as the broker knows
+    status: str  # active | closing (at the broker) | recovering (handed back by this wallet, grace period running)
+    custodian_name: str | None = None  # the custodian's name as the broker certified it
+
+    @property
+    def at_most(self) -> Money:
+        """The most the broker can refund: the coins above the last reported index."""
+        return self.coin_value * (self.length - self.reported_index)
+
+
+@dataclass(frozen=True, slots=True)
 class ActivityEntry:
     """One line of history: a payment (settled / pending / released / burned), a purchase of coins or a refund."""
 
     at: int
-    kind: str  # payment | buy | return | restore
+    kind: str  # payment | buy | return (a refund) | cashout | restore
     status: str
     amount: Money
     vendor_id: str | None
@@ -87,6 +133,7 @@ class ActivityEntry:
     ref: str  # payment id, chain id ...
     access_token: str | None = None
     item_url: str | None = None
+    broker_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,6 +23,7 @@ from netpay.signed import Signed
 from wallet_app.clients.broker import BrokerClient
 from wallet_app.clients.vendor import VendorClient
 from wallet_app.keys import KeyStore
+from wallet_app.services.accounts import AccountDesk, RecoveryOutcome
 from wallet_app.services.allowances import AllowanceBook
 from wallet_app.services.brokers import BrokerDesk
 from wallet_app.services.chains import ChainBook
@@ -30,6 +31,7 @@ from wallet_app.services.events import WalletEvents
 from wallet_app.services.payments import PaymentEngine, TrustView
 from wallet_app.services.signatures import SIGNATURES
 from wallet_app.services.types import (
+    AccountView,
     ActivityEntry,
     AllowanceInfo,
     BalanceLine,
@@ -39,6 +41,7 @@ from wallet_app.services.types import (
     CheckedQuote,
     PaidQuote,
     PayVia,
+    RecoverableChain,
 )
 from wallet_app.vault.session import VaultSession
 
@@ -78,6 +81,7 @@ class WalletService:
         self.brokers_desk = BrokerDesk(
             self.vault, self.chains, self.trust, broker_client_factory or BrokerClient, clock, self._lock
         )
+        self.account_desk = AccountDesk(self.vault, self.brokers_desk, clock, self._lock)
         self.allowance_book = AllowanceBook(self.vault, clock)
         self._last_activity = clock()
         self._idle_stop: threading.Event | None = None
@@ -196,11 +200,73 @@ class WalletService:
         """Open an account at the broker and log in."""
         self._require()
         self.brokers_desk.register(broker_id, username, password)
+        self._account_moved(broker_id)
 
     def login(self, broker_id: str, username: str, password: str) -> None:
         """Log in at the broker (the session token and credentials are kept in the vault)."""
         self._require()
         self.brokers_desk.login(broker_id, username, password)
+        self._account_moved(broker_id)
+
+    # ----- broker accounts --------------------------------------------------------------------------------------
+    def accounts(self) -> list[AccountView]:
+        """Each broker account's balance and statement as last fetched (fast: read from the vault)."""
+        self._require()
+        return self.account_desk.accounts()
+
+    def account_balance(self, broker_id: str) -> Money | None:
+        """The account balance at ``broker_id`` as last fetched, or None if never fetched."""
+        self._require()
+        return self.account_desk.balance(broker_id)
+
+    def refresh_accounts(self, broker_id: str | None = None) -> dict[str, NetPayError]:
+        """Fetch every account's balance, statement and chains from its broker (HTTP: call from a worker); returns
+        the brokers that could not be reached or refused, with the error. Emits ``balance_changed``."""
+        self._require()
+        failed = self.account_desk.refresh(broker_id)
+        self.events.emit("balance_changed")
+        return failed
+
+    def top_up(self, broker_id: str, amount: Money, card: dict[str, Any], idempotency_key: str) -> Money:
+        """Add money to the broker account with the test card; returns the new balance."""
+        self._require()
+        self.touch()
+        balance = self.account_desk.top_up(broker_id, amount, card, idempotency_key)
+        self._account_moved(broker_id)
+        return balance
+
+    def cash_out(self, broker_id: str, amount: Money, card: dict[str, Any], idempotency_key: str) -> Money:
+        """Pay ``amount`` of the broker account back to ``card`` (a card that paid in); returns the new balance."""
+        self._require()
+        self.touch()
+        balance = self.account_desk.cash_out(broker_id, amount, card, idempotency_key)
+        self._account_moved(broker_id)
+        return balance
+
+    def recoverable_chains(self, broker_id: str | None = None, refresh: bool = True) -> list[RecoverableChain]:
+        """Chains bought on the account(s) that this wallet does not hold (lost wallet, older backup) and that the
+        broker has not closed; with ``refresh`` asks the broker first (HTTP)."""
+        self._require()
+        if refresh:
+            self.account_desk.refresh(broker_id)
+        return self.account_desk.recoverable(broker_id)
+
+    def recover_chains(self, broker_id: str, chain_ids: list[str] | None = None) -> list[RecoveryOutcome]:
+        """Return every recoverable chain of ``broker_id`` (or those listed) through the broker's close flow; the
+        unspent value lands on the account. A chain whose custodian is down stays ``closing`` until the broker's
+        grace period has passed; :meth:`refresh_accounts` then shows its refund."""
+        self._require()
+        self.touch()
+        try:
+            return self.account_desk.recover(broker_id, chain_ids)
+        finally:
+            self.events.emit("balance_changed")
+
+    def _account_moved(self, broker_id: str) -> None:
+        """Re-read the account after an action that moved it (best effort: the window shows the last known)."""
+        with contextlib.suppress(NetPayError):
+            self.account_desk.refresh(broker_id)
+        self.events.emit("balance_changed")
 
     # ----- coins ------------------------------------------------------------------------------------------------
     def balance(self) -> list[BalanceLine]:
@@ -230,7 +296,7 @@ class WalletService:
         self._require()
         self.touch()
         summary = self.brokers_desk.buy(broker_id, coins, coin_value, card, progress)
-        self.events.emit("balance_changed")
+        self._account_moved(broker_id)
         return summary
 
     def list_chains(self) -> list[ChainSummary]:
@@ -243,7 +309,9 @@ class WalletService:
         """Hand a chain back to its broker (``POST /v1/chains/{id}/close``); return the refund."""
         self._require()
         refund = self.brokers_desk.return_chain(chain_id)
-        self.events.emit("balance_changed")
+        with self._lock:
+            row = self.vault.one("SELECT broker_id FROM chains WHERE chain_id = ?", (chain_id,))
+        self._account_moved(row[0])
         return refund
 
     def refresh_revocations(self) -> None:
@@ -318,7 +386,9 @@ class WalletService:
         """History, newest first."""
         self._require()
         with self._lock:
-            return self.payments.activity(limit)
+            entries = self.payments.activity(limit) + self.account_desk.activity()
+        entries.sort(key=lambda e: e.at, reverse=True)
+        return entries[:limit]
 
     # ----- allowances -------------------------------------------------------------------------------------------
     def set_allowance(self, vendor_id: str, vendor_name: str, max_price: Money, daily_budget: Money) -> None:

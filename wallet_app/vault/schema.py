@@ -70,4 +70,19 @@ CREATE TABLE intents (seq INTEGER PRIMARY KEY, kind TEXT NOT NULL, payload TEXT 
 CREATE INDEX chains_resync ON chains(broker_id) WHERE needs_resync = 1
 """
 
-MIGRATIONS: list[str] = [_V1, _V2, _V3]
+# The broker accounts as last fetched (balance, statement, the account's chains), so the window shows them at once and
+# offline; ``recoveries``: chains bought on the account that this wallet does not hold (a lost or older wallet),
+# handed back to the broker by the Recover flow, until the broker has closed them.
+_V4 = """
+CREATE TABLE broker_accounts (
+    broker_id TEXT PRIMARY KEY, balance INTEGER NOT NULL, currency TEXT NOT NULL, statement_json TEXT NOT NULL,
+    chains_json TEXT NOT NULL, fetched_at INTEGER NOT NULL
+);
+CREATE TABLE recoveries (
+    chain_id TEXT PRIMARY KEY, broker_id TEXT NOT NULL, length INTEGER NOT NULL, coin_amount INTEGER NOT NULL,
+    currency TEXT NOT NULL, custodian TEXT, reported_index INTEGER NOT NULL, status TEXT NOT NULL,
+    refund_amount INTEGER, started_at INTEGER NOT NULL, updated_at INTEGER NOT NULL
+)
+"""
+
+MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4]
