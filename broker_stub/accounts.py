@@ -215,6 +215,8 @@ class AccountService:
         card_hash = self.card_hash(card)
         req = request_hash({"amount": amount.to_json(), "card": card_hash, "exp": [card.exp_year, card.exp_month]})
         with self.core.db.tx() as c:
+            # the balance is read, then debited; the idempotency key answers once (across processes)
+            lock_keys(c, f"account:{account_id}", f"idem:{account_id}:cashout:{idem_key}")
             stored = load_idempotent(c, account_id, "cashout", idem_key, req)
             if stored is not None:
                 return stored
