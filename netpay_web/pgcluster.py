@@ -51,6 +51,16 @@ class PgCluster:
         self._runas: str | None = None
         if os.geteuid() == 0:
             self._runas = "postgres" if _user_exists("postgres") else "nobody"
+            if not self._own_dir and not self._reachable(self.base.parent):
+                # e.g. under a root-only temp dir: the server's user could not enter it; use a directory of its own
+                self._own_dir = True
+                self.base = Path(tempfile.mkdtemp(prefix="netpay-pg-"))
+        self.data = self.base / "data"
+        self.socket_dir = self.base / "run"
+
+    def _reachable(self, path: Path) -> bool:
+        path.mkdir(parents=True, exist_ok=True)
+        return subprocess.run(["test", "-x", str(path)], user=self._runas, check=False).returncode == 0
 
     # -- running ------------------------------------------------------------------------------------------------
     def _run(self, *args: str) -> subprocess.CompletedProcess[str]:
