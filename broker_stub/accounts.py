@@ -152,7 +152,9 @@ class AccountService:
         self.core.require_currency(amount, field)
         if not 0 < amount.amount <= min(self.core.settings.max_charge, MAX_AMOUNT):
             raise MalformedMessage(
-                f"{field} must be from 1 to {self.core.settings.max_charge} minor units", field=field
+                f"{field} must be from 1 to {self.core.settings.max_charge} minor units",
+                field=field,
+                max=min(self.core.settings.max_charge, MAX_AMOUNT),
             )
         return amount
 

@@ -1,8 +1,9 @@
 """Returning coins: close a chain at its final index, refund the unspent coins, revoke the chain.
 
 The broker asks the chain's custodian with a signed ``CloseRequest`` (POST ``{api_url}/v1/custody/close``) for a
-``CustodyRelease`` to the broker. Without a valid answer the chain is ``closing``; once ``close_grace_s`` has passed
-since the first attempt it is closed at the highest index the broker knows (spend reports and redemptions).
+``CustodyRelease`` to the broker. Without a valid answer the chain is ``closing`` from the end of that first call
+(``closing_since``); once ``close_grace_s`` has passed since then it is closed at the highest index the broker knows
+(spend reports and redemptions).
 """
 
 from __future__ import annotations

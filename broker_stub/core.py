@@ -20,7 +20,14 @@ from netpay.keys import SigningKey, load_or_create_key
 from netpay.money import Money
 from netpay_web.db import AnyDatabase
 
-__all__ = ["BrokerCore", "check_idempotency_key", "load_idempotent", "request_hash", "save_idempotent"]
+__all__ = [
+    "IDEMPOTENCY_KEY_MAX",
+    "BrokerCore",
+    "check_idempotency_key",
+    "load_idempotent",
+    "request_hash",
+    "save_idempotent",
+]
 
 
 def request_hash(value: Any) -> str:
@@ -113,9 +120,14 @@ def save_idempotent(
     )
 
 
+#: An Idempotency-Key is 1 to IDEMPOTENCY_KEY_MAX printable ASCII characters (space to tilde).
+IDEMPOTENCY_KEY_MAX = 128
+
+
 def check_idempotency_key(key: str | None) -> str:
-    if key is None or not 1 <= len(key) <= 128 or not key.isprintable():
+    if key is None or not 1 <= len(key) <= IDEMPOTENCY_KEY_MAX or not all(" " <= ch <= "~" for ch in key):
         raise MalformedMessage(
-            "the Idempotency-Key header is required (1 to 128 printable characters)", field="Idempotency-Key"
+            f"the Idempotency-Key header is required (1 to {IDEMPOTENCY_KEY_MAX} printable ASCII characters)",
+            field="Idempotency-Key",
         )
     return key

@@ -50,7 +50,11 @@ class IssuingService:
             )
         face = coin_value * length
         if face.amount > min(MAX_AMOUNT, s.max_charge):
-            raise MalformedMessage("the chain's face value is over the purchase limit", field="body.length")
+            raise MalformedMessage(
+                f"the chain's face value is over the purchase limit of {s.max_charge} minor units",
+                field="body.length",
+                max=min(MAX_AMOUNT, s.max_charge),
+            )
         req = request_hash({**data, "card": card.number if card else None})
         cid = chain_id.hex()
         with self.core.db.tx() as c:

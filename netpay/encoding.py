@@ -14,14 +14,30 @@ from typing import Any, TypeVar
 
 from netpay.errors import MalformedMessage
 
-__all__ = ["MAX_STRING", "FieldReader", "canonical_json", "from_hex", "might_hold_surrogates", "parse_json", "to_hex"]
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_INT",
+    "MAX_STRING",
+    "FieldReader",
+    "canonical_json",
+    "from_hex",
+    "json_path",
+    "might_hold_surrogates",
+    "parse_json",
+    "to_hex",
+]
 
 T = TypeVar("T")
 
 #: Longest string accepted in any field unless a field says otherwise.
 MAX_STRING = 2048
 _HEX = re.compile(r"\A[0-9a-f]*\Z")
-_MAX_INT = 2**63 - 1
+_NAME = re.compile(r"\A[A-Za-z_][A-Za-z0-9_]*\Z")
+#: Integers in any message lie within ±MAX_INT (a signed 64-bit integer, without its lowest value).
+MAX_INT = 2**63 - 1
+_MAX_INT = MAX_INT
+#: No value is nested inside more than MAX_DEPTH objects or arrays.
+MAX_DEPTH = 32
 #: What can decode to a lone UTF-16 surrogate (not valid Unicode, cannot be encoded again): a ``\\uD800``-``\\uDFFF``
 #: escape, or such a code point sent raw (``json.loads`` of bytes lets it through).
 _SURROGATE_BYTES = re.compile(rb"\\u[dD][89a-fA-F]|\xed[\xa0-\xbf]")
@@ -33,10 +49,10 @@ def _check(value: Any, depth: int = 0) -> None:
 
     The exact built-in types come first and the commonest leaves (strings, in-range integers) are checked without
     a call: a payment is checked several times on its way. Anything else gets the general rules."""
-    if depth > 32:
+    if depth > MAX_DEPTH:
         raise MalformedMessage("message nested too deeply")
     kind = type(value)
-    leaf_ok = depth < 32  # a leaf child sits at depth + 1
+    leaf_ok = depth < MAX_DEPTH  # a leaf child sits at depth + 1
     if kind is dict:
         for key, item in value.items():
             if type(key) is not str:
@@ -61,7 +77,7 @@ def _check(value: Any, depth: int = 0) -> None:
 def _check_general(value: Any, depth: int = 0) -> None:
     """The rules written plainly: JSON values only, no floats, integers within ±(2^63-1), string keys, at most 32
     levels deep. :func:`_check` must agree with it on every value (a property test holds it to that)."""
-    if depth > 32:
+    if depth > MAX_DEPTH:
         raise MalformedMessage("message nested too deeply")
     if value is None or isinstance(value, (bool, str)):
         return
@@ -98,35 +114,162 @@ def _reject_constant(text: str) -> Any:
     raise MalformedMessage(f"{text} is not valid JSON")
 
 
-def parse_json(data: bytes | str) -> Any:
-    """Parse JSON strictly: no floats, no NaN, no duplicate keys; errors become :class:`MalformedMessage`."""
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        raise MalformedMessage("duplicate key")
+    return out
 
-    def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for key, value in pairs:
-            if key in out:
-                raise MalformedMessage(f"duplicate key {key!r}")
-            out[key] = value
-        return out
 
+def parse_json(data: bytes | str, where: str = "body") -> Any:
+    """Parse JSON strictly: no floats, no NaN, no duplicate keys, integers within ±(2^63-1), at most
+    :data:`MAX_DEPTH` levels, valid Unicode. A refusal is :class:`MalformedMessage` whose ``details.field`` names the
+    offending value as a dotted path from ``where`` (``body.segments[0].from_index``) and ``details.pointer`` as a
+    JSON pointer (``/segments/0/from_index``); a body that is not JSON at all names ``where`` and the position."""
+    try:
+        value = json.loads(data, parse_float=_reject_float, parse_constant=_reject_constant,
+                           object_pairs_hook=_no_duplicates)  # fmt: skip
+        _check(value)
+        if might_hold_surrogates(data):  # escaped surrogate pairs are fine; lone ones would fail every later encode
+            json.dumps(value, ensure_ascii=False).encode()
+        return value
+    except (MalformedMessage, ValueError, RecursionError):  # rare: parse again, slowly, to name the field
+        pass
+    raise _diagnose(data, where)
+
+
+class _Refused:
+    """A value the strict rules refuse, left in place by the diagnosing parse so that its path can be named."""
+
+    __slots__ = ("why",)
+
+    def __init__(self, why: str) -> None:
+        self.why = why
+
+
+def _diagnose_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        out[key] = _Refused(f"duplicate key {key!r}") if key in out else value
+    return out
+
+
+def _diagnose_int(text: str) -> Any:
+    if len(text) > 20:  # also keeps int() clear of Python's limit on digits
+        return _Refused("integer out of range")
+    return int(text)
+
+
+def _diagnose(data: bytes | str, where: str) -> MalformedMessage:
+    """The error :func:`parse_json` raises for ``data``, naming the first offending value."""
     try:
         value = json.loads(
             data,
-            parse_float=_reject_float,
-            parse_constant=_reject_constant,
-            object_pairs_hook=no_duplicates,
+            parse_float=lambda _: _Refused("floats are not allowed; amounts are integer minor units"),
+            parse_constant=lambda text: _Refused(f"{text} is not valid JSON"),
+            parse_int=_diagnose_int,
+            object_pairs_hook=_diagnose_pairs,
         )
-    except MalformedMessage:
-        raise
-    except (ValueError, RecursionError) as exc:
-        raise MalformedMessage(f"body is not valid JSON: {exc}") from None
-    _check(value)
-    if might_hold_surrogates(data):  # escaped surrogate pairs are fine; lone ones would fail every later encode
-        try:
-            json.dumps(value, ensure_ascii=False).encode()
-        except UnicodeEncodeError:
-            raise MalformedMessage("strings must be valid Unicode (no lone surrogates)") from None
-    return value
+    except RecursionError:
+        return _named(f"nested more than {MAX_DEPTH} levels deep", where, _deep_path(data))
+    except json.JSONDecodeError as exc:
+        return MalformedMessage(f"{where} is not valid JSON: {exc}", field=where, pointer="", position=exc.pos)
+    except ValueError as exc:  # not UTF-8
+        return MalformedMessage(f"{where} is not valid JSON: {exc}", field=where, pointer="")
+    found = _find(value, [], 0)
+    if found is None:  # pragma: no cover - _find agrees with _check
+        return MalformedMessage(f"{where} is not valid JSON", field=where, pointer="")
+    return _named(found[0], where, found[1])
+
+
+def _find(value: Any, path: list[str | int], depth: int) -> tuple[str, list[str | int]] | None:
+    """The first value (in document order) the strict rules refuse: ``(why, path)``."""
+    if depth > MAX_DEPTH:
+        return f"nested more than {MAX_DEPTH} levels deep", path
+    if isinstance(value, _Refused):
+        return value.why, path
+    if isinstance(value, str):
+        return None if _encodes(value) else ("strings must be valid Unicode (no lone surrogates)", path)
+    if type(value) is int and not -_MAX_INT <= value <= _MAX_INT:
+        return "integer out of range", path
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not _encodes(key):
+                return "keys must be valid Unicode (no lone surrogates)", [*path, key]
+            found = _find(item, [*path, key], depth + 1)
+            if found:
+                return found
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            found = _find(item, [*path, i], depth + 1)
+            if found:
+                return found
+    return None
+
+
+def _encodes(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _named(why: str, where: str, path: list[str | int]) -> MalformedMessage:
+    field = json_path(where, path)
+    pointer = "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in path)
+    return MalformedMessage(f"{field}: {why}", field=field, pointer=pointer)
+
+
+def json_path(where: str, path: list[str | int]) -> str:
+    """``where.key[0].other`` (a key that is not a plain name is written ``["key"]``)."""
+    out = [where]
+    for step in path:
+        if isinstance(step, int):
+            out.append(f"[{step}]")
+        elif _NAME.match(step):
+            out.append(f".{step}")
+        else:
+            out.append(f"[{json.dumps(step, ensure_ascii=True)}]")
+    return "".join(out)
+
+
+def _deep_path(data: bytes | str) -> list[str | int]:
+    """The path to the first array or object nested deeper than :data:`MAX_DEPTH` in JSON text too deep for the
+    parser to build (a small scanner: strings, brackets, commas and keys are all it needs to follow)."""
+    text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+    frames: list[list[Any]] = []  # [kind, current key or index]
+    expect_key = False
+    i, n = 0, len(text)
+    while i < n:
+        c = text[i]
+        if c == '"':
+            j = i + 1
+            while j < n and text[j] != '"':
+                j += 2 if text[j] == "\\" else 1
+            if expect_key and frames:
+                try:
+                    frames[-1][1] = json.loads(text[i : j + 1])
+                except ValueError:
+                    frames[-1][1] = text[i + 1 : j]
+                expect_key = False
+            i = j + 1
+            continue
+        if c in "[{":
+            if len(frames) > MAX_DEPTH:
+                break
+            frames.append([c, 0 if c == "[" else ""])
+            expect_key = c == "{"
+        elif c in "]}":
+            if frames:
+                frames.pop()
+        elif c == "," and frames:
+            if frames[-1][0] == "[":
+                frames[-1][1] += 1
+            else:
+                expect_key = True
+        i += 1
+    return [f[1] for f in frames]
 
 
 def might_hold_surrogates(data: bytes | str) -> bool:

@@ -6,11 +6,19 @@ Wire form::
 
 The signature covers ``SIGNING_DOMAIN + canonical_json({"type", "version", "signer", "body"})``, so the type and
 version are inside what is signed and a signature over one kind of object can never pass for another.
+
+The body in those bytes is the body **as sent**: a parsed object keeps the canonical encoding of the body it received
+(an optional field left out stays out, one sent as ``null`` stays ``null``), verifies its signature over that, and
+hands that same body on when it is forwarded (a quote inside a payment, a release inside a redemption claim). Only a
+body equal to what ``to_body()`` gives back is encoded from the parsed values (the same bytes, and the common case,
+so it stays lazy and cheap); any other form is kept as received. A sender's choice between leaving an optional field
+out and sending it as ``null`` therefore cannot break its signature (docs/protocol.md §3).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, Self, TypeVar
@@ -55,24 +63,35 @@ class Signed(Generic[B]):
     signature: bytes
     _signed: bytes | None = field(default=None, init=False, repr=False, compare=False)
     _wire: bytes | None = field(default=None, init=False, repr=False, compare=False)
-
-    @staticmethod
-    def _bytes(body: Body, signer: VerifyKey) -> bytes:
-        envelope = {"type": body.TYPE, "version": body.VERSION, "signer": signer.hex, "body": body.to_body()}
-        return SIGNING_DOMAIN + canonical_json(envelope)
+    #: The body's canonical JSON as signed; for a parsed object, the body exactly as it was received.
+    _body_json: bytes | None = field(default=None, init=False, repr=False, compare=False)
+    #: Parsed from a body in another form than ``body.to_body()`` writes (an optional field left out, or null where
+    #: we leave it out): ``_body_json`` then holds that body as received, and the wire form gives it back.
+    _as_sent: bool = field(default=False, init=False, repr=False, compare=False)
 
     @classmethod
     def sign(cls, body: B, key: SigningKey) -> Signed[B]:
-        data = cls._bytes(body, key.public)
+        body_json = canonical_json(body.to_body())
+        data = _envelope(body_json, key.public.hex, body)
         signed = cls(body, key.public, key.sign(data))
+        object.__setattr__(signed, "_body_json", body_json)
         object.__setattr__(signed, "_signed", data)
         return signed
+
+    def body_json(self) -> bytes:
+        """The canonical JSON of the body the signature covers: the body as received for a parsed object (kept when
+        it differs from ``to_body()``, else the same bytes), the body's own encoding for a signed one."""
+        data = self._body_json
+        if data is None:
+            data = canonical_json(self.body.to_body())
+            object.__setattr__(self, "_body_json", data)
+        return data
 
     def signed_bytes(self) -> bytes:
         """``SIGNING_DOMAIN`` + the canonical envelope: what the signature covers."""
         data = self._signed
         if data is None:
-            data = self._bytes(self.body, self.signer)
+            data = _envelope(self.body_json(), self.signer.hex, self.body)
             object.__setattr__(self, "_signed", data)
         return data
 
@@ -85,16 +104,21 @@ class Signed(Generic[B]):
         """``canonical_json(self.to_wire())``, encoded once per object (a payment embeds its quote and
         certificates, and a wallet sends the same certificate with every payment)."""
         data = self._wire
-        if data is None:
-            data = canonical_json(self.to_wire())
+        if data is None:  # canonical key order: body, signature, signer, type, version
+            data = b'{"body":%s,"signature":"%s","signer":"%s","type":%s,"version":%d}' % (
+                self.body_json(), self.signature.hex().encode(), self.signer.hex.encode(),
+                _type_json(self.body), self.body.VERSION,
+            )  # fmt: skip
             object.__setattr__(self, "_wire", data)
         return data
 
     def to_wire(self) -> dict[str, Any]:
+        """The wire form as a new JSON object; a parsed object gives its body as it was received."""
+        body = json.loads(self.body_json()) if self._as_sent else self.body.to_body()
         return {
             "type": self.body.TYPE,
             "version": self.body.VERSION,
-            "body": self.body.to_body(),
+            "body": body,
             "signer": self.signer.hex,
             "signature": self.signature.hex(),
         }
@@ -113,11 +137,15 @@ class Signed(Generic[B]):
             raise WrongMessageType(f"{where} is a {type_!r}, expected {kind.TYPE!r}", field=where)
         if version != kind.VERSION:
             raise WrongMessageType(f"{where} has version {version}, this party speaks {kind.VERSION}", field=where)
-        body = kind.from_body(r.raw("body"), f"{where}.body")
+        raw = r.raw("body")
+        body = kind.from_body(raw, f"{where}.body")
         signer = VerifyKey(r.hex("signer", 32))
         signature = r.hex("signature", 64)
         r.done()
         obj = cls(body, signer, signature)
+        if body.to_body() != raw:  # another form than ours (cheap to compare): keep the body as sent, encoded now
+            object.__setattr__(obj, "_body_json", canonical_json(raw))  # (the caller's dict may change later)
+            object.__setattr__(obj, "_as_sent", True)
         if verify:
             obj.verify_signature()
         return obj
@@ -131,3 +159,15 @@ class Signed(Generic[B]):
         if self.signer not in trusted:
             raise UntrustedSigner(f"{self.body.TYPE} is signed by an untrusted key {self.signer.fingerprint}")
         return self.body
+
+
+def _type_json(body: Body) -> bytes:
+    return json.dumps(body.TYPE, ensure_ascii=False).encode()
+
+
+def _envelope(body_json: bytes, signer_hex: str, body: Body) -> bytes:
+    """``SIGNING_DOMAIN + canonical_json({"body", "signer", "type", "version"})`` around an encoded body (the keys
+    in sorted order, as canonical JSON has them)."""
+    return SIGNING_DOMAIN + b'{"body":%s,"signer":"%s","type":%s,"version":%d}' % (
+        body_json, signer_hex.encode(), _type_json(body), body.VERSION,
+    )  # fmt: skip

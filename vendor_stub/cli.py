@@ -13,7 +13,7 @@ from pathlib import Path
 
 from netpay.errors import NetPayError
 from netpay.keys import load_or_create_key
-from vendor_stub.settings import VendorSettings
+from vendor_stub.settings import QUOTE_TTL_MAX_S, QUOTE_TTL_MIN_S, VendorSettings
 
 __all__ = ["main"]
 
@@ -22,6 +22,16 @@ _CATALOGS = Path(__file__).parent / "catalogs"
 
 def _env(name: str, default: str = "") -> str:
     return os.environ.get(f"NETPAY_VENDOR_{name}", default)
+
+
+def _quote_ttl(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not QUOTE_TTL_MIN_S <= value <= QUOTE_TTL_MAX_S:
+        raise argparse.ArgumentTypeError(f"must be whole seconds from {QUOTE_TTL_MIN_S} to {QUOTE_TTL_MAX_S}")
+    return value
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -40,6 +50,11 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("--broker-key", default=_env("BROKER_KEY", ""), help="pin the broker's public key (hex)")
         sp.add_argument("--database", default=_env("DATABASE", ""),
                         help="postgresql://... : the shop's state in PostgreSQL, shared by its processes")  # fmt: skip
+        sp.add_argument(
+            "--quote-ttl", type=_quote_ttl, default=_env("QUOTE_TTL", "300"), metavar="SECONDS",
+            help=f"how long a quote stays payable, {QUOTE_TTL_MIN_S} to {QUOTE_TTL_MAX_S} "
+            "(env NETPAY_VENDOR_QUOTE_TTL; default: %(default)s)",
+        )  # fmt: skip
 
     serve_args(p)
     serve_args(sub.add_parser("serve", help="run the shop (default)"))
@@ -60,7 +75,7 @@ def _serve(args: argparse.Namespace) -> int:
     settings = VendorSettings(
         name=args.name, catalog=Path(args.catalog), data_dir=Path(args.data_dir), broker_url=args.broker,
         host=args.host, port=args.port, vendor_id=args.vendor_id, public_url=args.public_url,
-        broker_public_key=args.broker_key, database_url=args.database,
+        broker_public_key=args.broker_key, quote_ttl_s=args.quote_ttl, database_url=args.database,
     )  # fmt: skip
     app = create_app(settings)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")

@@ -22,12 +22,12 @@ from typing import Any
 from netpay.chain import verify_paywords
 from netpay.encoding import FieldReader
 from netpay.errors import (
-    CertificateExpired,
     CustodyConflict,
     MalformedMessage,
     NetPayError,
     NotFound,
     PeerUnavailable,
+    StaleRequest,
     UntrustedSigner,
 )
 from netpay.keys import SigningKey
@@ -178,7 +178,9 @@ class ChainBook:
         if req.signer != cert.public_key:
             raise UntrustedSigner("the release request is not signed by the vendor in its certificate")
         if abs(req.body.requested_at - now) > REQUEST_SKEW_S:
-            raise CertificateExpired("the release request is too old or from the future")
+            raise StaleRequest(
+                f"requested_at is more than {REQUEST_SKEW_S} s from this vendor's clock", vendor_time=now
+            )
         if cert.vendor_id == self.vendor_id:
             raise CustodyConflict("a vendor cannot release a chain to itself")
         return self._release(req.body.chain_id, cert.vendor_id)
@@ -187,8 +189,10 @@ class ChainBook:
         """Answer the broker's signed close request (POST /v1/custody/close) with a release to ``broker``."""
         req = Signed.from_wire(wire, CloseRequest, "close_request")
         req.require_signer(self._trust.broker_key())
-        if abs(req.body.requested_at - self._now()) > REQUEST_SKEW_S:
-            raise CertificateExpired("the close request is too old or from the future")
+        if abs(req.body.requested_at - (now := self._now())) > REQUEST_SKEW_S:
+            raise StaleRequest(
+                f"requested_at is more than {REQUEST_SKEW_S} s from this vendor's clock", vendor_time=now
+            )
         return self._release(req.body.chain_id, "broker")
 
     def _release(self, chain_id: bytes, to: str) -> Signed[CustodyRelease]:

@@ -6,10 +6,16 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["DEFAULT_NETPAY_JS", "VendorSettings", "slug"]
+__all__ = ["DEFAULT_NETPAY_JS", "QUOTE_TTL_MAX_S", "QUOTE_TTL_MIN_S", "VendorSettings", "slug"]
 
 #: The page script shared with the wallet; read at request time so edits show up without a restart.
 DEFAULT_NETPAY_JS = Path(__file__).resolve().parent.parent / "resources" / "netpay.js"
+
+
+#: How long an operator may let a quote stay payable (``--quote-ttl``): long enough for a customer to read the
+#: wallet's prompt, short enough that a price change takes effect within a day. (Tests set ``quote_ttl_s`` lower.)
+QUOTE_TTL_MIN_S = 30
+QUOTE_TTL_MAX_S = 86400
 
 
 def slug(text: str) -> str:
@@ -31,7 +37,7 @@ class VendorSettings:
     vendor_id: str = ""
     public_url: str = ""
     broker_public_key: str = ""  # hex; pins the broker key instead of trusting GET /v1/info on first contact
-    quote_ttl_s: int = 300
+    quote_ttl_s: int = 300  # QUOTE_TTL_MIN_S .. QUOTE_TTL_MAX_S; --quote-ttl / NETPAY_VENDOR_QUOTE_TTL
     report_delay_s: float = 0.2
     redeem_interval_s: float = 300.0
     revocation_refresh_s: float = 30.0

@@ -71,7 +71,8 @@ async def account(
     if x_operator_token is not None:
         require_operator(request, x_operator_token)
     elif x_netpay_signed is not None:
-        await run(broker.payouts.authorize, vendor_id, parse_json(x_netpay_signed), "account")
+        signed = parse_json(x_netpay_signed, where="X-NetPay-Signed")
+        await run(broker.payouts.authorize, vendor_id, signed, "account")
     else:
         raise AuthenticationRequired("send X-NetPay-Signed (a signed vendor_request) or X-Operator-Token")
     result: dict[str, Any] = await run(broker.payouts.account, vendor_id)

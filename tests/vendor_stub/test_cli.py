@@ -45,6 +45,7 @@ def test_serve_in_a_subprocess_with_environment_variables(broker: RunningBroker,
         NETPAY_VENDOR_BROKER=broker.url,
         NETPAY_VENDOR_CATALOG=str(CARDS),
         NETPAY_VENDOR_VENDOR_ID="cards",
+        NETPAY_VENDOR_QUOTE_TTL="45",
     )
     proc = subprocess.Popen(
         [sys.executable, "-m", "vendor_stub.cli", "serve", "--name", "Paper Lantern Cards"], env=env
@@ -60,6 +61,27 @@ def test_serve_in_a_subprocess_with_environment_variables(broker: RunningBroker,
                 time.sleep(0.1)
         assert info is not None and info["vendor_id"] == "cards" and info["public_key"] == key.public.hex
         assert "Paper Lantern Cards" in requests.get(f"http://127.0.0.1:{port}/", timeout=5).text
+        quote = requests.post(f"http://127.0.0.1:{port}/v1/quotes", json={"item_id": "thank-you-sunrise"}, timeout=5)
+        body = quote.json()["quote"]["body"]
+        assert body["expires_at"] - body["issued_at"] == 45
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_quote_lifetime_is_a_flag_with_its_default_in_help(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pytest.raises(SystemExit):
+        main(["serve", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--quote-ttl SECONDS" in text and "NETPAY_VENDOR_QUOTE_TTL" in text and "default: 300" in text
+    for bad in ("29", "86401", "soon"):
+        with pytest.raises(SystemExit) as exit_:
+            main(["serve", "--quote-ttl", bad])
+        assert exit_.value.code == 2
+        assert "--quote-ttl: must be whole seconds from 30 to 86400" in capsys.readouterr().err
+    monkeypatch.setenv("NETPAY_VENDOR_QUOTE_TTL", "20")
+    with pytest.raises(SystemExit):
+        main(["serve"])
+    assert "--quote-ttl" in capsys.readouterr().err
