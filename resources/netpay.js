@@ -226,7 +226,9 @@
       button.disabled = false;
       var code = (err && err.code) || "failed";
       if (code === "no_wallet") showHint(true);
-      setState(button, code, MESSAGES[code] || (err && err.message) || "The purchase did not go through.");
+      // The wallet's own words first for missing coins: they say which coins to buy (and name no balance).
+      var own = code === "insufficient_coins" && err && err.message !== code ? err.message : null;
+      setState(button, code, own || MESSAGES[code] || (err && err.message) || "The purchase did not go through.");
     });
   }
 

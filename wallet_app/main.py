@@ -64,6 +64,7 @@ class _Runtime:
         self.data_dir = resolve_data_dir(args.data_dir)
         self.events = WalletEvents()
         self.service = WalletService(self.data_dir, events=self.events)
+        self.service.start_revocation_watch()  # revocation lists refreshed in the background while it runs
         self.coordinator: Any = None
         self.server: Any = None
         self.channel: Any = None

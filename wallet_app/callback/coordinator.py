@@ -169,6 +169,7 @@ class PurchaseCoordinator:
                     created_at=now,
                     expires_at=min(quote.expires_at, now + int(self.limits.prompt_timeout_s)),
                     navigation=navigation,
+                    advice=check.advice,
                 )
                 purchase = _Purchase(prompt, offer, secrets.token_urlsafe(24), return_url)
                 self._purchases[prompt.prompt_id] = purchase

@@ -35,6 +35,7 @@ class QuoteCheck:
 
     remaining_after: Money  # unspent coins (price's currency) after paying; negative when not enough
     covered_by_allowance: bool
+    advice: str | None = None  # no combination of the wallet's coins makes the price: what to buy instead
 
 
 class WalletPort(Protocol):

@@ -31,7 +31,8 @@ class Prompt:
     expires_at: int
     navigation: bool  # came from the navigation fallback or a netpay: link (never auto-paid)
     status: PromptStatus = "pending"
+    advice: str | None = None  # no combination of coins makes the price: what to buy instead (shown, Pay off)
 
     @property
     def affordable(self) -> bool:
-        return self.balance_after.amount >= 0
+        return self.balance_after.amount >= 0 and self.advice is None

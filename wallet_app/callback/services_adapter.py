@@ -45,13 +45,13 @@ class ServicesWalletPort:
         # The signed objects as they are: the core's signature memo knows them (the Offer was parsed through it).
         checked = self.service.check_quote(quote, certificate, origin)
         remaining = checked.remaining_after
-        if not checked.affordable:  # the core floors it at zero; the prompt shows how much is missing
+        if not checked.affordable and checked.change_advice is None:  # floored at zero; the prompt shows the gap
             unspent = Money.zero(checked.price.currency)
             for line in self.service.balance():
                 if line.broker_id == checked.broker_id and line.currency == checked.price.currency:
                     unspent = unspent + line.unspent
             remaining = unspent - checked.price
-        return QuoteCheck(remaining, checked.covered_by_allowance)
+        return QuoteCheck(remaining, checked.covered_by_allowance, checked.change_advice)
 
     def pay(self, quote: Signed[Quote], certificate: Signed[VendorCertificate], origin: str, *, via: str) -> PaidResult:
         paid = self.service.pay_quote(quote, certificate, origin, via)  # type: ignore[arg-type]

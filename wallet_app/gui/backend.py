@@ -35,6 +35,7 @@ def prompt_view(prompt: Any) -> PromptView:
         price=prompt.price,
         balance_after=prompt.balance_after,
         expires_at=int(prompt.expires_at),
+        advice=getattr(prompt, "advice", None),
     )
 
 

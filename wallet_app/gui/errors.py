@@ -26,6 +26,8 @@ def describe(exc: BaseException) -> str:
     if isinstance(exc, errors.Conflict):
         return _tr("That already exists: ") + exc.message
     if isinstance(exc, errors.InsufficientCoins):
+        if exc.details.get("reason"):  # the wallet's own words: what is missing and which coins to buy
+            return exc.message
         return _tr("Not enough coins for this price. Buy coins first.")
     if isinstance(exc, errors.WalletLocked):
         return _tr("The wallet is locked. Unlock it and try again.")

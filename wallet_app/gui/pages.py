@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
@@ -22,6 +23,8 @@ from wallet_app.gui.tables import Cell, DataTable
 from wallet_app.gui.widgets import Card, heading, muted
 
 __all__ = ["ActivityPage", "AllowancesPage", "BrokersPage", "CoinsPage", "Page"]
+
+REVOKED_COLOR = "#dc2626"  # a revoked chain's row: readable in the light and the dark theme
 
 
 class Page(QWidget):
@@ -117,14 +120,28 @@ class CoinsPage(Page):
                     Cell(chain.coin_value.format(), chain.coin_value.amount, right=True),
                     Cell(f"{chain.unspent:,} / {chain.length:,}", chain.unspent, right=True),
                     Cell(left.format(), left.amount, right=True),
-                    Cell(vendors.get(chain.holder, chain.holder) if chain.holder else "—"),
+                    Cell(self._holder(vendors, chain)),
                     Cell(when_day(chain.expires_at), chain.expires_at),
-                    Cell(_status_text(self, chain.status) + (self.tr(" · resync") if chain.needs_resync else "")),
+                    Cell(self._status(chain)),
                 ]
             )
+            if chain.revoked and chain.status == "active":  # never used again: the whole row says so
+                for cell in rows[-1]:
+                    cell.setForeground(QColor(REVOKED_COLOR))
         self.table.fill(rows)
         self.empty.setVisible(not rows)
         self._selection_changed()
+
+    def _holder(self, vendors: dict[str, str], chain: Any) -> str:
+        if not chain.holder:
+            return "—"
+        name = vendors.get(chain.holder, chain.holder)
+        return self.tr("%1 (revoked)").replace("%1", name) if getattr(chain, "holder_revoked", False) else name
+
+    def _status(self, chain: Any) -> str:
+        if getattr(chain, "revoked", False) and chain.status == "active":  # (a returned chain is revoked too)
+            return self.tr("Revoked by the broker · not used")
+        return _status_text(self, chain.status) + (self.tr(" · resync") if chain.needs_resync else "")
 
     def select_chain(self, chain_id: str) -> bool:
         for row in range(self.table.rowCount()):
@@ -136,7 +153,12 @@ class CoinsPage(Page):
 
     def _selection_changed(self) -> None:
         chain = self.table.selected_data()
-        self.return_button.setEnabled(chain is not None and chain.status == "active" and chain.unspent > 0)
+        self.return_button.setEnabled(
+            chain is not None
+            and chain.status == "active"
+            and chain.unspent > 0
+            and not getattr(chain, "revoked", False)
+        )
 
     def _return_clicked(self) -> None:
         chain = self.table.selected_data()

@@ -111,7 +111,11 @@ class PurchasePrompt(QDialog):
 
         self.error = banner()
         outer.addWidget(self.error)
-        if not self.affordable:
+        if prompt.advice:
+            self.after_label.setText(self.tr("no exact change"))
+            self.error.setText(prompt.advice)
+            self.error.show()
+        elif not self.affordable:
             self.after_label.setText(self.tr("not enough coins"))
             self.error.setText(
                 self.tr(
@@ -164,8 +168,8 @@ class PurchasePrompt(QDialog):
 
     @property
     def affordable(self) -> bool:
-        """The wallet holds enough coins for the price (else Pay never lights up)."""
-        return self.prompt.balance_after.amount >= 0
+        """Some of the wallet's coins make the price exactly (else Pay never lights up)."""
+        return self.prompt.balance_after.amount >= 0 and not self.prompt.advice
 
     def showEvent(self, event: QShowEvent) -> None:
         self.adjustSize()

@@ -31,6 +31,7 @@ class PromptView:
     price: Money
     balance_after: Money
     expires_at: int
+    advice: str | None = None  # no coins make the price exactly: what to buy (Pay stays off)
 
 
 @dataclass

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import secrets
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 from netpay.chain import new_chain_id, new_seed
@@ -86,11 +86,16 @@ class BrokerDesk:
             }
             chains: set[str] = set()
             vendors: set[str] = set()
-            for r in self.vault.query("SELECT list_json FROM revocations"):
+            fetched: dict[str, float] = {}
+            for r in self.vault.query("SELECT broker_id, list_json, fetched_at FROM revocations"):
+                if r["broker_id"] not in self.trust.keys:
+                    continue
                 data = json.loads(r["list_json"])
                 chains.update(data["chains"])
                 vendors.update(data["vendors"])
+                fetched[r["broker_id"]] = float(r["fetched_at"])
             self.trust.revoked_chains, self.trust.revoked_vendors = chains, vendors
+            self.trust.fetched_at = fetched
 
     def add(self, url: str) -> BrokerInfo:
         url = url.rstrip("/")
@@ -294,22 +299,49 @@ class BrokerDesk:
         self.book.forget([chain_id])
         return refund
 
-    def refresh_revocations(self) -> None:
+    def refresh_revocations(self, broker_ids: Collection[str] | None = None) -> None:
+        """Fetch, verify and store the revocation list of each trusted broker (or of ``broker_ids``). Raises the
+        first broker's error after trying every one; the lists fetched are kept either way."""
+        first: NetPayError | None = None
         for info in self.list():
-            if not info.trusted:
+            if not info.trusted or (broker_ids is not None and info.broker_id not in broker_ids):
                 continue
-            wire = self.client_for(info.url).revocations()
-            lst = Signed.from_wire(wire, RevocationList, "revocations")
-            body = lst.require_signer(self.trust.keys[info.broker_id])
-            data = {"chains": [c.hex() for c in body.chains], "vendors": list(body.vendors)}
-            with self.lock, self.vault.tx() as c:
-                c.execute(
-                    """INSERT INTO revocations VALUES (?, ?, ?, ?) ON CONFLICT(broker_id) DO UPDATE SET
-                       serial = excluded.serial, list_json = excluded.list_json, fetched_at = excluded.fetched_at
-                       WHERE excluded.serial >= revocations.serial""",
-                    (info.broker_id, body.serial, json.dumps(data), int(self.clock())),
-                )
+            try:
+                self._refresh_one(info)
+            except NetPayError as exc:
+                first = first or exc
         self.load_trust()
+        if first is not None:
+            raise first
+
+    def _refresh_one(self, info: BrokerInfo) -> None:
+        wire = self.client_for(info.url).revocations()
+        lst = Signed.from_wire(wire, RevocationList, "revocations")
+        body = lst.require_signer(self.trust.keys[info.broker_id])
+        if body.broker_id != info.broker_id:
+            raise UntrustedSigner(f"the revocation list names broker {body.broker_id!r}, not {info.broker_id!r}")
+        data = {"chains": [c.hex() for c in body.chains], "vendors": list(body.vendors)}
+        with self.lock, self.vault.tx() as c:
+            old = c.execute(
+                "SELECT serial, list_json FROM revocations WHERE broker_id = ?", (info.broker_id,)
+            ).fetchone()
+            if old is not None and old["serial"] > body.serial:
+                return
+            # An older list (a lower serial: replayed or from a lagging replica) never replaces a newer one.
+            c.execute(
+                """INSERT INTO revocations VALUES (?, ?, ?, ?) ON CONFLICT(broker_id) DO UPDATE SET
+                   serial = excluded.serial, list_json = excluded.list_json, fetched_at = excluded.fetched_at
+                   WHERE excluded.serial >= revocations.serial""",
+                (info.broker_id, body.serial, json.dumps(data), int(self.clock())),
+            )
+            # A chain of ours the broker revoked since the last list (closed from another device, a double spend):
+            # asked about at the next resync, which learns whether it was closed (and refunded) or not. Once only.
+            newly = set(data["chains"]) - set(json.loads(old["list_json"])["chains"] if old is not None else ())
+            for r in c.execute(
+                "SELECT chain_id FROM chains WHERE broker_id = ? AND status IN ('active', 'closing')", (info.broker_id,)
+            ).fetchall():
+                if r[0] in newly:
+                    c.execute("UPDATE chains SET needs_resync = 1 WHERE chain_id = ?", (r[0],))
 
     def resync(self) -> int:
         """Move every chain marked ``needs_resync`` to at least the index its broker reports, then clear the mark."""

@@ -3,15 +3,17 @@ indexes (the traversal state is persisted in the same transaction), rewind after
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
 from netpay.encoding import parse_json
 from netpay.errors import InsufficientCoins
-from netpay.messages import MAX_SEGMENTS, CoinCertificate
+from netpay.messages import CoinCertificate
 from netpay.money import Money
 from netpay.signed import Signed
 from netpay.traversal import PaywordTraversal, create_chain
+from wallet_app.services.change import HELD, OTHER, UNHELD, Candidate, make_change, suggest_coin_value
 from wallet_app.services.types import ChainSummary
 from wallet_app.vault.store import Vault
 
@@ -86,49 +88,86 @@ class ChainBook:
         return cert
 
     # ----- choosing ---------------------------------------------------------------------------------------------
-    def pick(
-        self, broker_id: str, price: Money, vendor_id: str, now: int, revoked: set[str] | None = None
-    ) -> list[Pick]:
-        """Chains for ``price``: the chain the vendor holds first, then unheld ones, then others; the emptiest
-        first within each group; several chains when one runs short. Raises :class:`InsufficientCoins`."""
+    def candidates(
+        self, broker_id: str, currency: str, vendor_id: str, now: int, revoked: set[str] | None = None
+    ) -> list[Candidate]:
+        """Chains that may pay ``vendor_id`` now: active, not waiting for a resync, unexpired, with coins left, no
+        payment in flight, not revoked, and never refused by this vendor for custody (``chain_refusals``)."""
         rows = self.vault.query(
-            """SELECT chain_id, length, position, coin_amount, currency, holder FROM chains
+            """SELECT chain_id, length, position, coin_amount, holder FROM chains
                WHERE broker_id = ? AND currency = ? AND status = 'active' AND needs_resync = 0
                  AND position < length AND (expires_at = 0 OR expires_at > ?)
                  AND chain_id NOT IN (SELECT g.chain_id FROM spend_segments g JOIN spends s
-                                      ON s.payment_id = g.payment_id WHERE s.status = 'pending')""",
-            (broker_id, price.currency, now),
+                                      ON s.payment_id = g.payment_id WHERE s.status = 'pending')
+                 AND chain_id NOT IN (SELECT chain_id FROM chain_refusals WHERE vendor_id = ?)""",
+            (broker_id, currency, now, vendor_id),
         )
-        rows = [r for r in rows if not revoked or r["chain_id"] not in revoked]
-
-        def rank(r: Any) -> tuple[int, int]:
-            group = 0 if r["holder"] == vendor_id else 1 if r["holder"] is None else 2
-            return group, r["length"] - r["position"]
-
-        rows.sort(key=rank)
-        left = price.amount
-        picks: list[Pick] = []
-        for r in rows:
-            if left == 0 or len(picks) == MAX_SEGMENTS:
-                break
-            value = r["coin_amount"]
-            coins = min(r["length"] - r["position"], left // value)
-            if coins > 0:
-                picks.append(Pick(r["chain_id"], coins, Money(value, r["currency"])))
-                left -= coins * value
-        if left:
-            raise InsufficientCoins(
-                f"not enough coins for {price.format()} at broker {broker_id}", price=price.to_json()
+        return [
+            Candidate(
+                r["chain_id"],
+                r["coin_amount"],
+                r["length"] - r["position"],
+                HELD if r["holder"] == vendor_id else UNHELD if r["holder"] is None else OTHER,
             )
-        return picks
+            for r in rows
+            if not revoked or r["chain_id"] not in revoked
+        ]
 
-    def unspent(self, broker_id: str, currency: str) -> Money:
-        row = self.vault.one(
-            """SELECT COALESCE(SUM((length - position) * coin_amount), 0) FROM chains
+    def pick(
+        self, broker_id: str, price: Money, vendor_id: str, now: int, revoked: set[str] | None = None
+    ) -> list[Pick]:
+        """Chains and coins that make ``price`` exactly (:func:`~wallet_app.services.change.make_change`: the chain
+        the vendor holds first, then the fewest custody claims and chains). Raises :class:`InsufficientCoins`
+        whose ``details`` say why (``reason``: ``short`` or ``no_exact_change``) and, in ``buy``, a coin value
+        whose chain would make the price payable."""
+        cands = self.candidates(broker_id, price.currency, vendor_id, now, revoked)
+        found = make_change(cands, price.amount)
+        if found is None:
+            raise self.no_change(broker_id, price, cands)
+        return [Pick(c.key, coins, Money(c.value, price.currency)) for c, coins in found]
+
+    def no_change(self, broker_id: str, price: Money, cands: list[Candidate]) -> InsufficientCoins:
+        """The refusal for a price no combination of ``cands`` makes: what is missing and what to buy. Its
+        message tells the page nothing about the balance; the details are for the wallet's own prompt."""
+        row = self.vault.one("SELECT info_json FROM brokers WHERE broker_id = ?", (broker_id,))
+        info = json.loads(row["info_json"]) if row is not None else {}
+        offered = [
+            int(v["amount"])
+            for v in info.get("coin_values") or ()
+            if isinstance(v, dict) and v.get("currency") == price.currency and isinstance(v.get("amount"), int)
+        ] or [1]
+        usable = sum(c.value * c.left for c in cands)
+        value = suggest_coin_value(cands, price.amount, offered)
+        buy = Money(value, price.currency) if value is not None else None
+        hint = f"buy coins of {buy.format()}" if buy is not None else "buy coins"
+        if usable < price.amount:
+            reason, text = "short", f"Not enough coins for {price.format()}: {hint} in the wallet."
+        else:
+            reason, text = (
+                "no_exact_change",
+                f"No combination of your coins makes exactly {price.format()}: {hint} in the wallet.",
+            )
+        details: dict[str, Any] = {"price": price.to_json(), "reason": reason, "broker_id": broker_id}
+        if buy is not None:
+            details["buy"] = buy.to_json()
+        return InsufficientCoins(text, **details)
+
+    def refused(self, conn: Any, chain_id: str, vendor_id: str, code: str, payment_id: str, at: int) -> None:
+        """Remember that ``vendor_id`` refused ``chain_id`` for custody: never offered to that vendor again."""
+        conn.execute(
+            """INSERT INTO chain_refusals (vendor_id, chain_id, code, payment_id, at) VALUES (?, ?, ?, ?, ?)
+               ON CONFLICT(vendor_id, chain_id) DO NOTHING""",
+            (vendor_id, chain_id, code, payment_id, at),
+        )
+
+    def unspent(self, broker_id: str, currency: str, revoked: set[str] | None = None) -> Money:
+        """Unspent coins of the active chains at ``broker_id`` in ``currency``, revoked chains left out."""
+        rows = self.vault.query(
+            """SELECT chain_id, (length - position) * coin_amount FROM chains
                WHERE broker_id = ? AND currency = ? AND status = 'active'""",
             (broker_id, currency),
         )
-        return Money(int(row[0]), currency)
+        return Money(sum(int(r[1]) for r in rows if not revoked or r[0] not in revoked), currency)
 
     # ----- moving -------------------------------------------------------------------------------------------------
     def _traversal(self, chain_id: str) -> PaywordTraversal:

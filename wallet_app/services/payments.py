@@ -78,6 +78,8 @@ class _Spend:
 
 
 SPEND_INTENT = "spend"
+MAX_ATTEMPTS = 3  # payments tried for one quote: the first, then retries after signed refusals
+CUSTODY_REFUSALS = frozenset({"custody_conflict", "revoked"})  # the vendor will not take this chain
 _INSERT_SPEND = """INSERT INTO spends (payment_id, quote_id, quote_digest, vendor_id, vendor_name, vendor_key,
     payment_url, item_url, title, amount, currency, via, origin, payment_json, created_at, api_url_json, status,
     error_code, updated_at)
@@ -91,6 +93,8 @@ class TrustView:
         self.keys: dict[str, VerifyKey] = {}  # trusted broker id -> key
         self.revoked_chains: set[str] = set()
         self.revoked_vendors: set[str] = set()
+        self.fetched_at: dict[str, float] = {}  # trusted broker id -> when its revocation list was fetched
+        self.refresh_soon: Callable[[], None] = lambda: None  # ask for a background refresh (set by the facade)
 
 
 class PaymentEngine:
@@ -133,7 +137,11 @@ class PaymentEngine:
         if not vc.issued_at <= now <= vc.expires_at:
             raise CertificateExpired(f"the certificate of {vc.display_name} is not valid now")
         if vc.vendor_id in self.trust.revoked_vendors:
-            raise Revoked(f"the broker revoked vendor {vc.display_name}")
+            raise Revoked(
+                f"{vc.display_name} is revoked by broker {vc.broker_id}: the wallet refuses its quotes and pays it "
+                "nothing",
+                vendor_id=vc.vendor_id,
+            )
         if origin is not None and origin not in vc.origins:
             raise Forbidden(f"the page's origin {origin} is not one of {vc.display_name}'s certified origins")
         quote = SIGNATURES.parse(quote_wire, Quote, "quote")
@@ -157,12 +165,16 @@ class PaymentEngine:
 
     # ----- paying -----------------------------------------------------------------------------------------------
     def pay(self, quote: Signed[Quote], cert: Signed[VendorCertificate], origin: str | None, via: PayVia) -> PaidQuote:
-        """Journal, send, settle. A refusal proving a stale index is retried once with the resynced chain."""
-        try:
-            return self._pay_once(quote, cert, origin, via)
-        except NetPayError as exc:
-            if not getattr(exc, "resynced", False):
-                raise
+        """Journal, send, settle. A signed refusal proving a stale index is retried with the resynced chain; one
+        refusing a chain for custody (remembered, so that chain is never offered to that vendor again) is retried
+        with other chains. At most :data:`MAX_ATTEMPTS` payments per quote; each retry has a new payment id, and
+        is made only after the vendor's signed refusal proved the previous one recorded nothing."""
+        for _ in range(MAX_ATTEMPTS - 1):
+            try:
+                return self._pay_once(quote, cert, origin, via)
+            except NetPayError as exc:
+                if not (getattr(exc, "resynced", False) or getattr(exc, "custody_refused", None)):
+                    raise
         return self._pay_once(quote, cert, origin, via)
 
     def _pay_once(
@@ -365,9 +377,25 @@ class PaymentEngine:
                     "UPDATE spends SET status = 'released', error_code = ?, updated_at = ? WHERE payment_id = ?",
                     (exc.code, int(self.clock()), payment_id),
                 )
+                refused = self._refused_chain(c, payment_id, exc) if exc.code in CUSTODY_REFUSALS else None
+                if refused is not None:
+                    self.book.refused(c, refused, row["vendor_id"], exc.code, payment_id, int(self.clock()))
             exc.resynced = resynced and exc.code == "index_conflict"  # type: ignore[attr-defined]
+            exc.custody_refused = refused  # type: ignore[attr-defined]
+            if refused is not None and exc.code == "revoked":
+                self.trust.refresh_soon()  # the broker's own list says whether the chain is revoked for everyone
         self.events.emit("payment_failed", payment_id, exc.code, exc.message)
         self.events.emit("balance_changed")
+
+    @staticmethod
+    def _refused_chain(conn: Any, payment_id: str, exc: NetPayError) -> str | None:
+        """The chain a custody refusal is about: ``details.chain_id`` if it is one of the payment's, else the only
+        chain of a one-segment payment (None when it cannot be told: nothing is remembered then)."""
+        chains = [r[0] for r in conn.execute("SELECT chain_id FROM spend_segments WHERE payment_id = ?", (payment_id,))]
+        named = exc.details.get("chain_id")
+        if isinstance(named, str) and named in chains:
+            return named
+        return chains[0] if len(chains) == 1 else None
 
     def _verified_refusal(self, row: Any, wire: Any) -> PaymentRefusal | None:
         if wire is None:

@@ -73,6 +73,8 @@ class ChainSummary:
     holder: str | None  # vendor id holding custody, as far as the wallet knows
     needs_resync: bool
     expires_at: int
+    revoked: bool = False  # on its broker's revocation list: never used again, its coins not counted as unspent
+    holder_revoked: bool = False  # the vendor holding it is on the revocation list
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,9 +160,10 @@ class CheckedQuote:
     vendor_name: str
     origin: str
     price: Money
-    affordable: bool  # the wallet holds enough unspent coins
+    affordable: bool  # the wallet holds coins that make the price exactly
     remaining_after: Money  # unspent coins at this broker/currency after paying
     covered_by_allowance: bool
+    change_advice: str | None = None  # set when no combination of coins makes the price: what to buy instead
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,7 @@ it against real servers on loopback with a test keyring.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import threading
 import time
@@ -15,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from netpay.errors import Forbidden, NetPayError, WalletLocked
+from netpay.errors import Forbidden, InsufficientCoins, NetPayError, WalletLocked
 from netpay.keys import VerifyKey
 from netpay.messages import Quote, VendorCertificate
 from netpay.money import Money
@@ -29,6 +30,7 @@ from wallet_app.services.brokers import BrokerDesk
 from wallet_app.services.chains import ChainBook
 from wallet_app.services.events import WalletEvents
 from wallet_app.services.payments import PaymentEngine, TrustView
+from wallet_app.services.revocations import RevocationWatch
 from wallet_app.services.signatures import SIGNATURES
 from wallet_app.services.types import (
     AccountView,
@@ -83,6 +85,8 @@ class WalletService:
         )
         self.account_desk = AccountDesk(self.vault, self.brokers_desk, clock, self._lock)
         self.allowance_book = AllowanceBook(self.vault, clock)
+        self.revocations = RevocationWatch(self.brokers_desk, self.trust, clock)
+        self.trust.refresh_soon = self.revocations.refresh_soon
         self._last_activity = clock()
         self._idle_stop: threading.Event | None = None
 
@@ -120,6 +124,7 @@ class WalletService:
             self.session.lock()
             self.chains.forget()
             self.trust.keys, self.trust.revoked_chains, self.trust.revoked_vendors = {}, set(), set()
+            self.trust.fetched_at = {}
             SIGNATURES.clear()  # the quotes seen tell what was bought: not kept while locked
         if was_open:
             self.events.emit("vault_locked")
@@ -128,6 +133,7 @@ class WalletService:
         """Lock and release the process lock on the data directory."""
         if self._idle_stop is not None:
             self._idle_stop.set()
+        self.revocations.stop()
         self.lock()
         with self._lock:
             self.session.close()
@@ -273,8 +279,8 @@ class WalletService:
         """Unspent coins per broker and currency."""
         self._require()
         lines: dict[tuple[str, str], list[int]] = {}
-        for s in self.chains.summaries():
-            if s.status not in ("active", "buying"):
+        for s in self.list_chains():
+            if s.status not in ("active", "buying") or s.revoked:
                 continue
             acc = lines.setdefault((s.broker_id, s.coin_value.currency), [0, 0, 0])
             if s.status == "active":
@@ -303,7 +309,13 @@ class WalletService:
         """Every chain the vault holds."""
         self._require()
         with self._lock:
-            return self.chains.summaries()
+            chains, vendors = self.trust.revoked_chains, self.trust.revoked_vendors
+            return [
+                dataclasses.replace(s, revoked=s.chain_id in chains, holder_revoked=s.holder in vendors)
+                if s.chain_id in chains or s.holder in vendors
+                else s
+                for s in self.chains.summaries()
+            ]
 
     def return_chain(self, chain_id: str) -> Money:
         """Hand a chain back to its broker (``POST /v1/chains/{id}/close``); return the refund."""
@@ -315,9 +327,20 @@ class WalletService:
         return refund
 
     def refresh_revocations(self) -> None:
-        """Fetch each trusted broker's signed revocation list and store it."""
+        """Fetch each trusted broker's signed revocation list and store it (raises the first broker's error after
+        trying them all). Runs by itself too: see :mod:`wallet_app.services.revocations`."""
         self._require()
-        self.brokers_desk.refresh_revocations()
+        try:
+            self.brokers_desk.refresh_revocations()
+        finally:
+            if self.vault.one("SELECT 1 FROM chains WHERE needs_resync = 1"):
+                with contextlib.suppress(NetPayError):  # stays marked: resynced before it is spent
+                    self.brokers_desk.resync()
+            self.events.emit("balance_changed")
+
+    def start_revocation_watch(self) -> None:
+        """Refresh the revocation lists in the background while the wallet runs (the desktop app calls this)."""
+        self.revocations.start()
 
     def resync_chains(self) -> int:
         """Move chains marked ``needs_resync`` to the index the broker reports; return how many were resynced."""
@@ -334,10 +357,18 @@ class WalletService:
         names this vendor, is unexpired and not already paid. Raises the matching :mod:`netpay.errors` error."""
         self._require()
         quote, cert = self.payments.check(quote_wire, cert_wire, origin)
+        if self.revocations.ensure_fresh(cert.body.broker_id):  # fetched just now: check against the new list
+            quote, cert = self.payments.check(quote_wire, cert_wire, origin)
         q, vc = quote.body, cert.body
         with self._lock:
-            unspent = self.chains.unspent(vc.broker_id, q.price.currency)
+            unspent = self.chains.unspent(vc.broker_id, q.price.currency, self.trust.revoked_chains)
             covered = self.allowance_book.covers(vc.vendor_id, q.price)
+            no_change = None
+            if not covered and unspent >= q.price:  # a prompt: tell the customer now if no coins make the price
+                try:
+                    self.chains.pick(vc.broker_id, q.price, vc.vendor_id, int(self.clock()), self.trust.revoked_chains)
+                except InsufficientCoins as exc:
+                    no_change = exc
         return CheckedQuote(
             quote=quote,
             vendor_certificate=cert,
@@ -345,9 +376,10 @@ class WalletService:
             vendor_name=vc.display_name,
             origin=origin or "",
             price=q.price,
-            affordable=unspent >= q.price,
+            affordable=unspent >= q.price and no_change is None,
             remaining_after=unspent - q.price if unspent >= q.price else Money.zero(q.price.currency),
             covered_by_allowance=covered,
+            change_advice=no_change.message if no_change is not None else None,
         )
 
     def pay_quote(
@@ -358,7 +390,10 @@ class WalletService:
         refusal as a :mod:`netpay.errors` error."""
         self._require()
         self.touch()
-        quote, cert = self.payments.check(quote, vendor_cert, origin, paying=True)
+        checked_quote, cert = self.payments.check(quote, vendor_cert, origin, paying=True)
+        if self.revocations.ensure_fresh(cert.body.broker_id):
+            checked_quote, cert = self.payments.check(quote, vendor_cert, origin, paying=True)
+        quote = checked_quote
         if via == "allowance" and not self.covers(cert.body.vendor_id, quote.body.price):
             raise Forbidden("the vendor's allowance does not cover this price")
         if self.vault.one("SELECT 1 FROM chains WHERE needs_resync = 1 AND broker_id = ?", (cert.body.broker_id,)):

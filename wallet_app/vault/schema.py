@@ -85,4 +85,14 @@ CREATE TABLE recoveries (
 )
 """
 
-MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4]
+# Custody refusals (issue 14): a vendor that refused a chain for custody (``custody_conflict``, ``revoked``) with a
+# signed refusal is never offered that chain again. Keyed by vendor first: choosing chains asks "which chains did
+# this vendor refuse?" on every payment.
+_V5 = """
+CREATE TABLE chain_refusals (
+    vendor_id TEXT NOT NULL, chain_id TEXT NOT NULL, code TEXT NOT NULL, payment_id TEXT NOT NULL,
+    at INTEGER NOT NULL, PRIMARY KEY (vendor_id, chain_id)
+)
+"""
+
+MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4, _V5]

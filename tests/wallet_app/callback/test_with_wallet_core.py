@@ -130,3 +130,32 @@ def test_a_payment_the_vault_cannot_finish_recording_answers_503_and_sends_nothi
     disk.full = False
     assert post(handoff, offer(vendor, items[1]), vendor.url).json()["status"] == "paid"
     assert [s[1:] for s in spends(w)] == [("settled", "allowance"), ("settled", "allowance")]
+
+
+def test_no_exact_change_says_what_to_buy_and_reveals_no_balance(
+    wallet: WalletService, broker: Any, vendor: RunningVendor, callback_for: Any
+) -> None:
+    """EUR 0.20 in 2-cent coins cannot make 5 cents: the allowance payment answers 402 `insufficient_coins` with
+    what to buy; the prompt says it and keeps Pay off. The page learns no amount the wallet holds."""
+    from tests.support.wallet import funded_wallet as fund
+    from wallet_app.callback.services_adapter import ServicesWalletPort
+
+    fund(wallet, broker.url, chains=1, coins=10, coin_value=2)
+    srv = callback_for(ServicesWalletPort(wallet))
+    wallet.set_allowance(vendor.vendor_id, "Daily Planet", Money(10, "EUR"), Money(50, "EUR"))
+    resp = post(srv, offer(vendor), vendor.url)
+    assert resp.status_code == 402
+    err = resp.json()["error"]
+    assert err["code"] == "insufficient_coins" and "buy coins of €0.01" in err["message"]
+    assert err["details"]["reason"] == "no_exact_change" and err["details"]["buy"] == {"amount": 1, "currency": "EUR"}
+    assert "0.20" not in resp.text and "0.18" not in resp.text  # nothing about the balance
+    wallet.revoke_allowance(vendor.vendor_id)
+    pending = post(srv, offer(vendor), vendor.url).json()
+    (prompt,) = srv.coordinator.pending_prompts()
+    assert prompt.advice is not None and "buy coins of €0.01" in prompt.advice and not prompt.affordable
+    assert srv.coordinator.approve(prompt.prompt_id).result(timeout=15).status == "failed"
+    poll = requests.get(f"{srv.url}/v1/purchase/{prompt.prompt_id}", params={"token": pending["poll_token"]},
+                        timeout=10).json()  # fmt: skip
+    assert poll["status"] == "failed" and poll["error"]["code"] == "insufficient_coins"
+    assert "buy coins of €0.01" in poll["error"]["message"]
+    assert spends(wallet) == []

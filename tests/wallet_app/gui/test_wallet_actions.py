@@ -80,6 +80,8 @@ def test_receipt_opens_the_item_with_its_access_token(qtbot, gui_wallet, vendor)
     window = _ready(qtbot, gui_wallet)
     _pay(qtbot, gui_wallet, vendor, "night-market-returns")
     page = window.activity_page
+    # Wait for the settled row, not just two rows: a reload made while the spend was pending lists it already.
+    qtbot.waitUntil(lambda: any(e.access_token for e in page._entries if e.kind == "payment"), timeout=5000)
     qtbot.waitUntil(lambda: page.table.rowCount() == 2, timeout=5000)
     page.search.setText("night market")
     assert page.table.rowCount() == 1
