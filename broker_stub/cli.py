@@ -14,6 +14,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from netpay.errors import NetPayError
 
@@ -51,6 +52,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=int(_env("PORT", "8100") or 8100), help="env NETPAY_BROKER_PORT")
     serve.add_argument("--public-url", default=_env("PUBLIC_URL"), help="base URL (env NETPAY_BROKER_PUBLIC_URL)")
     serve.add_argument(
+        "--workers",
+        type=int,
+        default=int(_env("WORKERS", "1") or 1),
+        help="worker processes on the one port (needs --database postgresql://...; env NETPAY_BROKER_WORKERS)",
+    )
+    serve.add_argument(
         "--close-grace",
         type=int,
         default=int(_env("CLOSE_GRACE", "300") or 300),
@@ -74,6 +81,44 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: The serve settings handed to each worker process (uvicorn starts workers as fresh interpreters).
+_SERVE_ENV = "NETPAY_BROKER_SERVE_SETTINGS"
+
+
+def _serve_workers(args: argparse.Namespace, settings: Any) -> int:
+    """Several worker processes on one port, all on the one PostgreSQL database (uvicorn's process manager)."""
+    import uvicorn
+
+    from broker_stub.services import Broker
+
+    if not args.database:
+        print("netpay-broker: --workers needs --database postgresql://... (a SQLite file serves one process)",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    broker = Broker(settings)  # the key, operator token and schema exist before any worker starts
+    print(f"netpay-broker {broker.core.broker_id} on http://{args.host}:{args.port} ({args.workers} workers)",
+          flush=True)  # fmt: skip
+    broker.close()
+    os.environ[_SERVE_ENV] = json.dumps(
+        {"data_dir": str(settings.data_dir), "host": settings.host, "port": settings.port,
+         "broker_id": settings.broker_id, "public_url": settings.public_url, "close_grace_s": settings.close_grace_s,
+         "database_url": settings.database_url}
+    )  # fmt: skip
+    uvicorn.run("broker_stub.cli:app_from_env", factory=True, host=args.host, port=args.port, workers=args.workers,
+                log_level="warning")  # fmt: skip
+    return 0
+
+
+def app_from_env() -> Any:
+    """The app of one worker process (see ``--workers``)."""
+    from broker_stub.app import create_app
+    from broker_stub.settings import BrokerSettings
+
+    fields = json.loads(os.environ[_SERVE_ENV])
+    fields["data_dir"] = Path(fields["data_dir"])
+    return create_app(BrokerSettings(**fields))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args_in = list(sys.argv[1:] if argv is None else argv)
     if not args_in or args_in[0] not in (*_COMMANDS, "-h", "--help"):
@@ -95,6 +140,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             close_grace_s=args.close_grace,
             database_url=args.database,
         )
+        if args.workers > 1:
+            return _serve_workers(args, settings)
         app = create_app(settings)
         print(f"netpay-broker {app.state.broker.core.broker_id} on http://{args.host}:{args.port}", flush=True)
         uvicorn.run(app, host=args.host, port=args.port, log_level="warning")

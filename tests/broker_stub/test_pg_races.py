@@ -216,3 +216,34 @@ def test_unique_name_of_the_cluster_schema_per_data_dir(tmp_path: Path) -> None:
     assert database_url_for(tmp_path / "a") != database_url_for(tmp_path / "b")
     assert database_url_for(tmp_path / "a") == database_url_for(tmp_path / "a")
     assert secrets.compare_digest(database_url_for(tmp_path / "a"), database_url_for(tmp_path / "a"))
+
+
+def test_broker_workers_share_one_database(tmp_path: Path) -> None:
+    """``netpay-broker serve --workers 2 --database URL``: two worker processes on one port, one broker."""
+    import sys
+
+    import psutil
+
+    from broker_stub.cli import main
+
+    data = tmp_path / "broker"
+    url = database_url_for(data)
+    assert main(["serve", "--data-dir", str(tmp_path / "lite"), "--workers", "2"]) == 2  # SQLite: one process
+    own = start_broker(data, database_url=url)
+    port = free_port()
+    args = [sys.executable, "-m", "broker_stub.cli", "serve", "--data-dir", str(data), "--port", str(port),
+            "--database", url, "--workers", "2"]  # fmt: skip
+    served = ServerProcess(args, port, data / "workers.log", "/v1/info")
+    try:
+        workers = [p for p in psutil.Process(served.proc.pid).children(recursive=True) if "python" in p.name()]
+        assert len(workers) >= 2
+        shop = TestVendor("shop")
+        own.register_vendor(shop.vendor_id, shop.key)
+        token = own.new_customer(topup=1_000)
+        chains = [own.buy_chain(token, length=10)[0].body.chain_id for _ in range(6)]
+        answers = _together(*(_claim(served.url, shop.claim(cid)) for cid in chains))
+        assert [r.status_code for r in answers] == [200] * 6
+        assert requests.get(f"{served.url}/v1/info", timeout=10).json()["broker_id"] == own.broker_id
+    finally:
+        served.stop()
+        own.stop()
