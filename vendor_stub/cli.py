@@ -10,6 +10,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from netpay.errors import NetPayError
 from netpay.keys import load_or_create_key
@@ -48,6 +49,8 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("--vendor-id", default=_env("VENDOR_ID", ""), help="default: a slug of --name")
         sp.add_argument("--public-url", default=_env("PUBLIC_URL", ""), help="default: http://HOST:PORT")
         sp.add_argument("--broker-key", default=_env("BROKER_KEY", ""), help="pin the broker's public key (hex)")
+        sp.add_argument("--workers", type=int, default=int(_env("WORKERS", "1")),
+                        help="worker processes on the one port (needs --database postgresql://...)")  # fmt: skip
         sp.add_argument("--database", default=_env("DATABASE", ""),
                         help="postgresql://... : the shop's state in PostgreSQL, shared by its processes")  # fmt: skip
         sp.add_argument(
@@ -77,9 +80,44 @@ def _serve(args: argparse.Namespace) -> int:
         host=args.host, port=args.port, vendor_id=args.vendor_id, public_url=args.public_url,
         broker_public_key=args.broker_key, quote_ttl_s=args.quote_ttl, database_url=args.database,
     )  # fmt: skip
+    if args.workers > 1:
+        return _serve_workers(args, settings)
     app = create_app(settings)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0
+
+
+#: The serve settings handed to each worker process (uvicorn starts workers as fresh interpreters).
+_SERVE_ENV = "NETPAY_VENDOR_SERVE_SETTINGS"
+_SERVE_FIELDS = ("name", "catalog", "data_dir", "broker_url", "host", "port", "vendor_id", "public_url",
+                 "broker_public_key", "quote_ttl_s", "database_url")  # fmt: skip
+
+
+def _serve_workers(args: argparse.Namespace, settings: VendorSettings) -> int:
+    """Several worker processes of one shop on one port, all on the one PostgreSQL database."""
+    import uvicorn
+
+    from vendor_stub.service import Vendor
+
+    if not args.database:
+        print("netpay-vendor: --workers needs --database postgresql://... (a SQLite file serves one process)",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    Vendor(settings).close()  # key, access secret and schema exist before any worker starts
+    os.environ[_SERVE_ENV] = json.dumps({f: str(getattr(settings, f)) if isinstance(getattr(settings, f), Path)
+                                         else getattr(settings, f) for f in _SERVE_FIELDS})  # fmt: skip
+    uvicorn.run("vendor_stub.cli:app_from_env", factory=True, host=args.host, port=args.port, workers=args.workers,
+                log_level="warning")  # fmt: skip
+    return 0
+
+
+def app_from_env() -> Any:
+    """The app of one worker process (see ``--workers``)."""
+    from vendor_stub.app import create_app
+
+    fields = json.loads(os.environ[_SERVE_ENV])
+    fields["catalog"], fields["data_dir"] = Path(fields["catalog"]), Path(fields["data_dir"])
+    return create_app(VendorSettings(**fields))
 
 
 def _redeem(args: argparse.Namespace) -> int:

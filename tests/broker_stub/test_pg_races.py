@@ -247,3 +247,40 @@ def test_broker_workers_share_one_database(tmp_path: Path) -> None:
     finally:
         served.stop()
         own.stop()
+
+
+def test_shop_workers_share_one_database(tmp_path: Path) -> None:
+    """``netpay-vendor serve --workers 2 --database URL``: one shop in two worker processes on one port."""
+    import sys
+
+    import psutil
+
+    from vendor_stub.cli import main as vendor_main
+
+    broker = start_broker(tmp_path / "broker", database_url=database_url_for(tmp_path / "broker"))
+    shop_dir = tmp_path / "shop"
+    shop_dir.mkdir()
+    assert vendor_main(["serve", "--data-dir", str(tmp_path / "lite"), "--workers", "2"]) == 2  # SQLite: one process
+    port = free_port()
+    broker.register_vendor(
+        "daily-planet", load_or_create_key(shop_dir / "vendor_key"), api_url=f"http://127.0.0.1:{port}"
+    )
+    args = [sys.executable, "-m", "vendor_stub.cli", "serve", "--data-dir", str(shop_dir), "--port", str(port),
+            "--database", database_url_for(shop_dir), "--broker", broker.url, "--broker-key", broker.public_key.hex,
+            "--workers", "2"]  # fmt: skip
+    served = ServerProcess(args, port, shop_dir / "workers.log", "/healthz")
+    try:
+        workers = [p for p in psutil.Process(served.proc.pid).children(recursive=True) if "python" in p.name()]
+        assert len(workers) >= 2
+        chain = buy_known_chain(broker, n=100)
+        at = 0
+        for _ in range(4):
+            quote = get_quote(served.url, "harbour-bridge-reopens")
+            price = quote["body"]["price"]["amount"]
+            r = requests.post(f"{served.url}/v1/payments", json=payment_of(quote, chain.segment(at, at + price)),
+                              timeout=60)  # fmt: skip
+            assert r.status_code == 200, r.text
+            at += price
+    finally:
+        served.stop()
+        broker.stop()
