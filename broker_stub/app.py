@@ -6,7 +6,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
+from broker_stub import home
 from broker_stub.routers import accounts, chains, custody, info, ledger, redemptions, revocations, vendors
 from broker_stub.services import Broker
 from broker_stub.settings import BrokerSettings
@@ -23,7 +25,7 @@ def create_app(settings: BrokerSettings, broker: Broker | None = None) -> FastAP
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
 
-    app = FastAPI(
+    app = FastAPIOffline(  # /docs and /redoc served from the package: they work without internet
         title="NetPay broker",
         version="1.0.0",
         description="Reference broker: accounts, coin chains, vendor certificates, custody, redemption, ledger.",
@@ -33,5 +35,6 @@ def create_app(settings: BrokerSettings, broker: Broker | None = None) -> FastAP
     install_error_handlers(app)
     for module in (info, accounts, chains, vendors, custody, redemptions, revocations, ledger):
         app.include_router(module.router)
+    app.include_router(home.router)
     app.add_middleware(BodyLimitMiddleware, max_body=settings.max_body)
     return app

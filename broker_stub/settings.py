@@ -54,6 +54,8 @@ class BrokerSettings:
     public_url: str | None = None
     #: ``postgresql://...`` to keep the state in PostgreSQL (several processes may share it); None: SQLite file.
     database_url: str | None = None
+    #: Served over HTTPS (``--tls-cert``/``--tls-key``): the default base URL is https://host:port.
+    tls: bool = False
     clock: Callable[[], int] = field(default=_wall_clock, compare=False)
 
     @property
@@ -75,4 +77,5 @@ class BrokerSettings:
 
     @property
     def base_url(self) -> str:
-        return self.public_url or f"http://{self.host}:{self.port}"
+        scheme = "https" if self.tls else "http"
+        return self.public_url or f"{scheme}://{self.host}:{self.port}"

@@ -22,11 +22,20 @@ DEMO_WALLET_PASSPHRASE = "netpay-demo"
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="netpay-demo", description="Run the NetPay demo system on this machine")
-    p.add_argument("--data-dir", type=Path, default=Path(os.environ.get("NETPAY_DEMO_DIR", "demo-data")))
+    p = argparse.ArgumentParser(
+        prog="netpay-demo",
+        description="Run the NetPay demo system on this machine",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path(os.environ.get("NETPAY_DEMO_DIR", "demo-data")),
+        help="directory of every part's data and logs (env NETPAY_DEMO_DIR)",
+    )
     p.add_argument("--keep", action="store_true", help="reuse the data of the last demo instead of starting fresh")
     p.add_argument("--tour", action="store_true", help="run the scripted end-to-end tour (wallet headless) and exit")
-    p.add_argument("--broker-port", type=int, default=8100)
+    p.add_argument("--broker-port", type=int, default=8100, help="port of the broker")
     p.add_argument("--news-port", type=int, default=8201, help="port of the Daily Planet shop")
     p.add_argument("--cards-port", type=int, default=8202, help="port of the Paper Lantern Cards shop")
     p.add_argument("--callback-port", type=int, default=8765, help="port of the wallet's browser callback")

@@ -226,6 +226,8 @@ class DemoSystem:
             )
             proc.wait_http(f"{shop.url}/v1/info")
             self.say(f"vendor     {shop.url}/  {shop.name} ({vendor_id})")
+            token = (data / "publisher_token").read_text().strip()  # made by the shop on its first start
+            self.say(f"           earnings at {shop.url}/earnings, publisher token {token}")
 
     def _vendor_registered(self, vendor_id: str) -> bool:
         r = requests.get(f"{self.config.broker_url}/v1/vendors/{vendor_id}/certificate", timeout=5)

@@ -8,8 +8,9 @@
  * API (window.netpay):
  *   netpay.available()                 -> Promise<boolean>   true when a wallet answers GET /v1/hello
  *   netpay.buy({itemId, quoteUrl})     -> Promise<{accessToken, itemUrl, validUntil}>
- *        Fetches a signed quote from the vendor (POST quoteUrl {"item_id"}), hands it to the wallet
- *        (POST /v1/purchase), waits for the customer's answer (GET /v1/purchase/{id}?token=) and resolves when paid.
+ *        Takes the quote asked for when the page loaded, or fetches a signed quote from the vendor (POST quoteUrl
+ *        {"item_id"}) after a hello, hands it to the wallet (POST /v1/purchase), waits for the customer's answer
+ *        (GET /v1/purchase/{id}?token=) and resolves when paid.
  *        Rejects with an Error whose .code is:
  *          no_wallet     no wallet answered (show how to install/start one)
  *          declined      the customer said no
@@ -18,15 +19,27 @@
  *          quote_failed  the vendor gave no quote
  *          or the wallet's stable error code (locked, rate_limited, forbidden, quote_paid, ...)
  *        If the browser blocks page-to-wallet requests, buy() navigates to the wallet's fallback page instead
- *        (GET /v1/pay?quote_url=...&item=...), which redirects back to the item when paid.
+ *        (GET /v1/pay?offer=...&origin=..., with the offer it holds), which redirects back to the item when paid.
+ *   On load, a page with Buy buttons asks GET /v1/hello and, when a wallet answers, a quote for each of its first
+ *   four buttons, so that a click has nothing to wait for (each used once, while fresh: config.earlyQuoteMs).
  *   netpay.itemLink(itemUrl, token)    -> string             itemUrl with ?access=TOKEN
  *   netpay.bind(root?)                 binds every .np-buy button (done automatically when the page loads)
- *   netpay.config                      {walletUrl, pollMs, helloTimeoutMs, waitMs}
+ *   netpay.config                      {walletUrl, pollMs, helloTimeoutMs, earlyQuoteMs, waitMs}
  *
  * Buttons:  <button class="np-buy" data-netpay-item="ITEM_ID" data-netpay-quote-url="/v1/quotes">Buy</button>
  * Hint:     <div class="np-hint" data-netpay-hint hidden>How to install and start NetPay Wallet…</div>
  * A bound button gets data-netpay-state = waiting | paid | <error code>, and fires a "netpay:state" event.
  * On success the page opens itemUrl?access=TOKEN.
+ *
+ * Local Network Access (Chromium 142+): a page that is not itself on this computer (a shop on the web) may only
+ * fetch from the wallet on 127.0.0.1 with the user's permission ("loopback-network", asked once per site). Every
+ * request to the wallet declares targetAddressSpace: "loopback", so the browser asks at the first Buy instead of
+ * failing. The permission outcome decides what Buy does:
+ *   granted (or a browser without LNA, or a page on this computer)  the fetch hand-off above
+ *   prompt   nothing is fetched from the wallet when the page loads (no permission prompt before a click);
+ *            Buy asks, and if the user then refuses, Buy uses the navigation fallback
+ *   denied   Buy goes straight to the navigation fallback (a top-level navigation is not gated by LNA); the page
+ *            cannot tell "no wallet" from "refused", so it shows no install hint then
  */
 (function (window, document) {
   "use strict";
@@ -37,6 +50,7 @@
     walletUrl: (script && script.getAttribute("data-wallet-url")) || preset.walletUrl || "http://127.0.0.1:8765",
     pollMs: 400,
     helloTimeoutMs: 1500,
+    earlyQuoteMs: 2 * 60 * 1000,
     waitMs: 10 * 60 * 1000
   };
 
@@ -47,12 +61,31 @@
     return err;
   }
 
+  // Requests to the wallet declare its address space (Local Network Access); browsers without LNA ignore the option.
+  function walletFetch(url, options) {
+    options.targetAddressSpace = "loopback";
+    return window.fetch(url, options);
+  }
+
+  function pageIsLocal() {
+    var h = window.location.hostname;
+    return h === "localhost" || h === "[::1]" || h === "::1" || /^127\./.test(h);
+  }
+
+  // The page's Local Network Access permission: "granted", "prompt", "denied", or "granted" where it does not apply.
+  function lnaState() {
+    if (pageIsLocal() || !navigator.permissions || !navigator.permissions.query) return Promise.resolve("granted");
+    function query(name) { return navigator.permissions.query({ name: name }).then(function (s) { return s.state; }); }
+    return query("loopback-network").catch(function () { return query("local-network-access"); })
+      .catch(function () { return "granted"; });
+  }
+
   function fetchWithTimeout(url, options, ms) {
-    if (typeof AbortController === "undefined") return window.fetch(url, options);
+    if (typeof AbortController === "undefined") return walletFetch(url, options);
     var ctl = new AbortController();
     var timer = setTimeout(function () { ctl.abort(); }, ms);
     options.signal = ctl.signal;
-    return window.fetch(url, options).then(function (resp) {
+    return walletFetch(url, options).then(function (resp) {
       clearTimeout(timer);
       return resp;
     }, function (err) {
@@ -108,7 +141,7 @@
     var deadline = Date.now() + config.waitMs;
     return new Promise(function (resolve, reject) {
       function once() {
-        window.fetch(url, { method: "GET", mode: "cors", cache: "no-store", credentials: "omit" })
+        walletFetch(url, { method: "GET", mode: "cors", cache: "no-store", credentials: "omit" })
           .then(function (resp) {
             return readJson(resp).then(function (body) {
               if (!resp.ok) throw errorFromBody(body, resp.status);
@@ -140,25 +173,89 @@
     return a.href;
   }
 
-  function fallback(itemId, quoteUrl) {
-    var target = config.walletUrl + "/v1/pay?quote_url=" + encodeURIComponent(absolute(quoteUrl)) +
-      "&item=" + encodeURIComponent(itemId);
+  function base64url(text) {
+    return window.btoa(unescape(encodeURIComponent(text))).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+  }
+
+  // With the offer the page already holds, the wallet need not ask the vendor for another quote first.
+  function fallback(itemId, quoteUrl, offer) {
+    var target = offer
+      ? config.walletUrl + "/v1/pay?offer=" + base64url(JSON.stringify(offer)) +
+        "&origin=" + encodeURIComponent(window.location.origin)
+      : config.walletUrl + "/v1/pay?quote_url=" + encodeURIComponent(absolute(quoteUrl)) +
+        "&item=" + encodeURIComponent(itemId);
     window.location.assign(target);
     return new Promise(function () {}); // the page is going away
+  }
+
+  // Quotes asked for when the page loaded (a wallet answered), for the page's Buy buttons: "itemId quoteUrl" ->
+  // {offer: Promise, at: ms}. Each is used once, and only while it has well over a minute left.
+  var early = {};
+
+  function prefetch(itemId, quoteUrl) {
+    var offer = getQuote(itemId, quoteUrl);
+    offer.catch(function () {}); // a failed early quote is simply asked for again on the click
+    early[itemId + " " + quoteUrl] = { offer: offer, at: Date.now() };
+  }
+
+  function takeEarly(itemId, quoteUrl) {
+    var key = itemId + " " + quoteUrl;
+    var found = early[key];
+    delete early[key];
+    if (!found) return null;
+    return found.offer.then(function (offer) {
+      var body = offer.quote.body || {};
+      var lifeMs = ((body.expires_at - body.issued_at) || 0) * 1000;
+      if (Date.now() - found.at > Math.min(lifeMs - 60000, config.earlyQuoteMs)) return getQuote(itemId, quoteUrl);
+      return offer;
+    }, function () {
+      return getQuote(itemId, quoteUrl);
+    });
+  }
+
+  // What a purchase needs before it is handed to the wallet: a wallet that said hello, and the vendor's quote.
+  // With a quote from page load (asked for after a hello) nothing is waited for; otherwise hello, then quote.
+  function prepare(itemId, quoteUrl) {
+    var ready = takeEarly(itemId, quoteUrl);
+    if (ready) return ready.then(function (offer) { return { offer: offer, helloAtLoad: true }; });
+    return lnaState().then(function (state) {
+      // The browser will not let the page reach the wallet: navigate to it with the shop's quote instead.
+      if (state === "denied") {
+        return getQuote(itemId, quoteUrl).then(function (offer) { return fallback(itemId, quoteUrl, offer); });
+      }
+      return available().then(function (ok) {
+        if (ok) return true;
+        // Unanswered: no wallet, or the user just refused the permission prompt (then navigate instead).
+        return lnaState().then(function (after) {
+          if (after !== "denied") return false;
+          return getQuote(itemId, quoteUrl).then(function (offer) { return fallback(itemId, quoteUrl, offer); });
+        });
+      });
+    }).then(function (ok) {
+      if (!ok) throw netpayError("no_wallet", "no NetPay Wallet is running on this computer");
+      return getQuote(itemId, quoteUrl);
+    }).then(function (offer) { return { offer: offer, helloAtLoad: false }; });
+  }
+
+  function unreached(itemId, quoteUrl, ready) {
+    if (!ready.helloAtLoad) return fallback(itemId, quoteUrl, ready.offer);
+    return available().then(function (ok) {
+      if (!ok) throw netpayError("no_wallet", "no NetPay Wallet is running on this computer");
+      return fallback(itemId, quoteUrl, ready.offer);
+    });
   }
 
   function buy(options) {
     var itemId = options && options.itemId;
     var quoteUrl = (options && options.quoteUrl) || "/v1/quotes";
     if (!itemId) return Promise.reject(netpayError("malformed", "itemId is required"));
-    return available().then(function (ok) {
-      if (!ok) throw netpayError("no_wallet", "no NetPay Wallet is running on this computer");
-      return getQuote(itemId, quoteUrl);
-    }).then(function (offer) {
-      return window.fetch(config.walletUrl + "/v1/purchase", {
+    return prepare(itemId, quoteUrl).then(function (ready) {
+      var offer = ready.offer;
+      // No cache mode: a POST's answer is never cached anyway, and "no-store" would also make Chromium skip its
+      // CORS preflight cache, costing every purchase a preflight round trip to the wallet.
+      return walletFetch(config.walletUrl + "/v1/purchase", {
         method: "POST",
         mode: "cors",
-        cache: "no-store",
         credentials: "omit",
         headers: { "Content-Type": "application/json" },
         body: JSON.stringify(offer)
@@ -170,8 +267,7 @@
           throw netpayError("failed", "unexpected answer from the wallet");
         });
       }, function () {
-        // The wallet said hello but the browser blocked the purchase request: use the navigation fallback.
-        return fallback(itemId, quoteUrl);
+        return unreached(itemId, quoteUrl, ready);
       });
     });
   }
@@ -183,6 +279,7 @@
   function showHint(show) {
     var hints = document.querySelectorAll("[data-netpay-hint]");
     for (var i = 0; i < hints.length; i++) hints[i].hidden = !show;
+    return hints.length > 0;
   }
 
   var MESSAGES = {
@@ -225,7 +322,8 @@
     }, function (err) {
       button.disabled = false;
       var code = (err && err.code) || "failed";
-      if (code === "no_wallet") showHint(true);
+      // With an install hint on the page, the hint says it; the status line does not repeat it.
+      if (code === "no_wallet" && showHint(true)) return setState(button, code, "");
       // The wallet's own words first for missing coins: they say which coins to buy (and name no balance).
       var own = code === "insufficient_coins" && err && err.message !== code ? err.message : null;
       setState(button, code, own || MESSAGES[code] || (err && err.message) || "The purchase did not go through.");
@@ -241,10 +339,35 @@
     }
   }
 
+  // After the load event, when the browser has nothing else to do (or within a second).
+  function whenIdle(fn) {
+    function idle() {
+      if (window.requestIdleCallback) window.requestIdleCallback(fn, { timeout: 1000 });
+      else setTimeout(fn, 50);
+    }
+    if (document.readyState === "complete") idle();
+    else window.addEventListener("load", idle);
+  }
+
   function start() {
     bind(document);
-    if (document.querySelector(".np-buy")) {
-      available().then(function (ok) { if (!ok) showHint(true); });
+    var buttons = document.querySelectorAll(".np-buy[data-netpay-item]");
+    if (buttons.length) {
+      // Probe only where it cannot raise a permission prompt before the customer pressed Buy.
+      lnaState().then(function (state) {
+        if (state !== "granted") return;
+        available().then(function (ok) {
+          if (!ok) return showHint(true);
+          // A wallet is there: ask for the quotes once the page is shown, so a click hands one over at once (a few
+          // buttons at most). Not before: the page's own first paint comes first.
+          whenIdle(function () {
+            for (var i = 0; i < buttons.length && i < 4; i++) {
+              prefetch(buttons[i].getAttribute("data-netpay-item"),
+                buttons[i].getAttribute("data-netpay-quote-url") || "/v1/quotes");
+            }
+          });
+        });
+      });
     }
   }
 

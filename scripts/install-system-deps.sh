@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests need (headless Chromium for the browser tests, the libraries Qt's
-# offscreen platform loads, a font, PostgreSQL for the tests that run the broker and vendor on it). Acts only as root on a Debian-like system; otherwise says what is missing.
+# offscreen platform loads, a font, iproute2 for the test host in a network namespace, PostgreSQL for the tests
+# that run the broker and vendor on it). Acts only as root on a Debian-like system; otherwise says what is missing.
 set -euo pipefail
-pkgs=(chromium libegl1 libxkbcommon0 libgl1 libfontconfig1 libdbus-1-3 fonts-dejavu-core postgresql)
+pkgs=(chromium libegl1 libxkbcommon0 libgl1 libfontconfig1 libdbus-1-3 fonts-dejavu-core iproute2 postgresql)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 [ ${#missing[@]} -eq 0 ] && exit 0

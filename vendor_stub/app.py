@@ -9,6 +9,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 
 from netpay.errors import NotFound
 from netpay_web.http import BodyLimitMiddleware, error_response, install_error_handlers
@@ -35,7 +36,7 @@ def create_app(settings: VendorSettings, catalog: Catalog | None = None) -> Fast
         finally:
             vendor.close()
 
-    app = FastAPI(
+    app = FastAPIOffline(  # /docs and /redoc served from the package: they work without internet
         title=f"NetPay vendor: {settings.name}",
         version="1",
         description="A NetPay reference vendor: a small shop that takes payword e-coins.",
@@ -51,6 +52,11 @@ def create_app(settings: VendorSettings, catalog: Catalog | None = None) -> Fast
         except OSError:
             return error_response(NotFound("netpay.js is not installed"))
         return Response(text, media_type="text/javascript", headers={"Cache-Control": "no-cache"})
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon() -> Response:
+        return Response((STATIC / "favicon.svg").read_bytes(), media_type="image/svg+xml",
+                        headers={"Cache-Control": "max-age=86400"})  # fmt: skip
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> JSONResponse:

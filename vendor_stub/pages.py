@@ -1,5 +1,8 @@
 """The shop's HTML pages: front page, item pages (teaser and Buy button, or the paid content), earnings.
 
+``/earnings`` is the publisher's page: it needs the publisher login (:mod:`vendor_stub.publisher`), made at
+``/earnings/login``; anyone else gets the login form with 401.
+
 An item page opens with an access token from ``?access=`` (then remembered in a cookie) or from that cookie. The
 Buy button is the contract with ``/static/netpay.js``: ``button.np-buy`` with ``data-netpay-item`` and
 ``data-netpay-quote-url``; the hidden ``[data-netpay-hint]`` element is shown by the script when no wallet answers.
@@ -9,14 +12,16 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from netpay.money import Money
 from vendor_stub.catalog import Item
 from vendor_stub.chart import SERIES, earnings_by_day, render_chart
+from vendor_stub.publisher import COOKIE, PublisherLogin, load_or_create_publisher_token
 from vendor_stub.service import Vendor
 
 __all__ = ["build_pages"]
@@ -25,10 +30,18 @@ TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 
 
 def _model_text(item: Item) -> str:
+    """``"24-hour pass"`` for a pass, ``"yours to keep"`` for anything else."""
     if item.is_pass and item.model.duration_s:
         hours = item.model.duration_s // 3600
         return f"{hours}-hour pass" if hours else f"{item.model.duration_s // 60}-minute pass"
     return "yours to keep"
+
+
+def _duration_text(item: Item) -> str:
+    """How long a pass lasts, as a phrase: ``"24 hours"``, ``"1 hour"``, ``"30 minutes"``."""
+    seconds = item.model.duration_s or 0
+    n, unit = (seconds // 3600, "hour") if seconds >= 3600 else (seconds // 60, "minute")
+    return f"{n} {unit}" + ("" if n == 1 else "s")
 
 
 def _cookie_name(item: Item) -> str:
@@ -38,6 +51,33 @@ def _cookie_name(item: Item) -> str:
 def build_pages(vendor: Vendor) -> APIRouter:
     router = APIRouter(include_in_schema=False)
     catalog = vendor.catalog
+    login = PublisherLogin(vendor.settings.publisher_token or load_or_create_publisher_token(vendor.settings.data_dir))
+    secure_cookie = vendor.settings.base_url.startswith("https://")
+
+    def login_page(request: Request, failed: bool, status: int) -> Response:
+        ctx = {**common(request), "failed": failed}
+        return TEMPLATES.TemplateResponse(request, "login.html", ctx, status_code=status,
+                                          headers={"Cache-Control": "no-store"})  # fmt: skip
+
+    @router.post("/earnings/login", response_class=HTMLResponse)
+    async def earnings_login(request: Request) -> Response:
+        body = await request.body()
+        try:
+            typed = parse_qs(body.decode("utf-8"), max_num_fields=4).get("token", [""])[0]
+        except (UnicodeDecodeError, ValueError):
+            typed = ""
+        if not login.check_token(typed):
+            return login_page(request, failed=True, status=401)
+        resp = RedirectResponse("/earnings", status_code=303)
+        resp.set_cookie(COOKIE, login.cookie_value(), httponly=True, samesite="strict", secure=secure_cookie,
+                        path="/earnings", max_age=12 * 3600)  # fmt: skip
+        return resp
+
+    @router.post("/earnings/logout", response_class=HTMLResponse)
+    def earnings_logout() -> Response:
+        resp = RedirectResponse("/earnings", status_code=303)
+        resp.delete_cookie(COOKIE, path="/earnings")
+        return resp
 
     def common(request: Request) -> dict[str, object]:
         return {
@@ -46,6 +86,7 @@ def build_pages(vendor: Vendor) -> APIRouter:
             "catalog": catalog,
             "today": dt.datetime.fromtimestamp(vendor.now(), dt.UTC).strftime("%A, %d %B %Y"),
             "model_text": _model_text,
+            "duration_text": _duration_text,
         }
 
     @router.get("/", response_class=HTMLResponse)
@@ -79,11 +120,14 @@ def build_pages(vendor: Vendor) -> APIRouter:
         if from_query and grant is not None:
             max_age = (grant.valid_until - now) if grant.valid_until else 365 * 86400
             cookie = "np_pass" if grant.is_pass else _cookie_name(item)
-            resp.set_cookie(cookie, access, max_age=max_age, httponly=True, samesite="lax", path="/")
+            resp.set_cookie(cookie, access, max_age=max_age, httponly=True, samesite="lax", path="/",
+                            secure=secure_cookie)  # fmt: skip
         return resp
 
     @router.get("/earnings", response_class=HTMLResponse)
     def earnings(request: Request, days: int = 14) -> Response:
+        if not login.check_cookie(request.cookies.get(COOKIE)):
+            return login_page(request, failed=False, status=401)
         days = min(max(days, 1), 60)
         today = dt.datetime.fromtimestamp(vendor.now(), dt.UTC).date()
         series = earnings_by_day(vendor.store, days, today)
@@ -98,6 +142,6 @@ def build_pages(vendor: Vendor) -> APIRouter:
                "redeemed_amount": Money(int(redeemed_row["a"]) if redeemed_row else 0, catalog.currency),
                "chains": int(chains["n"] or 0) if chains else 0, "held": int(chains["held"] or 0) if chains else 0,
                "vendor_id": vendor.vendor_id}  # fmt: skip
-        return TEMPLATES.TemplateResponse(request, "earnings.html", ctx)
+        return TEMPLATES.TemplateResponse(request, "earnings.html", ctx, headers={"Cache-Control": "no-store"})
 
     return router

@@ -45,6 +45,8 @@ class VendorSettings:
     background: bool = True
     max_body: int = 256 * 1024
     netpay_js: Path = DEFAULT_NETPAY_JS
+    tls: bool = False  # served over HTTPS (the CLI's --tls-cert/--tls-key): the default base URL is https://
+    publisher_token: str = ""  # opens /earnings; empty: DATA_DIR/publisher_token, made on first start
     #: ``postgresql://...``: keep the shop's state in PostgreSQL, shared by every process of this shop; "" = SQLite.
     database_url: str = ""
 
@@ -58,4 +60,5 @@ class VendorSettings:
 
     @property
     def base_url(self) -> str:
-        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+        scheme = "https" if self.tls else "http"
+        return (self.public_url or f"{scheme}://{self.host}:{self.port}").rstrip("/")

@@ -33,24 +33,36 @@ DEFAULT_BROKER = "http://127.0.0.1:8100"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="netpay-wallet", description="NetPay e-coin wallet")
+    parser = argparse.ArgumentParser(
+        prog="netpay-wallet", description="NetPay e-coin wallet", formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
     parser.add_argument("uri", nargs="?", help="a netpay: link to pay (handed to a running wallet if there is one)")
-    parser.add_argument("--data-dir", default=None, help="wallet data directory (default: platform data dir)")
+    parser.add_argument(
+        "--data-dir", default=None, help="wallet data directory; none: $NETPAY_WALLET_HOME, else the platform data dir"
+    )
     parser.add_argument(
         "--callback-port",
         type=int,
         default=None,
-        help="port of the local browser callback (default: the saved setting, else 8765; 0 picks a free port)",
+        help="port of the local browser callback; none: the saved setting, else 8765 (0 picks a free port)",
     )
     parser.add_argument("--headless", action="store_true", help="run services and callback without any window")
     parser.add_argument(
         "--broker-url",
         default=os.environ.get("NETPAY_BROKER_URL", DEFAULT_BROKER),
-        help="the demo broker offered on first run (headless: added and trusted on first run)",
+        help="the demo broker offered on first run (headless: added and trusted on first run) (env NETPAY_BROKER_URL)",
+    )
+    parser.add_argument(
+        "--ca-file",
+        default=os.environ.get("NETPAY_WALLET_CA_FILE") or None,
+        help="PEM file of the CA(s) to verify brokers' and vendors' HTTPS certificates with; none: the default "
+        "bundle (env NETPAY_WALLET_CA_FILE)",
     )
     parser.add_argument("--minimized", action="store_true", help="start in the tray (used by start-with-system)")
     parser.add_argument("--no-callback", action="store_true", help="do not start the browser callback")
-    parser.add_argument("--log-level", default=os.environ.get("NETPAY_WALLET_LOG", "WARNING"))
+    parser.add_argument(
+        "--log-level", default=os.environ.get("NETPAY_WALLET_LOG", "WARNING"), help="log level (env NETPAY_WALLET_LOG)"
+    )
     return parser.parse_args(argv)
 
 
@@ -240,6 +252,13 @@ def _run_gui(rt: _Runtime) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=getattr(logging, str(args.log_level).upper(), logging.WARNING))
+    if args.ca_file:
+        if not os.path.isfile(args.ca_file):
+            print(f"netpay-wallet: CA file {args.ca_file} does not exist", file=sys.stderr)
+            return 2
+        from wallet_app.clients.http import set_ca_file
+
+        set_ca_file(args.ca_file)
     if not args.headless and not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen" if sys.platform.startswith("linux") else "")
     try:

@@ -77,3 +77,46 @@ def test_page_api_available_and_declined_purchase(handoff: CallbackServer, vendo
         assert "declined" in page.inner_text(".np-status")
         assert page.locator("article.paid").count() == 0
     assert coordinator.pending_prompts() == []
+
+
+def _allow(handoff: CallbackServer, vendor: RunningVendor) -> None:
+    service = handoff.coordinator.wallet.service  # type: ignore[attr-defined]
+    service.set_allowance(vendor.vendor_id, "Daily Planet", Money(20, "EUR"), Money(100, "EUR"))
+
+
+def test_a_click_hands_the_wallet_the_quote_asked_for_at_load(handoff: CallbackServer, vendor: RunningVendor) -> None:
+    """Buy sends one request, the purchase: the wallet's hello and the vendor's quote were asked for when the page
+    loaded, and the wallet pays exactly that quote."""
+    _allow(handoff, vendor)
+    paid_quotes: list[str] = []
+    handoff.coordinator.on_paid = lambda offer, result, via: paid_quotes.append(offer.quote.body.quote_id)
+    with chromium() as browser:
+        page = browser.new_page()
+        page.add_init_script(f"window.netpayConfig = {{walletUrl: {handoff.url!r}}};")
+        with page.expect_response(lambda r: r.url.endswith("/v1/quotes")) as early:
+            page.goto(f"{vendor.url}/items/harbour-bridge-reopens")
+        page_quote = early.value.json()["quote"]["body"]["quote_id"]
+        page.wait_for_selector(".np-buy[data-netpay-bound]")
+        sent: list[str] = []
+        page.on("request", lambda r: sent.append(f"{r.method} {r.url}") if r.resource_type == "fetch" else None)
+        page.click(".np-buy")
+        page.wait_for_selector("article.paid", timeout=15000)
+    assert sent == [f"POST {handoff.url}/v1/purchase"]
+    assert paid_quotes == [page_quote]
+
+
+def test_a_wallet_stopped_after_the_page_loaded_reads_no_wallet(handoff: CallbackServer, vendor: RunningVendor) -> None:
+    """The page's hello at load is stale once the wallet stops: the failed purchase request asks again and says
+    that no wallet answered, instead of navigating to a wallet that is not there."""
+    _allow(handoff, vendor)
+    with chromium() as browser:
+        page = browser.new_page()
+        page.add_init_script(f"window.netpayConfig = {{walletUrl: {handoff.url!r}}};")
+        with page.expect_response(lambda r: r.url.endswith("/v1/quotes")):
+            page.goto(f"{vendor.url}/items/harbour-bridge-reopens")
+        url = page.url
+        handoff.stop()
+        page.click(".np-buy")
+        page.wait_for_selector(".np-buy[data-netpay-state='no_wallet']", timeout=10000)
+        assert page.is_visible("[data-netpay-hint]") and page.url == url
+        assert page.locator("article.paid").count() == 0

@@ -90,6 +90,12 @@ def test_demo_starts_everything_and_stops_cleanly_on_sigint(
         assert time.monotonic() < deadline, "the wallet window was never shown"
         time.sleep(0.2)
     assert any("customer" in line for line in output)
+    # Every server logs its requests under demo-data/logs/; the publisher's earnings token is printed.
+    server_logs = [data / "logs" / "broker.log", *sorted((data / "logs").glob("vendor-*.log"))]
+    assert len(server_logs) == 3
+    for log in server_logs:
+        assert '"GET /v1/info HTTP/1.1" 200' in log.read_text(), log.name
+    assert sum("publisher token" in line for line in output) == 2
 
     # A second demo on the same data directory says so and changes nothing.
     second = subprocess.run(

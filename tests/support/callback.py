@@ -149,9 +149,10 @@ ARGS = [
 
 
 @contextmanager
-def chromium() -> Iterator[Any]:
-    """A headless chromium browser. Without the browser the test is skipped on a developer's machine but fails
-    under CI (``CI`` set), where ``.ci/run`` must have installed it: a silent skip there would hide a broken install."""
+def chromium(extra_args: Sequence[str] = ()) -> Iterator[Any]:
+    """A headless chromium browser (``extra_args`` added to its command line). Without the browser the test is
+    skipped on a developer's machine but fails under CI (``CI`` set),
+    where ``.ci/run`` must have installed it: a silent skip there would hide a broken install."""
     if not Path(CHROMIUM).exists():
         message = "Debian chromium is not installed (scripts/install-system-deps.sh installs it)"
         if os.environ.get("CI"):
@@ -160,7 +161,7 @@ def chromium() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[*ARGS, *extra_args], headless=True)
         try:
             yield browser
         finally:

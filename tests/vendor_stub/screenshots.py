@@ -15,6 +15,7 @@ from playwright.sync_api import sync_playwright
 
 from tests.support.broker import start_broker
 from tests.support.vendor import buy_chain, pay, start_vendor
+from vendor_stub.publisher import load_or_create_publisher_token
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]  # fmt: skip
@@ -48,6 +49,10 @@ def take(out_dir: Path) -> list[Path]:
             with sync_playwright() as p:
                 browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
                 page = browser.new_page(viewport={"width": 1280, "height": 800})
+                page.goto(f"{vendor.url}/earnings")  # the publisher logs in (the earnings page is theirs only)
+                page.fill("#token", load_or_create_publisher_token(vendor.settings.data_dir))
+                page.click(".login-form button")
+                page.wait_for_selector(".earnings")
                 for name, url in (
                     ("shop-item.png", f"{vendor.url}/items/night-market-returns"),
                     ("shop-paid.png", f"{vendor.url}/items/harbour-bridge-reopens?access={token}"),

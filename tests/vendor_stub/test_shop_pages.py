@@ -11,6 +11,16 @@ from markupsafe import escape
 
 from tests.support.broker import RunningBroker
 from tests.support.vendor import RunningVendor, buy_chain, pay
+from vendor_stub.publisher import COOKIE, load_or_create_publisher_token
+
+
+def publisher_session(vendor: RunningVendor) -> requests.Session:
+    """A session logged in as the shop's publisher through the login form."""
+    s = requests.Session()
+    token = load_or_create_publisher_token(vendor.settings.data_dir)
+    resp = s.post(f"{vendor.url}/earnings/login", data={"token": token}, timeout=10, allow_redirects=False)
+    assert resp.status_code == 303 and resp.headers["location"] == "/earnings"
+    return s
 
 
 def test_front_page_lists_items_with_prices(vendor: RunningVendor) -> None:
@@ -86,7 +96,7 @@ def test_earnings_page_has_a_chart_of_coins_per_day(broker: RunningBroker, vendo
     assert pay(vendor, "harbour-bridge-reopens", cert, traversal).status_code == 200
     assert pay(vendor, "night-market-returns", cert, traversal).status_code == 200
     vendor.vendor.redeemer.redeem()
-    html = requests.get(f"{vendor.url}/earnings", timeout=10).text
+    html = publisher_session(vendor).get(f"{vendor.url}/earnings", timeout=10).text
     assert "<svg" in html and "Taken" in html and "Redeemed" in html and "Pending" in html and "Rejected" in html
     assert re.search(r"<title>\d{4}-\d\d-\d\d: 8 taken</title>", html)
     assert re.search(r"<title>\d{4}-\d\d-\d\d: 8 redeemed</title>", html)
@@ -106,3 +116,39 @@ def test_page_script_is_served_from_resources_at_request_time(vendor: RunningVen
         assert resp.headers["content-type"].startswith("text/javascript")
     else:
         assert resp.status_code == 404 and resp.json()["error"]["code"] == "not_found"
+
+
+def test_earnings_need_the_publisher_login(broker: RunningBroker, vendor: RunningVendor) -> None:
+    cert, traversal = buy_chain(broker, n=20)
+    assert pay(vendor, "harbour-bridge-reopens", cert, traversal).status_code == 200
+    anon = requests.get(f"{vendor.url}/earnings", timeout=10)
+    assert anon.status_code == 401 and "Publisher token" in anon.text
+    assert "coins taken" not in anon.text and "€0.05" not in anon.text.split("<main>")[1]
+    wrong = requests.post(f"{vendor.url}/earnings/login", data={"token": "not-the-token"}, timeout=10)
+    assert wrong.status_code == 401 and "not this shop" in wrong.text and COOKIE not in wrong.cookies
+    forged = requests.get(f"{vendor.url}/earnings", cookies={COOKIE: "0" * 64}, timeout=10)
+    assert forged.status_code == 401
+    token = load_or_create_publisher_token(vendor.settings.data_dir)
+    assert requests.get(f"{vendor.url}/earnings", cookies={COOKIE: token}, timeout=10).status_code == 401
+    s = publisher_session(vendor)
+    cookie = next(c for c in s.cookies if c.name == COOKIE)
+    assert cookie.value != token and cookie.path == "/earnings" and cookie.has_nonstandard_attr("HttpOnly")
+    page = s.get(f"{vendor.url}/earnings", timeout=10)
+    assert page.status_code == 200 and "coins taken" in page.text and page.headers["cache-control"] == "no-store"
+    s.post(f"{vendor.url}/earnings/logout", timeout=10)
+    assert s.get(f"{vendor.url}/earnings", timeout=10).status_code == 401
+
+
+def test_pass_pages_read_right_and_the_shop_has_an_icon(vendor: RunningVendor) -> None:
+    page = requests.get(f"{vendor.url}/items/day-pass", timeout=10).text
+    assert "passs" not in page and "every story for 24 hours." in page
+    story = page.split('<article class="story')[1].split("</article>")[0]
+    assert not re.search(r'class="byline">\s*·', story) and 'class="byline"' not in story
+    article = requests.get(f"{vendor.url}/items/harbour-bridge-reopens", timeout=10).text
+    assert re.search(r'class="byline">By [^<]+ · [^<]+ · <span class="price">€0.05</span>', article)
+    assert article.count("No NetPay Wallet answered.") == 1 and "No NetPay wallet" not in article
+    assert '<link rel="icon" href="/static/favicon.svg"' in article
+    for path in ("/favicon.ico", "/static/favicon.svg"):
+        icon = requests.get(vendor.url + path, timeout=10)
+        assert icon.status_code == 200 and icon.headers["content-type"].startswith("image/svg+xml")
+        assert icon.content.startswith(b"<svg")

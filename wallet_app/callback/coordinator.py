@@ -48,6 +48,8 @@ from wallet_app.callback.origins import OriginRegistry, normalize_origin, origin
 from wallet_app.callback.port import PaidResult, WalletPort
 from wallet_app.callback.prompts import Prompt
 from wallet_app.callback.uri import parse_netpay_uri
+from wallet_app.clients.http import shared_session
+from wallet_app.clients.policy import require_secure_url
 from wallet_app.services.signatures import SIGNATURES
 
 __all__ = ["Offer", "PurchaseCoordinator"]
@@ -55,6 +57,7 @@ __all__ = ["Offer", "PurchaseCoordinator"]
 log = logging.getLogger(__name__)
 
 _KEEP_FINISHED_S = 900  # how long a finished purchase can still be polled
+MAX_HELD = 2  # waiting-page requests held open at once per purchase (navigation fallback)
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,7 @@ class _Purchase:
     result: PaidResult | None = None
     error: NetPayError | None = None
     finished_at: float | None = None
+    holding: int = 0  # waiting-page requests held open for this purchase right now
 
 
 class PurchaseCoordinator:
@@ -108,6 +112,7 @@ class PurchaseCoordinator:
         self.registry = registry or OriginRegistry(wallet.trusted_broker_keys, clock=clock)
         self.limiter = OriginLimiter(self.limits)
         self._lock = threading.RLock()
+        self._changed = threading.Condition(self._lock)  # notified whenever a purchase's status changes
         self._pay_lock = threading.Lock()
         self._purchases: dict[str, _Purchase] = {}
         self._quotes: dict[str, str] = {}  # quote digest -> state (prompted/paying/paid/declined/expired/failed)
@@ -271,6 +276,41 @@ class PurchaseCoordinator:
             return None
         return _with_access(purchase.return_url, purchase.result.access_token)
 
+    def navigation_state(
+        self, prompt_id: str, token: str, *, hold_pending_s: float = 0.0, hold_paying_s: float = 0.0
+    ) -> tuple[Prompt, dict[str, Any], str | None]:
+        """For the navigation fallback's waiting page, from one consistent snapshot: the prompt, its status and,
+        once paid, where to send the browser (the return URL with the access token), else None.
+
+        While the payment is being made (``paying``) it waits up to ``hold_paying_s`` for the outcome, and while
+        the customer has not answered (``pending``) up to ``hold_pending_s``, so the browser moves on the moment
+        the purchase is paid instead of at its page's next reload. At most ``MAX_HELD`` requests per purchase are
+        held at once (more are answered at once), so a page cannot tie up the callback's threads. Holding changes
+        nothing."""
+        purchase = self._find(prompt_id, token)
+        started = time.monotonic()
+        with self._changed:
+            if purchase.holding >= MAX_HELD:
+                hold_pending_s = hold_paying_s = 0.0
+            purchase.holding += 1
+            try:
+                while True:
+                    self._expire_locked()
+                    status = purchase.prompt.status
+                    hold = hold_paying_s if status == "paying" else hold_pending_s if status == "pending" else 0.0
+                    left = started + hold - time.monotonic()
+                    if left <= 0:
+                        break
+                    self._changed.wait(left)
+            finally:
+                purchase.holding -= 1
+            prompt = purchase.prompt
+            answer = self._status_json(purchase)
+            target = None
+            if prompt.status == "paid" and purchase.result is not None and purchase.return_url is not None:
+                target = _with_access(purchase.return_url, purchase.result.access_token)
+        return prompt, answer, target
+
     def status_of(self, prompt_id: str, token: str) -> tuple[Prompt, dict[str, Any]]:
         purchase = self._find(prompt_id, token)
         return purchase.prompt, self._status_json(purchase)
@@ -341,8 +381,9 @@ class PurchaseCoordinator:
         if origin is None or not quote_url.startswith(("http://", "https://")):
             raise MalformedMessage("quote_url must be an absolute http(s) URL", field="quote_url")
         self.registry.require(origin)
+        require_secure_url(quote_url, "vendor")
         try:
-            resp = requests.post(quote_url, json={"item_id": item_id}, timeout=timeout, allow_redirects=False)
+            resp = shared_session().post(quote_url, json={"item_id": item_id}, timeout=timeout, allow_redirects=False)
         except requests.RequestException as exc:
             raise PeerUnavailable(f"the vendor could not be reached: {type(exc).__name__}") from None
         if resp.status_code != 200 or len(resp.content) > 64 * 1024:
@@ -415,6 +456,7 @@ class PurchaseCoordinator:
         purchase.prompt = replace(purchase.prompt, status=status)  # type: ignore[arg-type]
         if status not in ("pending", "paying"):
             purchase.finished_at = self._clock()
+        self._changed.notify_all()
 
     def _closed(self, prompt: Prompt) -> None:
         if self.on_prompt_closed is not None:

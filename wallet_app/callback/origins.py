@@ -21,6 +21,8 @@ from netpay.errors import CertificateExpired, Forbidden, NetPayError
 from netpay.keys import VerifyKey
 from netpay.messages import VendorCertificate
 from netpay.signed import Signed
+from wallet_app.clients.http import shared_session
+from wallet_app.clients.policy import require_secure_url
 
 __all__ = ["OriginRegistry", "normalize_origin", "origin_of_url", "verify_vendor_certificate"]
 
@@ -143,7 +145,8 @@ class OriginRegistry:
 
     def _fetch(self, origin: str) -> Signed[VendorCertificate] | None:
         try:
-            resp = requests.get(f"{origin}/v1/info", timeout=self._fetch_timeout, allow_redirects=False)
+            url = require_secure_url(f"{origin}/v1/info", "vendor")
+            resp = shared_session().get(url, timeout=self._fetch_timeout, allow_redirects=False)
             if resp.status_code != 200 or len(resp.content) > 64 * 1024:
                 return None
             data: Any = resp.json()

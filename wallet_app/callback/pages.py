@@ -1,7 +1,9 @@
 """The small HTML pages of the navigation fallback: waiting for the customer's answer, or why it was refused.
 
-The waiting page needs no script: it reloads itself every second (``<meta http-equiv="refresh">``) until the wallet
-answers; once paid, the reload is a redirect back to the vendor's return URL with the access token.
+The waiting page needs no script: it reloads itself at once (``<meta http-equiv="refresh">``) with ``held=1``, a
+request the wallet holds until the purchase moves on (or for some seconds, then the page is served again), so the
+browser leaves the moment the purchase is paid; that reload is a redirect back to the vendor's return URL with the
+access token.
 """
 
 from __future__ import annotations
@@ -30,8 +32,8 @@ _STYLE = (
 )
 
 
-def _page(title: str, body: str, status: int = 200, refresh: bool = False) -> HTMLResponse:
-    meta = '<meta http-equiv="refresh" content="1">' if refresh else ""
+def _page(title: str, body: str, status: int = 200, refresh: str | None = None) -> HTMLResponse:
+    meta = f'<meta http-equiv="refresh" content="{escape(refresh)}">' if refresh else ""
     html = (
         f'<!doctype html><html lang="en"><head><meta charset="utf-8">{meta}<title>{escape(title)}</title>'
         f"<style>{_STYLE}</style></head><body>{body}</body></html>"
@@ -39,8 +41,9 @@ def _page(title: str, body: str, status: int = 200, refresh: bool = False) -> HT
     return HTMLResponse(html, status_code=status, headers=_HEADERS)
 
 
-def waiting_page(prompt: Prompt, status: dict[str, Any]) -> HTMLResponse:
-    """Pending: ask the customer to answer in the wallet. Finished without payment: say so."""
+def waiting_page(prompt: Prompt, status: dict[str, Any], reload_url: str | None = None) -> HTMLResponse:
+    """Pending: ask the customer to answer in the wallet, and reload ``reload_url`` at once (the wallet holds that
+    request until the purchase moves on, or for some seconds). Finished without payment: say so."""
     state = status["status"]
     what = f"{escape(prompt.item_title)} from {escape(prompt.vendor_name)} for {escape(prompt.price.format())}"
     if state == "pending":
@@ -48,7 +51,9 @@ def waiting_page(prompt: Prompt, status: dict[str, Any]) -> HTMLResponse:
             f'<h1 id="np-state" data-state="pending">Waiting for your wallet…</h1><p>{what}</p>'
             '<p class="muted">Answer the NetPay Wallet window. This page moves on by itself.</p>'
         )
-        return _page("Waiting for NetPay Wallet", body, refresh=True)
+        # without a URL that the wallet holds, a plain reload every second
+        refresh = f"0; url={reload_url}" if reload_url else "1"
+        return _page("Waiting for NetPay Wallet", body, refresh=refresh)
     messages = {
         "declined": "You declined this purchase. Nothing was paid.",
         "expired": "The offer expired before it was answered. Nothing was paid.",

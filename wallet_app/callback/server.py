@@ -15,6 +15,7 @@ import logging
 import socket
 import threading
 import time
+from urllib.parse import quote
 
 import uvicorn
 from starlette.applications import Starlette
@@ -49,6 +50,9 @@ WALLET_VERSION = "0.1.0"
 POLL_HEADER = "x-netpay-poll-token"
 _LOOPBACK_PEERS = {"127.0.0.1", "::1", "::ffff:127.0.0.1"}
 _ALLOWED_METHODS = {"/v1/purchase": "POST", "/v1/hello": "GET"}
+#: How long a waiting-page request is held while the payment is in flight, or while the prompt is unanswered.
+_HOLD_PAYING_S = 10.0
+_HOLD_PENDING_S = 15.0
 _COMMON_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
 
 
@@ -236,14 +240,20 @@ def build_app(coordinator: PurchaseCoordinator, port_ref: list[int]) -> ASGIApp:
 
     async def pay_wait(request: Request) -> Response:
         prompt_id, token = request.path_params["prompt_id"], request.query_params.get("token", "")
+        # A payment in flight is waited for (it takes milliseconds); an unanswered prompt only on the waiting
+        # page's own reloads (``held=1``), so the page is shown first and then moves on the moment it is paid.
+        held = request.query_params.get("held") == "1"
         try:
-            target = await run_in_threadpool(coordinator.redirect_target, prompt_id, token)
-            if target is not None:
-                return RedirectResponse(target, status_code=303, headers=_COMMON_HEADERS)
-            prompt, status = await run_in_threadpool(coordinator.status_of, prompt_id, token)
+            prompt, status, target = await run_in_threadpool(
+                lambda: coordinator.navigation_state(
+                    prompt_id, token, hold_paying_s=_HOLD_PAYING_S, hold_pending_s=_HOLD_PENDING_S if held else 0.0
+                )
+            )
         except NetPayError as exc:
             return pages.error_page(exc)
-        return pages.waiting_page(prompt, status)
+        if target is not None:
+            return RedirectResponse(target, status_code=303, headers=_COMMON_HEADERS)
+        return pages.waiting_page(prompt, status, reload_url=f"/v1/pay/{quote(prompt_id)}?token={quote(token)}&held=1")
 
     async def not_found(request: Request, exc: Exception) -> Response:
         return _json_error(NotFound("no such resource"))

@@ -12,8 +12,9 @@ from requests.adapters import HTTPAdapter
 
 from netpay.encoding import canonical_json, parse_json
 from netpay.errors import MalformedMessage, NetPayError, PeerUnavailable, error_from_body
+from wallet_app.clients.policy import ca_file_from_env, require_secure_url
 
-__all__ = ["DEFAULT_TIMEOUT", "EncodedJson", "JsonClient", "shared_session"]
+__all__ = ["DEFAULT_TIMEOUT", "EncodedJson", "JsonClient", "set_ca_file", "shared_session"]
 
 DEFAULT_TIMEOUT = (3.0, 15.0)  # connect, read (seconds)
 _RETRY_STATUSES = {502, 503, 504}
@@ -21,18 +22,38 @@ _session: requests.Session | None = None
 _session_lock = threading.Lock()
 
 
+class _WalletSession(requests.Session):
+    """A session whose named CA file wins over ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE`` (requests lets those
+    environment variables replace a session's ``verify`` path; the wallet's own setting must not be overridden)."""
+
+    def merge_environment_settings(self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any) -> Any:
+        settings = super().merge_environment_settings(url, proxies, stream, verify, cert)
+        if isinstance(self.verify, str) and verify in (None, True):
+            settings["verify"] = self.verify
+        return settings
+
+
 def shared_session() -> requests.Session:
-    """The process-wide pooled session (keep-alive connections to every broker and vendor)."""
+    """The process-wide pooled session (keep-alive connections to every broker and vendor). It verifies TLS
+    certificates against the CA file in ``NETPAY_WALLET_CA_FILE`` when set (see :func:`set_ca_file`)."""
     global _session
     with _session_lock:
         if _session is None:
-            s = requests.Session()
+            s = _WalletSession()
+            s.verify = ca_file_from_env() or True
             adapter = HTTPAdapter(pool_connections=8, pool_maxsize=16, max_retries=0)
             s.mount("http://", adapter)
             s.mount("https://", adapter)
             s.headers["User-Agent"] = "NetPay-Wallet/0.1"
             _session = s
         return _session
+
+
+def set_ca_file(path: str | None) -> None:
+    """Verify servers against this PEM CA file from now on (None: the default bundle). Never turns checks off."""
+    session = shared_session()
+    session.verify = path or True
+    session.close()  # pooled connections were verified under the old trust: open new ones
 
 
 class EncodedJson(dict[str, Any]):
@@ -59,13 +80,16 @@ class JsonClient:
         timeout: tuple[float, float] = DEFAULT_TIMEOUT,
         retries: int = 2,
     ) -> None:
-        self.base_url = base_url.rstrip("/")
+        self.base_url = require_secure_url(base_url, "server").rstrip("/")
         self.session = session or shared_session()
         self.timeout = timeout
         self.retries = retries
 
     def url(self, path: str) -> str:
-        return path if path.startswith(("http://", "https://")) else self.base_url + path
+        """``base_url + path``, or ``path`` itself when absolute (a quote's payment URL: checked like the base)."""
+        if path.startswith(("http://", "https://")):
+            return require_secure_url(path, "payment")
+        return self.base_url + path
 
     def request(
         self,
@@ -98,6 +122,14 @@ class JsonClient:
                 time.sleep(min(0.05 * 2**attempt, 1.0))
             try:
                 resp = self.session.request(method, url, data=data, headers=hdrs, timeout=self.timeout)
+            except requests.exceptions.SSLError as exc:
+                reason = str(exc.__context__ or exc).split("(Caused by")[-1].strip(" ()'\"")[:200]
+                raise PeerUnavailable(
+                    f"the TLS certificate of {url} could not be verified ({reason}); for a private CA name its file "
+                    "with --ca-file or NETPAY_WALLET_CA_FILE",
+                    url=url,
+                    reason="tls",
+                ) from None
             except requests.RequestException as exc:
                 last = PeerUnavailable(f"{url} could not be reached: {type(exc).__name__}", url=url)
                 continue

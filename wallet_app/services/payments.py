@@ -44,6 +44,7 @@ from netpay.messages import Payment, PaymentRefusal, Quote, Receipt, Segment, Ve
 from netpay.money import Money
 from netpay.signed import Signed
 from wallet_app.clients.http import EncodedJson
+from wallet_app.clients.policy import require_secure_url
 from wallet_app.clients.vendor import VendorClient
 from wallet_app.services.chains import ChainBook
 from wallet_app.services.crashpoints import crash_point
@@ -150,6 +151,8 @@ class PaymentEngine:
             raise UntrustedSigner("the quote names another vendor than its certificate")
         if not _same_origin(q.payment_url, vc.payment_url) and not _same_origin(q.payment_url, vc.api_url):
             raise Forbidden("the quote's payment URL is not at the certified vendor")
+        require_secure_url(q.payment_url, "payment")  # before anything is journalled: plain HTTP only on this computer
+        require_secure_url(vc.api_url, "vendor")
         if q.expires_at <= now:
             raise QuoteExpired()
         if paying:

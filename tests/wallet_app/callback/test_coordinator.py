@@ -201,3 +201,63 @@ def test_navigation_purchase_always_prompts_even_with_allowance(shop: Shop, test
     assert target == f"{ORIGIN}/items/article-1?access=tok-1"
     with pytest.raises(Forbidden):
         c.purchase(offer(shop, item_id="z"), ORIGIN, navigation=True, return_url="http://evil.example/steal")
+
+
+def test_waiting_page_state_is_held_until_the_purchase_moves_on(shop: Shop, test_wallet: TestWallet) -> None:
+    """The navigation fallback's held reload returns as soon as the prompt is paid (with where to go), not when
+    its hold runs out; a hold on an unanswered prompt runs out and reports it still pending."""
+    import threading
+
+    c = coordinator(test_wallet)
+    ret = f"{ORIGIN}/items/article-1"
+    answer = c.purchase(offer(shop), ORIGIN, navigation=True, return_url=ret)
+    pid, token = answer["prompt_id"], answer["poll_token"]
+    prompt, status, target = c.navigation_state(pid, token, hold_pending_s=0.05)
+    assert prompt.status == "pending" and status["status"] == "pending" and target is None
+    got: list[tuple[Prompt, dict[str, Any], str | None]] = []
+    waiter = threading.Thread(
+        target=lambda: got.append(c.navigation_state(pid, token, hold_pending_s=60, hold_paying_s=60))
+    )
+    waiter.start()
+    c.approve(pid).result(timeout=5)
+    waiter.join(timeout=30)
+    assert not waiter.is_alive(), "the held request did not return when the prompt was paid"
+    ((prompt, status, target),) = got
+    assert prompt.status == "paid" and status["status"] == "paid" and target == f"{ret}?access=tok-1"
+
+
+def test_held_waiting_page_state_needs_the_poll_token(shop: Shop, test_wallet: TestWallet) -> None:
+    c = coordinator(test_wallet)
+    answer = c.purchase(offer(shop), ORIGIN, navigation=True, return_url=f"{ORIGIN}/items/article-1")
+    for token in ("", "x" * 32, answer["poll_token"][:-1] + "A"):
+        with pytest.raises(NetPayError) as info:  # refused at once: nothing is held for a stranger
+            c.navigation_state(answer["prompt_id"], token, hold_pending_s=60, hold_paying_s=60)
+        assert info.value.code == "not_found"
+    assert [p.prompt_id for p in c.pending_prompts()] == [answer["prompt_id"]]
+
+
+def test_a_page_cannot_hold_more_than_two_waiting_requests(shop: Shop, test_wallet: TestWallet) -> None:
+    """Held requests each take one of the callback's threads: past two per purchase, the answer comes at once."""
+    import threading
+    import time as _time
+
+    from wallet_app.callback.coordinator import MAX_HELD
+
+    c = coordinator(test_wallet)
+    answer = c.purchase(offer(shop), ORIGIN, navigation=True, return_url=f"{ORIGIN}/items/article-1")
+    pid, token = answer["prompt_id"], answer["poll_token"]
+    held = [threading.Thread(target=c.navigation_state, args=(pid, token), kwargs={"hold_pending_s": 60})
+            for _ in range(MAX_HELD)]  # fmt: skip
+    for t in held:
+        t.start()
+    deadline = _time.monotonic() + 10
+    while c._purchases[pid].holding < MAX_HELD and _time.monotonic() < deadline:
+        _time.sleep(0.01)
+    assert c._purchases[pid].holding == MAX_HELD
+    _prompt, status, target = c.navigation_state(pid, token, hold_pending_s=60)  # not held: answered at once
+    assert status["status"] == "pending" and target is None
+    c.decline(pid)  # the held ones return as the purchase moves on
+    for t in held:
+        t.join(timeout=10)
+        assert not t.is_alive()
+    assert c._purchases[pid].holding == 0

@@ -198,6 +198,8 @@ def test_navigation_fallback_with_inline_offer_prompts_and_redirects(
     assert resp.status_code == 303
     waiting = s.get(server.url + resp.headers["location"], allow_redirects=False, timeout=5)
     assert waiting.status_code == 200 and 'data-state="pending"' in waiting.text
+    # it reloads at once a URL the wallet holds until the purchase moves on (not a blind reload every second)
+    assert f'content="0; url={resp.headers["location"].replace("&", "&amp;")}&amp;held=1"' in waiting.text
     assert "frame-ancestors 'none'" in waiting.headers["Content-Security-Policy"]
     assert test_wallet.paid == []
     (prompt,) = server.coordinator.pending_prompts()
