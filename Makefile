@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 sysdeps:
 	@bash scripts/install-system-deps.sh
 
-demo: $(STAMP)
+demo: $(STAMP) sysdeps
 	$(VENV)/bin/netpay-demo $(DEMO_ARGS)
 
 tour: $(STAMP)

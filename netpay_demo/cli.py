@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
 import sys
 import threading
+import time
 import webbrowser
 from pathlib import Path
 
-from netpay_demo.processes import DemoError
+from netpay_demo.processes import DemoError, ManagedProcess
 from netpay_demo.system import DEMO_CUSTOMER, DemoConfig, DemoSystem
 
 __all__ = ["main"]
@@ -68,6 +70,44 @@ def _provision_wallet(system: DemoSystem, wallet_dir: Path) -> str | None:
     return passphrase
 
 
+CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+
+
+def chromium_command(url: str, profile: Path) -> list[str] | None:
+    """How to start Chromium on ``url`` with its own profile (so it never joins, or is refused by, the user's
+    running browser), or None when there is none. As root Chromium refuses to start with its sandbox, so it gets
+    ``--no-sandbox`` then (and only then)."""
+    exe = next((found for name in CHROMIUM_NAMES if (found := shutil.which(name))), None)
+    if exe is None:
+        return None
+    cmd = [exe, f"--user-data-dir={profile}", "--no-first-run", "--no-default-browser-check"]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        cmd.append("--no-sandbox")
+    return [*cmd, url]
+
+
+def _open_browser(url: str, data_dir: Path) -> ManagedProcess | None:
+    """Open ``url`` in a browser the demo stops again, or say plainly to open it by hand; never a dead child."""
+    if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or sys.platform == "darwin"):
+        print(f"No display: open {url} in a browser.", flush=True)
+        return None
+    cmd = chromium_command(url, data_dir / "browser-profile")
+    if cmd is None:
+        is_root = hasattr(os, "geteuid") and os.geteuid() == 0
+        if is_root or not webbrowser.open(url):  # a root user's default browser may well refuse to start
+            print(f"Open {url} in a browser.", flush=True)
+        return None
+    browser = ManagedProcess("browser", cmd[1:], data_dir / "logs" / "browser.log", executable=cmd[0]).start()
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline and browser.running():
+        time.sleep(0.1)
+    if not browser.running():
+        print(f"The browser did not start (see {browser.log_path}): open {url} in a browser.", flush=True)
+        return None
+    print(f"browser    {cmd[0]} on {url} (its own profile in {data_dir / 'browser-profile'})", flush=True)
+    return browser
+
+
 def run_demo(args: argparse.Namespace) -> int:
     config = DemoConfig(args.data_dir, args.broker_port, args.news_port, args.cards_port, args.callback_port, args.keep,
                         args.postgres)  # fmt: skip
@@ -105,15 +145,18 @@ def run_demo(args: argparse.Namespace) -> int:
             note = f" (vault passphrase: {passphrase})" if passphrase else ""
             print(f"wallet     running, callback http://127.0.0.1:{config.callback_port}{note}", flush=True)
         first = config.shops()[0].url + "/"
+        browser = None if args.no_browser else _open_browser(first, config.data_dir)
         print(f"\nShop at {first} and {config.shops()[1].url}/ — Ctrl+C stops everything.", flush=True)
-        if not args.no_browser and (os.environ.get("DISPLAY") or sys.platform == "darwin"):
-            webbrowser.open(first)
-        while not stop.wait(0.5):
-            dead = [name for name, p in system.processes.items() if not p.running()]
-            if dead:
-                print(f"{', '.join(dead)} stopped; see {config.data_dir / 'logs'}. Stopping the demo.", flush=True)
-                return 1
-        print("\nstopping…", flush=True)
+        try:
+            while not stop.wait(0.5):
+                dead = [name for name, p in system.processes.items() if not p.running()]
+                if dead:
+                    print(f"{', '.join(dead)} stopped; see {config.data_dir / 'logs'}. Stopping the demo.", flush=True)
+                    return 1
+            print("\nstopping…", flush=True)
+        finally:
+            if browser is not None:  # closing the browser window does not stop the demo; Ctrl+C closes the browser
+                browser.stop(timeout=5)
     print("stopped", flush=True)
     return 0
 

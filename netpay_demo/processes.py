@@ -33,19 +33,20 @@ def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
 
 @dataclass
 class ManagedProcess:
-    """One child process (``python -m module args...``) with its log file."""
+    """One child process (``python -m module args...``, or ``executable args...``) with its log file."""
 
     name: str
     args: list[str]
     log_path: Path
     env: dict[str, str] = field(default_factory=dict)
     proc: subprocess.Popen[bytes] | None = None
+    executable: str | None = None  # None: this Python
 
     def start(self) -> ManagedProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, *self.args],
+            [self.executable or sys.executable, *self.args],
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

@@ -13,6 +13,7 @@ import base64
 import errno
 import logging
 import socket
+import sys
 import threading
 import time
 from urllib.parse import quote
@@ -307,6 +308,13 @@ class CallbackServer:
         # IPPROTO_TCP explicitly: asyncio only sets TCP_NODELAY on connections of sockets whose proto says TCP, and
         # without it keep-alive answers stall ~40 ms (Nagle against delayed ACKs).
         sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        if sys.platform.startswith("linux"):
+            # A browser that kept a connection open when the last wallet quit leaves that wallet's end in
+            # FIN-WAIT-2/TIME-WAIT for up to a minute; SO_REUSEADDR lets a new wallet bind past those. On Linux it
+            # does not let two listeners share the port (a bind fails while any socket listens on it, wildcard
+            # address included; sharing would take SO_REUSEPORT). Elsewhere it means more (Windows: stealing a
+            # port; BSD/macOS: a specific address beside a wildcard listener), so it is left off there.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((self.host, self.port))
         except OSError as exc:

@@ -18,6 +18,7 @@ from PySide6.QtWidgets import QApplication
 from wallet_app.gui.backend import GuiBackend
 from wallet_app.gui.dialogs import UnlockDialog
 from wallet_app.gui.first_run import DEMO_BROKER_URL, FirstRunWizard
+from wallet_app.gui.formatting import plural
 from wallet_app.gui.main_window import MainWindow
 from wallet_app.gui.prompt import PromptQueue
 from wallet_app.gui.theme import RESOURCES, apply_theme, icon
@@ -191,7 +192,7 @@ class WalletWindows(QObject):
             else:
                 where = ""
             pending = self.prompts.pending
-            waiting = self.tr("%n purchase(s) waiting", "", pending) if pending else ""
+            waiting = plural(pending, self.tr("1 purchase waiting"), self.tr("%n purchases waiting")) if pending else ""
             self.window.set_status("  ·  ".join(t for t in (where, waiting) if t))
 
     def _pending_changed(self, count: int) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QEvent, QObject, Qt
 from PySide6.QtWidgets import (
     QDialog,
     QFormLayout,
@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
 from wallet_app.gui.bridge import Bridge
 from wallet_app.gui.errors import describe
 from wallet_app.gui.theme import icon
-from wallet_app.gui.widgets import banner, heading, muted
+from wallet_app.gui.widgets import banner, fit_height, heading, muted
 
 __all__ = ["WorkDialog"]
 
@@ -33,7 +33,7 @@ class WorkDialog(QDialog):
     ) -> None:
         super().__init__(parent)
         self.bridge = bridge
-        self.setWindowTitle(title + " — NetPay")
+        self.setWindowTitle(title)  # the platform adds " — NetPay Wallet" (the application display name)
         self.setWindowIcon(icon("app"))
         self.setMinimumWidth(480)
         self.outer = QVBoxLayout(self)
@@ -52,6 +52,8 @@ class WorkDialog(QDialog):
         self.success = banner("Success")
         self.outer.addWidget(self.error)
         self.outer.addWidget(self.success)
+        for message in (self.error, self.success):
+            message.installEventFilter(self)  # the dialog fits each message as it appears or goes
         self.status = muted("")
         self.status.hide()
         self.progress = QProgressBar()
@@ -137,6 +139,11 @@ class WorkDialog(QDialog):
 
     def explain(self, exc: BaseException) -> str:
         return describe(exc)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if watched in (self.error, self.success) and event.type() in (QEvent.Type.Show, QEvent.Type.Hide):
+            fit_height(self)
+        return False
 
     def show_error(self, text: str) -> None:
         self.error.setText(text)

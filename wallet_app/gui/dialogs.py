@@ -332,18 +332,23 @@ class ReturnChainDialog(WorkDialog):
 
     def done_ok(self, result: Any) -> None:
         self.refund = result
-        self.show_success(self.tr("Refund of %1 credited to your broker account.").replace("%1", result.format()))
         self.action_button.hide()
         self.cancel_button.setText(self.tr("Close"))
         self.cancel_button.clicked.disconnect()
         self.cancel_button.clicked.connect(self.accept)
+        self.show_success(self.tr("Refund of %1 credited to your broker account.").replace("%1", result.format()))
 
 
 class ReceiptDialog(WorkDialog):
-    """A purchase's receipt, with a link that opens the item again."""
+    """A purchase's receipt, with a button that opens the item again with its access token.
+
+    The token is read from the vault when the button is pressed: the history row this dialog was opened from may
+    have been read while the payment was still pending (right after buying), before its receipt was stored.
+    """
 
     def __init__(self, backend: GuiBackend, entry: Any, parent: QWidget | None = None) -> None:
         super().__init__(backend.bridge, self.tr("Receipt"), "", self.tr("Open item"), parent)
+        self.backend = backend
         self.entry = entry
         self.form.addRow(self.tr("Item"), QLabel(entry.title or "—"))
         self.form.addRow(self.tr("Vendor"), QLabel(entry.vendor_name or entry.vendor_id or "—"))
@@ -358,17 +363,32 @@ class ReceiptDialog(WorkDialog):
         self.form.addRow(self.tr("Reference"), ref)
         self.cancel_button.setText(self.tr("Close"))
         self.action_button.setEnabled(bool(entry.item_url))
+        if not entry.item_url:
+            self.action_button.setToolTip(self.tr("This entry has no item to open."))
         self.opened: QUrl | None = None
 
-    def item_url(self) -> QUrl:
-        url = QUrl(self.entry.item_url or "")
-        if self.entry.access_token:
+    def item_url(self, paid: Any = None) -> QUrl:
+        """The item's URL with the access token of ``paid`` (the stored receipt), else of the history entry."""
+        url = QUrl((paid.item_url if paid is not None else None) or self.entry.item_url or "")
+        token = paid.access_token if paid is not None else self.entry.access_token
+        if token:
             query = url.query()
-            url.setQuery((query + "&" if query else "") + "access=" + self.entry.access_token)
+            url.setQuery((query + "&" if query else "") + "access=" + token)
         return url
 
-    def _action(self) -> None:
-        self.opened = self.item_url()
+    def work(self) -> tuple[Callable[..., Any], tuple[Any, ...], bool]:
+        return self.backend.service.payment_receipt, (self.entry.ref,), False
+
+    def done_ok(self, result: Any) -> None:
+        if result is None:
+            self.show_error(
+                self.tr(
+                    "This payment is not confirmed by the vendor yet, so the item cannot be opened with it. "
+                    "Try again in a moment; the Activity page shows when it is paid."
+                )
+            )
+            return
+        self.opened = self.item_url(result)
         QDesktopServices.openUrl(self.opened)
 
 

@@ -6,7 +6,7 @@ import time
 
 from netpay.money import Money
 
-__all__ = ["money", "short_id", "when", "when_day"]
+__all__ = ["money", "plural", "short_id", "when", "when_day"]
 
 
 def money(value: Money) -> str:
@@ -22,6 +22,12 @@ def when(ts: int) -> str:
 def when_day(ts: int) -> str:
     """A local date."""
     return time.strftime("%Y-%m-%d", time.localtime(ts))
+
+
+def plural(n: int, one: str, many: str) -> str:
+    """``one`` when ``n`` is 1, else ``many``, with ``%n`` replaced by ``n`` ("1 chain", "2 chains"; never
+    "chain(s)"). Both texts come through ``tr()``, so a translation can word each form."""
+    return (one if n == 1 else many).replace("%n", f"{n:,}")
 
 
 def short_id(value: str, keep: int = 8) -> str:

@@ -30,6 +30,7 @@ from wallet_app.gui.dialogs import (
     ReturnChainDialog,
     SettingsDialog,
 )
+from wallet_app.gui.formatting import plural
 from wallet_app.gui.pages import ActivityPage, AllowancesPage, BrokersPage, CoinsPage, Page
 from wallet_app.gui.spending import SpendingPage
 from wallet_app.gui.theme import icon
@@ -320,11 +321,8 @@ class MainWindow(QMainWindow):
         if not lines:
             self.balance_row.addWidget(_BalanceCard(self.tr("No coins"), self.tr("Buy coins to start")))
         for line in lines:
-            caption = (
-                self.tr("%1 · %2 chain(s)")
-                .replace("%1", names.get(line.broker_id, line.broker_id))
-                .replace("%2", str(line.chains))
-            )
+            chains = plural(line.chains, self.tr("%n chain"), self.tr("%n chains"))
+            caption = self.tr("%1 · %2").replace("%1", names.get(line.broker_id, line.broker_id)).replace("%2", chains)
             if line.pending.amount:
                 caption += self.tr(" · %1 pending").replace("%1", line.pending.format())
             self.balance_row.addWidget(_BalanceCard(line.unspent.format(), caption))

@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
 from wallet_app.gui.account import AccountPanel
 from wallet_app.gui.formatting import short_id, when, when_day
 from wallet_app.gui.tables import Cell, DataTable
-from wallet_app.gui.widgets import Card, heading, muted
+from wallet_app.gui.widgets import Card, empty_state, heading, muted
 
 __all__ = ["ActivityPage", "AllowancesPage", "BrokersPage", "CoinsPage", "Page"]
 
@@ -99,8 +99,9 @@ class CoinsPage(Page):
         )
         self.table.setSortingEnabled(True)
         self.layout_.addWidget(self.table, 1)
-        self.empty = muted(self.tr("No coins yet. Use “Buy coins” (Ctrl+B) to get a chain from your broker."))
-        self.layout_.addWidget(self.empty)
+        self.empty = empty_state(self.tr("No coins yet. Use “Buy coins” (Ctrl+B) to get a chain from your broker."))
+        self.layout_.addWidget(self.empty, 1)
+        self.empty.hide()  # until the first data says the table is empty
         self.return_button.clicked.connect(self._return_clicked)
         self.table.itemSelectionChanged.connect(self._selection_changed)
         self.table.itemDoubleClicked.connect(lambda _i: None)
@@ -129,6 +130,7 @@ class CoinsPage(Page):
                 for cell in rows[-1]:
                     cell.setForeground(QColor(REVOKED_COLOR))
         self.table.fill(rows)
+        self.table.setVisible(bool(rows))
         self.empty.setVisible(not rows)
         self._selection_changed()
 
@@ -153,12 +155,20 @@ class CoinsPage(Page):
 
     def _selection_changed(self) -> None:
         chain = self.table.selected_data()
-        self.return_button.setEnabled(
-            chain is not None
-            and chain.status == "active"
-            and chain.unspent > 0
-            and not getattr(chain, "revoked", False)
-        )
+        if chain is None:
+            why = self.tr("Select a chain in the table to return its unused coins to the broker.")
+        elif chain.status != "active":
+            why = self.tr("This chain is “%1”: only an active chain can be returned.").replace(
+                "%1", _status_text(self, chain.status)
+            )
+        elif getattr(chain, "revoked", False):
+            why = self.tr("The broker revoked this chain: its coins are not used, and it cannot be returned.")
+        elif chain.unspent <= 0:
+            why = self.tr("This chain has no coins left to return.")
+        else:
+            why = ""
+        self.return_button.setEnabled(not why)
+        self.return_button.setToolTip(why or self.tr("Hand this chain back to its broker for a refund of its coins."))
 
     def _return_clicked(self) -> None:
         chain = self.table.selected_data()
@@ -191,6 +201,7 @@ class ActivityPage(Page):
             self.filter.addItem(label, key)
         self.open_button = QPushButton(self.tr("Open receipt"))
         self.open_button.setEnabled(False)
+        self.open_button.setToolTip(self.tr("Select an entry in the table to open its receipt."))
         self.tools.addWidget(self.search)
         self.tools.addWidget(self.filter)
         self.tools.addWidget(self.open_button)
@@ -290,6 +301,7 @@ class AllowancesPage(Page):
         self.revoke_button = QPushButton(self.tr("Revoke"))
         self.revoke_button.setObjectName("Danger")
         self.revoke_button.setEnabled(False)
+        self.revoke_button.setToolTip(self.tr("Select an allowance in the table to revoke it."))
         self.tools.addWidget(self.revoke_button)
         self.table = DataTable(
             [
@@ -301,13 +313,12 @@ class AllowancesPage(Page):
             ]
         )
         self.layout_.addWidget(self.table, 1)
-        self.empty = muted(
+        self.empty = empty_state(
             self.tr("No allowances. Tick “From now on, pay … without asking” in a purchase prompt to add one.")
         )
-        self.layout_.addWidget(self.empty)
-        self.table.itemSelectionChanged.connect(
-            lambda: self.revoke_button.setEnabled(self.table.selected_data() is not None)
-        )
+        self.layout_.addWidget(self.empty, 1)
+        self.empty.hide()  # until the first data says the table is empty
+        self.table.itemSelectionChanged.connect(self._selection_changed)
         self.revoke_button.clicked.connect(self._revoke)
 
     def update_data(self, snapshot: dict[str, Any]) -> None:
@@ -324,7 +335,18 @@ class AllowancesPage(Page):
                 ]
             )
         self.table.fill(rows)
+        self.table.setVisible(bool(rows))
         self.empty.setVisible(not rows)
+        self._selection_changed()
+
+    def _selection_changed(self) -> None:
+        allowance = self.table.selected_data()
+        self.revoke_button.setEnabled(allowance is not None)
+        self.revoke_button.setToolTip(
+            self.tr("Select an allowance in the table to revoke it.")
+            if allowance is None
+            else self.tr("Stop paying %1 without asking.").replace("%1", allowance.vendor_name or allowance.vendor_id)
+        )
 
     def select_vendor(self, vendor_id: str) -> bool:
         for row in range(self.table.rowCount()):

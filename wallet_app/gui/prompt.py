@@ -29,9 +29,10 @@ from PySide6.QtWidgets import (
 
 from netpay.money import Money
 from wallet_app.gui.errors import describe
+from wallet_app.gui.formatting import plural
 from wallet_app.gui.theme import icon
 from wallet_app.gui.views import PromptView
-from wallet_app.gui.widgets import Card, banner, muted
+from wallet_app.gui.widgets import Card, banner, fit_height, muted
 
 __all__ = ["PromptQueue", "PurchasePrompt"]
 
@@ -52,7 +53,7 @@ class PurchasePrompt(QDialog):
         self.prompt = prompt
         self._decided = False
         self.setObjectName("PurchasePrompt")
-        self.setWindowTitle(self.tr("Confirm purchase — NetPay"))
+        self.setWindowTitle(self.tr("Confirm purchase"))
         self.setWindowIcon(icon("app"))
         self.setWindowFlag(Qt.WindowType.WindowStaysOnTopHint, True)
         self.setFixedWidth(500)
@@ -196,7 +197,8 @@ class PurchasePrompt(QDialog):
     # --- decisions ---------------------------------------------------------------------------------------------
     def set_waiting(self, count: int) -> None:
         """Show how many other prompts wait behind this one."""
-        self.waiting_label.setText(self.tr("%n more purchase(s) waiting", "", count) if count else "")
+        waiting = plural(count, self.tr("1 more purchase waiting"), self.tr("%n more purchases waiting"))
+        self.waiting_label.setText(waiting if count else "")
         self.waiting_label.setVisible(count > 0)
 
     def chosen_limit(self) -> Money | None:
@@ -224,6 +226,7 @@ class PurchasePrompt(QDialog):
             return
         self.error.setText(self.tr("The payment did not go through: %1").replace("%1", describe(error)))
         self.error.show()
+        fit_height(self)
         self.decline_button.setText(self.tr("Close"))
         self.decline_button.setEnabled(True)
 

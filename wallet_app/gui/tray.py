@@ -5,6 +5,7 @@ from __future__ import annotations
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QMenu, QSystemTrayIcon
 
+from wallet_app.gui.formatting import plural
 from wallet_app.gui.theme import icon
 
 __all__ = ["Tray"]
@@ -57,7 +58,7 @@ class Tray(QObject):
     def _refresh(self) -> None:
         self.balance_action.setText(self.tr("Balance: %1").replace("%1", self._balance))
         waiting = (
-            self.tr("%n purchase(s) waiting for you", "", self._pending)
+            plural(self._pending, self.tr("1 purchase waiting for you"), self.tr("%n purchases waiting for you"))
             if self._pending
             else self.tr("No purchases waiting")
         )

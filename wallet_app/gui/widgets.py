@@ -5,7 +5,7 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFrame, QLabel, QVBoxLayout, QWidget
 
-__all__ = ["Card", "banner", "heading", "muted"]
+__all__ = ["Card", "banner", "empty_state", "fit_height", "heading", "muted"]
 
 
 class Card(QFrame):
@@ -34,6 +34,15 @@ def muted(text: str, wrap: bool = True) -> QLabel:
     return label
 
 
+def empty_state(text: str) -> QLabel:
+    """What an empty table says, shown in the table's place (a hint under an empty table was easy to miss)."""
+    label = QLabel(text)
+    label.setObjectName("EmptyState")
+    label.setWordWrap(True)
+    label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+    return label
+
+
 def banner(kind: str = "Error") -> QLabel:
     """A hidden error (``Error``) or success (``Success``) banner; set its text and show it."""
     label = QLabel()
@@ -42,3 +51,21 @@ def banner(kind: str = "Error") -> QLabel:
     label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
     label.hide()
     return label
+
+
+def fit_height(window: QWidget) -> None:
+    """Give ``window`` the height its layout needs at its current width (growing or shrinking), and no less.
+
+    Qt sizes a window from its layout's minimum size, which ignores height-for-width: a word-wrapped message shown
+    after the window opened (an error, a success) was cut to one line and squeezed the rows above it; and once the
+    message is hidden again, the space it took is given back."""
+    layout = window.layout()
+    if layout is None:
+        return
+    layout.invalidate()
+    layout.activate()
+    width = window.width()
+    need = layout.totalHeightForWidth(width) if layout.hasHeightForWidth() else layout.totalSizeHint().height()
+    window.setMinimumHeight(need)
+    if window.height() != need:
+        window.resize(width, need)

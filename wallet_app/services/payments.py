@@ -439,6 +439,11 @@ class PaymentEngine:
         )
         return self._paid(row) if row else None
 
+    def receipt_of(self, payment_id: str) -> PaidQuote | None:
+        """The stored receipt of payment ``payment_id`` once it is settled; None while pending or if it failed."""
+        row = self.vault.one("SELECT * FROM spends WHERE payment_id = ? AND status = 'settled'", (payment_id,))
+        return self._paid(row) if row else None
+
     def activity(self, limit: int) -> list[ActivityEntry]:
         out = [
             ActivityEntry(

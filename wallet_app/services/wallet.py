@@ -417,6 +417,13 @@ class WalletService:
         with self._lock:
             return self.payments.receipt_for(vendor_id, quote_id)
 
+    def payment_receipt(self, payment_id: str) -> PaidQuote | None:
+        """The receipt (access token, item URL) of payment ``payment_id`` as stored now: None until it is settled.
+        Read at the moment the user opens the item, not from an earlier history snapshot (which may predate it)."""
+        self._require()
+        with self._lock:
+            return self.payments.receipt_of(payment_id)
+
     def activity(self, limit: int = 200) -> list[ActivityEntry]:
         """History, newest first."""
         self._require()

@@ -102,6 +102,7 @@ def test_receipt_opens_the_item_with_its_access_token(qtbot, gui_wallet, vendor)
         receipt = receipts[0]
         assert receipt.isVisible()
         qtbot.mouseClick(receipt.action_button, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: len(catcher.urls) == 1, timeout=5000)  # the token is read from the vault
     finally:
         QDesktopServices.unsetUrlHandler("http")
     assert len(catcher.urls) == 1
@@ -110,6 +111,33 @@ def test_receipt_opens_the_item_with_its_access_token(qtbot, gui_wallet, vendor)
     # The token opens the item: no paywall and Buy button, as the same page shows without it.
     assert 'class="paywall"' not in requests.get(url, timeout=10).text
     assert 'class="paywall"' in requests.get(f"{vendor.url}/items/night-market-returns", timeout=10).text
+
+
+def test_a_receipt_opened_from_the_history_read_while_paying_still_opens_the_item(qtbot, gui_wallet, vendor):
+    """The Activity page may show a purchase read between the journal and the receipt (the window refreshes on
+    the journal's event): that row has no access token yet. Its receipt must still open the paid item."""
+    window = _ready(qtbot, gui_wallet)
+    seen: list = []
+
+    def read_history() -> None:  # runs in the paying thread as the spend is journalled, before the receipt
+        if not seen:
+            seen.extend(e for e in gui_wallet.service.activity() if e.kind == "payment")
+
+    gui_wallet.events.balance_changed.insert(0, read_history)
+    _pay(qtbot, gui_wallet, vendor, "night-market-returns")
+    [early] = seen
+    assert early.status == "pending" and early.access_token is None  # what a quick user's window showed
+    receipt = window.open_receipt(early)
+    catcher = _UrlCatcher()
+    QDesktopServices.setUrlHandler("http", catcher, "open")
+    try:
+        qtbot.mouseClick(receipt.action_button, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: len(catcher.urls) == 1, timeout=5000)
+    finally:
+        QDesktopServices.unsetUrlHandler("http")
+    url = catcher.urls[0].toString()
+    assert "access=" in url
+    assert 'class="paywall"' not in requests.get(url, timeout=10).text
 
 
 def test_backup_then_restore_with_wrong_then_right_passphrase(qtbot, gui_wallet, vendor, tmp_path: Path):
