@@ -28,6 +28,7 @@ from netpay.errors import (
     SessionExpired,
 )
 from netpay.money import MAX_AMOUNT, Money
+from netpay_web.db import IntegrityError, lock_keys
 
 __all__ = ["AccountService"]
 
@@ -63,13 +64,16 @@ class AccountService:
             raise Conflict("this user name is taken", field="body.username")
         pw_hash = self.core.passwords.hash(password)  # outside the lock: it is slow on purpose
         account_id = "acc_" + secrets.token_hex(8)
-        with self.core.db.tx() as c:
-            if c.execute("SELECT 1 FROM accounts WHERE username = ?", (username,)).fetchone():
-                raise Conflict("this user name is taken", field="body.username")
-            c.execute(
-                "INSERT INTO accounts (account_id, username, password_hash, created_at) VALUES (?,?,?,?)",
-                (account_id, username, pw_hash, self.core.now()),
-            )
+        try:
+            with self.core.db.tx() as c:
+                if c.execute("SELECT 1 FROM accounts WHERE username = ?", (username,)).fetchone():
+                    raise Conflict("this user name is taken", field="body.username")
+                c.execute(
+                    "INSERT INTO accounts (account_id, username, password_hash, created_at) VALUES (?,?,?,?)",
+                    (account_id, username, pw_hash, self.core.now()),
+                )
+        except IntegrityError:  # the same name registered by another process a moment before
+            raise Conflict("this user name is taken", field="body.username") from None
         return {"account_id": account_id, "username": username}
 
     def login(self, data: Any) -> dict[str, Any]:
@@ -116,8 +120,8 @@ class AccountService:
         return str(row["account_id"])
 
     def balance(self, account_id: str) -> Money:
-        with self.core.db.lock:
-            return self.core.money(-ledger.balance_of(self.core.db.conn, "customer_funds", account_id))
+        with self.core.db.reader() as conn:
+            return self.core.money(-ledger.balance_of(conn, "customer_funds", account_id))
 
     def account(self, account_id: str) -> dict[str, Any]:
         row = self.core.db.one("SELECT username FROM accounts WHERE account_id = ?", (account_id,))
@@ -171,6 +175,7 @@ class AccountService:
         r.done()
         req = request_hash({"amount": amount.to_json(), "card": card.number + str(card.exp_year)})
         with self.core.db.tx() as c:
+            lock_keys(c, f"account:{account_id}", f"idem:{account_id}:topup:{idem_key}")
             stored = load_idempotent(c, account_id, "topup", idem_key, req)
             if stored is not None:
                 return stored
@@ -212,6 +217,8 @@ class AccountService:
         card_hash = self.card_hash(card)
         req = request_hash({"amount": amount.to_json(), "card": card_hash, "exp": [card.exp_year, card.exp_month]})
         with self.core.db.tx() as c:
+            # the balance is read, then debited; the idempotency key answers once (across processes)
+            lock_keys(c, f"account:{account_id}", f"idem:{account_id}:cashout:{idem_key}")
             stored = load_idempotent(c, account_id, "cashout", idem_key, req)
             if stored is not None:
                 return stored

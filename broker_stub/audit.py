@@ -18,40 +18,37 @@ __all__ = ["audit_report"]
 
 def audit_report(core: BrokerCore) -> dict[str, Any]:
     """The trial balance and invariant checks as JSON; ``balanced`` is True only if everything holds."""
-    with core.db.lock:
-        conn = core.db.conn
-        conn.execute("BEGIN")
-        try:
-            tb = trial_balance(conn)
-            issued = int(conn.execute("SELECT COALESCE(SUM(length * coin_value), 0) FROM chains").fetchone()[0])
-            redeemed = int(conn.execute("SELECT COALESCE(SUM(amount), 0) FROM redeemed").fetchone()[0])
-            refunded = int(conn.execute("SELECT COALESCE(SUM(refund), 0) FROM chains").fetchone()[0])
-            overlaps = int(
-                conn.execute(
-                    "SELECT COUNT(*) FROM redeemed a JOIN redeemed b ON a.chain_id = b.chain_id "
-                    "AND a.from_index < b.from_index AND b.from_index < a.to_index"
-                ).fetchone()[0]
-            )
-            beyond = int(
-                conn.execute(
-                    "SELECT COUNT(*) FROM redeemed r JOIN chains c ON c.chain_id = r.chain_id "
-                    "WHERE c.final_index IS NOT NULL AND r.to_index > c.final_index"
-                ).fetchone()[0]
-            )
-            overdrawn = int(
-                conn.execute(
-                    "SELECT COUNT(*) FROM chains c WHERE COALESCE((SELECT SUM(to_index - from_index) FROM redeemed r "
-                    "WHERE r.chain_id = c.chain_id), 0) + COALESCE(c.length - c.final_index, 0) > c.length"
-                ).fetchone()[0]
-            )
-            negative = int(
-                conn.execute(
-                    "SELECT COUNT(*) FROM (SELECT sub, SUM(amount) AS s FROM ledger_entries "
-                    "WHERE account = 'customer_funds' GROUP BY sub) WHERE s > 0"
-                ).fetchone()[0]
-            )
-        finally:
-            conn.execute("COMMIT")
+    with core.db.tx() as conn:
+        if getattr(conn, "engine", "sqlite") == "postgresql":  # one snapshot for every figure below
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        tb = trial_balance(conn)
+        issued = int(conn.execute("SELECT COALESCE(SUM(length * coin_value), 0) FROM chains").fetchone()[0])
+        redeemed = int(conn.execute("SELECT COALESCE(SUM(amount), 0) FROM redeemed").fetchone()[0])
+        refunded = int(conn.execute("SELECT COALESCE(SUM(refund), 0) FROM chains").fetchone()[0])
+        overlaps = int(
+            conn.execute(
+                "SELECT COUNT(*) FROM redeemed a JOIN redeemed b ON a.chain_id = b.chain_id "
+                "AND a.from_index < b.from_index AND b.from_index < a.to_index"
+            ).fetchone()[0]
+        )
+        beyond = int(
+            conn.execute(
+                "SELECT COUNT(*) FROM redeemed r JOIN chains c ON c.chain_id = r.chain_id "
+                "WHERE c.final_index IS NOT NULL AND r.to_index > c.final_index"
+            ).fetchone()[0]
+        )
+        overdrawn = int(
+            conn.execute(
+                "SELECT COUNT(*) FROM chains c WHERE COALESCE((SELECT SUM(to_index - from_index) FROM redeemed r "
+                "WHERE r.chain_id = c.chain_id), 0) + COALESCE(c.length - c.final_index, 0) > c.length"
+            ).fetchone()[0]
+        )
+        negative = int(
+            conn.execute(
+                "SELECT COUNT(*) FROM (SELECT sub, SUM(amount) AS s FROM ledger_entries "
+                "WHERE account = 'customer_funds' GROUP BY sub) AS balances WHERE s > 0"
+            ).fetchone()[0]
+        )
     outstanding = -tb.accounts["coins_outstanding"]
     checks = {
         "ledger_balanced": tb.balanced,

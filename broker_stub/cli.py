@@ -1,8 +1,10 @@
 """``netpay-broker``: serve (default), register-vendor, audit, operator-token.
 
 Flags ``--host``, ``--port``, ``--data-dir`` may also be given as NETPAY_BROKER_HOST / NETPAY_BROKER_PORT /
-NETPAY_BROKER_DATA_DIR (and ``--broker-id``, ``--close-grace`` as NETPAY_BROKER_ID / NETPAY_BROKER_CLOSE_GRACE;
-``--tls-cert``/``--tls-key`` as NETPAY_BROKER_TLS_CERT / NETPAY_BROKER_TLS_KEY, which serve HTTPS).
+NETPAY_BROKER_DATA_DIR (and ``--broker-id``, ``--close-grace``, ``--database`` as NETPAY_BROKER_ID /
+NETPAY_BROKER_CLOSE_GRACE / NETPAY_BROKER_DATABASE; ``--tls-cert``/``--tls-key`` as NETPAY_BROKER_TLS_CERT /
+NETPAY_BROKER_TLS_KEY, which serve HTTPS). With ``--database postgresql://...`` any number of broker processes
+(``--workers N``, or instances on several ports sharing the data dir's key) serve one broker.
 """
 
 from __future__ import annotations
@@ -13,9 +15,10 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from netpay.errors import NetPayError
-from netpay_web.serve import LOG_LEVELS, TlsConfigError, check_tls_files, serve
+from netpay_web.serve import LOG_LEVELS, TlsConfigError, check_tls_files, configure_logging, serve
 
 __all__ = ["main"]
 
@@ -37,6 +40,12 @@ def _common(p: argparse.ArgumentParser) -> None:
         "--broker-id",
         default=_env("ID"),
         help="broker id on first start; none: made from the key fingerprint (env NETPAY_BROKER_ID)",
+    )
+    p.add_argument(
+        "--database",
+        default=_env("DATABASE"),
+        help="postgresql://... to keep the state in PostgreSQL, shared by every broker process that names it "
+        "(env NETPAY_BROKER_DATABASE); none: a SQLite file in the data dir",
     )
 
 
@@ -72,6 +81,12 @@ def _parser() -> argparse.ArgumentParser:
         help="request and event log level (env NETPAY_BROKER_LOG_LEVEL)",
     )
     serve.add_argument(
+        "--workers",
+        type=int,
+        default=int(_env("WORKERS", "1") or 1),
+        help="worker processes on the one port (needs --database postgresql://...; env NETPAY_BROKER_WORKERS)",
+    )
+    serve.add_argument(
         "--close-grace",
         type=int,
         default=int(_env("CLOSE_GRACE", "300") or 300),
@@ -97,6 +112,45 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: The serve settings handed to each worker process (uvicorn starts workers as fresh interpreters).
+_SERVE_ENV = "NETPAY_BROKER_SERVE_SETTINGS"
+
+
+def _serve_workers(args: argparse.Namespace, settings: Any, tls: tuple[str, str] | None) -> int:
+    """Several worker processes on one port, all on the one PostgreSQL database (uvicorn's process manager)."""
+    import uvicorn
+
+    from broker_stub.services import Broker
+
+    if not args.database:
+        print("netpay-broker: --workers needs --database postgresql://... (a SQLite file serves one process)",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    broker = Broker(settings)  # the key, operator token and schema exist before any worker starts
+    print(f"netpay-broker {broker.core.broker_id} on {settings.base_url} ({args.workers} workers)", flush=True)
+    broker.close()
+    os.environ[_SERVE_ENV] = json.dumps(
+        {"data_dir": str(settings.data_dir), "host": settings.host, "port": settings.port,
+         "broker_id": settings.broker_id, "public_url": settings.public_url, "close_grace_s": settings.close_grace_s,
+         "database_url": settings.database_url, "tls": settings.tls}
+    )  # fmt: skip
+    configure_logging(args.log_level)
+    options: dict[str, Any] = {"ssl_certfile": tls[0], "ssl_keyfile": tls[1]} if tls is not None else {}
+    uvicorn.run("broker_stub.cli:app_from_env", factory=True, host=args.host, port=args.port, workers=args.workers,
+                log_level=args.log_level, access_log=args.log_level in ("debug", "info"), **options)  # fmt: skip
+    return 0
+
+
+def app_from_env() -> Any:
+    """The app of one worker process (see ``--workers``)."""
+    from broker_stub.app import create_app
+    from broker_stub.settings import BrokerSettings
+
+    fields = json.loads(os.environ[_SERVE_ENV])
+    fields["data_dir"] = Path(fields["data_dir"])
+    return create_app(BrokerSettings(**fields))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args_in = list(sys.argv[1:] if argv is None else argv)
     if not args_in or args_in[0] not in (*_COMMANDS, "-h", "--help"):
@@ -119,8 +173,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             broker_id=args.broker_id,
             public_url=args.public_url,
             close_grace_s=args.close_grace,
+            database_url=args.database,
             tls=tls is not None,
         )
+        if args.workers > 1:
+            return _serve_workers(args, settings, tls)
         app = create_app(settings)
         print(f"netpay-broker {app.state.broker.core.broker_id} on {settings.base_url}", flush=True)
         serve(app, args.host, args.port, tls=tls, log_level=args.log_level)
@@ -128,7 +185,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from broker_stub.services import Broker
 
-    broker = Broker(BrokerSettings(data_dir=args.data_dir, broker_id=args.broker_id))
+    broker = Broker(BrokerSettings(data_dir=args.data_dir, broker_id=args.broker_id, database_url=args.database))
     try:
         if args.command == "operator-token":
             print(broker.core.operator_token)

@@ -26,6 +26,7 @@ from netpay.errors import NetPayError, NotFound
 from netpay.keys import VerifyKey
 from netpay.messages import CloseRequest, CustodyRelease
 from netpay.signed import Signed
+from netpay_web.db import lock_keys
 
 __all__ = ["ClosingService"]
 
@@ -90,6 +91,7 @@ class ClosingService:
         return release
 
     def _advance(self, c: sqlite3.Connection, chain_id: str, release: Signed[CustodyRelease] | None) -> None:
+        lock_keys(c, f"chain:{chain_id}")
         chain = c.execute("SELECT * FROM chains WHERE chain_id = ?", (chain_id,)).fetchone()
         if chain["status"] == "closed":
             return
@@ -109,8 +111,8 @@ class ClosingService:
                     verify_point(c, chain_id, release.body.last_index, release.body.last_payword)
                 final = max(known, release.body.last_index)
                 c.execute(
-                    "INSERT OR IGNORE INTO releases (chain_id, released_by, released_to, last_index, wire) "
-                    "VALUES (?,?,?,?,?)",
+                    "INSERT INTO releases (chain_id, released_by, released_to, last_index, wire) "
+                    "VALUES (?,?,?,?,?) ON CONFLICT DO NOTHING",
                     (
                         chain_id,
                         release.body.released_by,

@@ -18,7 +18,7 @@ from netpay.encoding import canonical_json
 from netpay.errors import CurrencyMismatch, IdempotencyConflict, MalformedMessage
 from netpay.keys import SigningKey, load_or_create_key
 from netpay.money import Money
-from netpay_web.sqlite import Database
+from netpay_web.db import AnyDatabase
 
 __all__ = [
     "IDEMPOTENCY_KEY_MAX",
@@ -43,7 +43,7 @@ class BrokerCore:
         data_dir = Path(settings.data_dir)
         data_dir.mkdir(parents=True, exist_ok=True)
         self.key: SigningKey = load_or_create_key(settings.key_path)
-        self.db: Database = open_database(settings.db_path)
+        self.db: AnyDatabase = open_database(settings.database)
         self.broker_id = self._broker_id()
         self.operator_token = self._operator_token()
         self.passwords = PasswordHasher(
@@ -59,7 +59,7 @@ class BrokerCore:
             return str(row[0])
         broker_id = self.settings.broker_id or "broker-" + hashlib.sha256(self.key.public.raw).hexdigest()[:12]
         with self.db.tx() as c:
-            c.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('broker_id', ?)", (broker_id,))
+            c.execute("INSERT INTO meta (key, value) VALUES ('broker_id', ?) ON CONFLICT DO NOTHING", (broker_id,))
         row = self.db.one("SELECT value FROM meta WHERE key = 'broker_id'")
         assert row is not None
         return str(row[0])

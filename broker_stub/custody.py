@@ -10,6 +10,7 @@ from broker_stub.points import verify_point
 from broker_stub.vendors import VendorService, parse_signed
 from netpay.errors import CertificateExpired, Forbidden, NetPayError, NotFound, ReplayedRequest, Revoked
 from netpay.messages import CustodyClaim, SpendReport
+from netpay_web.db import lock_keys
 
 __all__ = ["CustodyService"]
 
@@ -27,6 +28,7 @@ class CustodyService:
         self.vendors.check_signed(signed, claim.vendor_id, claim.claimed_at)
         cid = claim.chain_id.hex()
         with self.core.db.tx() as c:
+            lock_keys(c, f"chain:{cid}")  # two vendors claiming at once: one after the other
             chain = c.execute("SELECT * FROM chains WHERE chain_id = ?", (cid,)).fetchone()
             if chain is None:
                 raise NotFound("no such chain", chain_id=cid)
@@ -64,6 +66,11 @@ class CustodyService:
         rejected: list[dict[str, Any]] = []
         first_error: NetPayError | None = None
         with self.core.db.tx() as c:
+            lock_keys(
+                c,
+                f"report:{report.vendor_id}:{report.report_id}",
+                *(f"chain:{e.chain_id.hex()}" for e in report.entries),
+            )
             row = c.execute(
                 "SELECT request_hash, response FROM spend_reports WHERE vendor_id = ? AND report_id = ?",
                 (report.vendor_id, report.report_id),

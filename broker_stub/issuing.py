@@ -17,6 +17,7 @@ from netpay.errors import Conflict, InsufficientFunds, MalformedMessage
 from netpay.messages import CoinCertificate
 from netpay.money import MAX_AMOUNT, Money
 from netpay.signed import Signed
+from netpay_web.db import lock_keys
 
 __all__ = ["IssuingService"]
 
@@ -57,6 +58,8 @@ class IssuingService:
         req = request_hash({**data, "card": card.number if card else None})
         cid = chain_id.hex()
         with self.core.db.tx() as c:
+            # the balance is read, then debited; the idempotency key answers once
+            lock_keys(c, f"account:{account_id}", f"idem:{account_id}:chains:{idem_key}", f"chain:{cid}")
             stored = load_idempotent(c, account_id, "chains", idem_key, req)
             if stored is not None:
                 return stored

@@ -1,7 +1,8 @@
 """The broker's double-entry ledger.
 
-Every money movement is one transaction whose entries sum to zero, written with :func:`post` inside the same SQLite
-transaction as the state change it records. Entries are signed: positive = debit, negative = credit.
+Every money movement is one transaction whose entries sum to zero, written with :func:`post` inside the same database
+transaction as the state change it records (SQLite or PostgreSQL: the SQL is the same). Entries are signed:
+positive = debit, negative = credit.
 
 Accounts (``sub`` names the customer account or vendor where it matters):
 
@@ -44,10 +45,11 @@ def post(conn: sqlite3.Connection, at: int, kind: str, ref: str, description: st
     for leg in legs:
         if leg.account not in ACCOUNTS:
             raise UnbalancedTransaction(f"unknown ledger account {leg.account}")
-    cur = conn.execute(
-        "INSERT INTO ledger_txns (at, kind, ref, description) VALUES (?, ?, ?, ?)", (at, kind, ref, description)
-    )
-    txn_id = int(cur.lastrowid or 0)
+    row = conn.execute(
+        "INSERT INTO ledger_txns (at, kind, ref, description) VALUES (?, ?, ?, ?) RETURNING txn_id",
+        (at, kind, ref, description),
+    ).fetchone()
+    txn_id = int(row[0])
     conn.executemany(
         "INSERT INTO ledger_entries (txn_id, account, sub, amount) VALUES (?, ?, ?, ?)",
         [(txn_id, leg.account, leg.sub, leg.amount) for leg in legs if leg.amount],

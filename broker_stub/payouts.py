@@ -11,6 +11,7 @@ from broker_stub.ledger import Leg
 from broker_stub.vendors import VendorService, parse_signed
 from netpay.errors import Conflict, Forbidden, InsufficientFunds, NotFound
 from netpay.messages import VendorRequest
+from netpay_web.db import lock_keys
 
 __all__ = ["PayoutService"]
 
@@ -33,8 +34,7 @@ class PayoutService:
     def account(self, vendor_id: str) -> dict[str, Any]:
         if self.core.db.one("SELECT 1 FROM vendors WHERE vendor_id = ?", (vendor_id,)) is None:
             raise NotFound("no such vendor", vendor_id=vendor_id)
-        with self.core.db.lock:
-            conn = self.core.db.conn
+        with self.core.db.reader() as conn:
             payable = -ledger.balance_of(conn, "vendor_payables", vendor_id)
             paid = conn.execute(
                 "SELECT COALESCE(SUM(amount), 0) FROM payouts WHERE vendor_id = ?", (vendor_id,)
@@ -57,6 +57,7 @@ class PayoutService:
         if req.amount is not None:
             self.core.require_currency(req.amount, "body.body.amount")
         with self.core.db.tx() as c:
+            lock_keys(c, f"vendor:{vendor_id}")  # the payable balance is read, then paid out
             self.vendors.use_nonce(c, vendor_id, req.nonce, req.requested_at)
             payable = -ledger.balance_of(c, "vendor_payables", vendor_id)
             amount = req.amount.amount if req.amount is not None else payable

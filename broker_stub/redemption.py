@@ -35,6 +35,7 @@ from netpay.errors import (
 from netpay.keys import VerifyKey
 from netpay.messages import ClaimResult, RedemptionBatch, RedemptionClaim, RedemptionResult
 from netpay.signed import Signed
+from netpay_web.db import lock_keys
 
 __all__ = ["REASON_ERRORS", "RedemptionService"]
 
@@ -76,6 +77,10 @@ class RedemptionService:
         signed.require_signer(VerifyKey.from_hex(vendor["public_key"]))
         now = self.core.now()
         with self.core.db.tx() as c:
+            # one batch id and every chain it claims belong to this transaction alone (across processes)
+            lock_keys(
+                c, f"batch:{batch.vendor_id}:{batch.batch_id}", *(f"chain:{cl.chain_id.hex()}" for cl in batch.claims)
+            )
             row = c.execute(
                 "SELECT request_hash, response FROM batches WHERE vendor_id = ? AND batch_id = ?",
                 (batch.vendor_id, batch.batch_id),
@@ -206,7 +211,8 @@ class RedemptionService:
         if key is None or claim.release.signer.hex != key[0] or rel.chain_id.hex() != cid:
             raise _Reject("bad_evidence", "the release is not signed by the vendor it names, or names another chain")
         c.execute(
-            "INSERT OR IGNORE INTO releases (chain_id, released_by, released_to, last_index, wire) VALUES (?,?,?,?,?)",
+            "INSERT INTO releases (chain_id, released_by, released_to, last_index, wire) VALUES (?,?,?,?,?) "
+            "ON CONFLICT DO NOTHING",
             (cid, rel.released_by, rel.released_to, rel.last_index, json.dumps(claim.release.to_wire())),
         )
 

@@ -15,7 +15,8 @@ __all__ = ["RevocationService", "revoke"]
 def revoke(conn: sqlite3.Connection, kind: str, ident: str, reason: str, at: int) -> None:
     """Add a chain (hex id) or vendor to the list inside the caller's transaction; already listed is a no-op."""
     conn.execute(
-        "INSERT OR IGNORE INTO revocations (kind, ident, reason, at) VALUES (?,?,?,?)", (kind, ident, reason, at)
+        "INSERT INTO revocations (kind, ident, reason, at) VALUES (?,?,?,?) ON CONFLICT DO NOTHING",
+        (kind, ident, reason, at),
     )
     if kind == "chain":
         conn.execute("UPDATE chains SET revoked = 1 WHERE chain_id = ?", (ident,))
@@ -31,8 +32,7 @@ class RevocationService:
         self._cache: tuple[int, dict[str, Any]] | None = None
 
     def current(self) -> dict[str, Any]:
-        with self.core.db.lock:
-            rows = self.core.db.query("SELECT serial, kind, ident FROM revocations ORDER BY serial")
+        rows = self.core.db.query("SELECT serial, kind, ident FROM revocations ORDER BY serial")
         serial = rows[-1][0] if rows else 0
         if self._cache is not None and self._cache[0] == serial:
             return self._cache[1]

@@ -52,6 +52,8 @@ class BrokerSettings:
     max_body: int = 256 * 1024
     #: Base URL others use to reach this broker (for ``revocation_url``); default http://host:port.
     public_url: str | None = None
+    #: ``postgresql://...`` to keep the state in PostgreSQL (several processes may share it); None: SQLite file.
+    database_url: str | None = None
     #: Served over HTTPS (``--tls-cert``/``--tls-key``): the default base URL is https://host:port.
     tls: bool = False
     clock: Callable[[], int] = field(default=_wall_clock, compare=False)
@@ -59,6 +61,11 @@ class BrokerSettings:
     @property
     def db_path(self) -> Path:
         return Path(self.data_dir) / "broker.sqlite3"
+
+    @property
+    def database(self) -> str | Path:
+        """Where the state lives: the PostgreSQL URL, or the SQLite file in the data dir."""
+        return self.database_url or self.db_path
 
     @property
     def key_path(self) -> Path:

@@ -1,6 +1,8 @@
-"""The broker's SQLite schema (numbered migrations) and how to open it.
+"""The broker's schema (numbered migrations, one text for SQLite and PostgreSQL) and how to open it.
 
-One file in the data dir, WAL, synchronous=FULL (see :class:`netpay_web.sqlite.Database`). Ids of chains are
+By default one SQLite file in the data dir, WAL, synchronous=FULL (see :class:`netpay_web.sqlite.Database`); with a
+``postgresql://`` URL the same migrations on PostgreSQL (:mod:`netpay_web.postgres`, which maps BLOB → BYTEA,
+INTEGER → BIGINT and a rowid key → BIGSERIAL). Ids of chains are
 lowercase hex text; paywords are 32-byte blobs; money is integer minor units in the broker's one currency.
 """
 
@@ -8,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from netpay_web.sqlite import Database
+from netpay_web.db import AnyDatabase, open_db
 
 __all__ = ["MIGRATIONS", "open_database"]
 
@@ -92,7 +94,6 @@ CREATE INDEX cashouts_by_account ON cashouts (account_id);
 MIGRATIONS: list[str] = [_V1, _V2]
 
 
-def open_database(path: Path) -> Database:
-    """Open (creating and migrating as needed) the broker database at ``path``."""
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    return Database(path, MIGRATIONS)
+def open_database(target: Path | str) -> AnyDatabase:
+    """Open (creating and migrating as needed) the broker database: a SQLite file path or a PostgreSQL URL."""
+    return open_db(target, MIGRATIONS)

@@ -23,6 +23,7 @@ from netpay.errors import (
 from netpay.keys import VerifyKey
 from netpay.messages import VendorCertificate
 from netpay.signed import Body, Signed
+from netpay_web.db import IntegrityError, lock_keys
 
 __all__ = ["VendorService"]
 
@@ -62,6 +63,7 @@ class VendorService:
             "body",
         )
         with self.core.db.tx() as c:
+            lock_keys(c, f"vendor:{vendor_id}")
             row = c.execute(
                 "SELECT public_key, revoked, certificate FROM vendors WHERE vendor_id = ?", (vendor_id,)
             ).fetchone()
@@ -147,7 +149,7 @@ class VendorService:
             )
         try:
             conn.execute("INSERT INTO nonces (vendor_id, nonce, at) VALUES (?,?,?)", (vendor_id, nonce, at))
-        except sqlite3.IntegrityError:
+        except IntegrityError:
             raise ReplayedRequest("this nonce was already used", nonce=nonce) from None
 
 

@@ -43,6 +43,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--callback-port", type=int, default=8765, help="port of the wallet's browser callback")
     p.add_argument("--no-browser", action="store_true", help="do not open the first shop in a browser")
     p.add_argument("--no-wallet", action="store_true", help="start only the broker and the shops")
+    p.add_argument("--postgres", action="store_true",
+                   help="keep the broker's and the shops' state in PostgreSQL (a cluster of its own)")  # fmt: skip
     return p
 
 
@@ -107,7 +109,8 @@ def _open_browser(url: str, data_dir: Path) -> ManagedProcess | None:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    config = DemoConfig(args.data_dir, args.broker_port, args.news_port, args.cards_port, args.callback_port, args.keep)
+    config = DemoConfig(args.data_dir, args.broker_port, args.news_port, args.cards_port, args.callback_port, args.keep,
+                        args.postgres)  # fmt: skip
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -51,6 +51,8 @@ class DemoConfig:
     cards_port: int = 8202
     callback_port: int = 8765
     keep: bool = False
+    #: Keep the broker's and the shops' state in PostgreSQL (a cluster of the demo's own under data_dir/postgres).
+    postgres: bool = False
 
     @property
     def broker_url(self) -> str:
@@ -73,6 +75,8 @@ class DemoSystem:
         self.vendor_ids: dict[str, str] = {}
         self._lock_file: IO[str] | None = None
         self.operator_token = ""
+        self.pg: Any = None
+        self.databases: dict[str, str] = {}  # part → postgresql:// URL (with --postgres)
 
     # -- set-up -------------------------------------------------------------------------------------------------
     def prepare(self) -> None:
@@ -105,6 +109,30 @@ class DemoSystem:
             for child in cfg.data_dir.iterdir():
                 if child.name != "demo.lock":
                     shutil.rmtree(child) if child.is_dir() else child.unlink()
+        if cfg.postgres:
+            self._start_postgres()
+
+    def _start_postgres(self) -> None:
+        from netpay_web.pgcluster import PgCluster
+
+        port = 54320 + os.getpid() % 1000  # the socket lives in the cluster's directory; the number only names it
+        self.pg = PgCluster(self.config.data_dir / "postgres", durable=True, port=port).start()
+        for part in ("broker", *(f"vendor-{shop.key}" for shop in self.config.shops())):
+            name = part.replace("-", "_")
+            self.databases[part] = (
+                self.pg.url(name) if self.config.keep and self._has_database(name) else self.pg.create_database(name)
+            )
+        self.say(f"postgres   {self.pg.socket_dir} (PostgreSQL, databases {', '.join(sorted(self.databases))})")
+
+    def _has_database(self, name: str) -> bool:
+        import psycopg
+
+        with psycopg.connect(self.pg.url("postgres")) as conn:
+            return conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is not None
+
+    def database_args(self, part: str) -> list[str]:
+        """``--database URL`` for a part when the demo runs on PostgreSQL, else nothing (SQLite in its data dir)."""
+        return ["--database", self.databases[part]] if part in self.databases else []
 
     def _proc(self, name: str, args: list[str], env: dict[str, str] | None = None) -> ManagedProcess:
         proc = ManagedProcess(name, args, self.config.data_dir / "logs" / f"{name}.log", env or {})
@@ -129,6 +157,7 @@ class DemoSystem:
                 "demo-broker",
                 "--close-grace",
                 "5",
+                *self.database_args("broker"),
             ],
         )
         proc.wait_http(f"{cfg.broker_url}/v1/info")
@@ -192,6 +221,7 @@ class DemoSystem:
                     cfg.broker_url,
                     "--data-dir",
                     str(data),
+                    *self.database_args(f"vendor-{shop.key}"),
                 ],
             )
             proc.wait_http(f"{shop.url}/v1/info")
@@ -232,6 +262,9 @@ class DemoSystem:
     def stop(self) -> None:
         for proc in reversed(list(self.processes.values())):
             proc.stop()
+        if self.pg is not None:
+            self.pg.stop()
+            self.pg = None
         if self._lock_file is not None:
             self._lock_file.close()
             self._lock_file = None

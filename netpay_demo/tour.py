@@ -178,6 +178,7 @@ class Tour:
                 str(data),
                 "--broker",
                 self.system.config.broker_url,
+                *self.system.database_args(f"vendor-{shop.key}"),
             ],
             capture_output=True,
             text=True,

@@ -24,6 +24,8 @@ class SchemaTooNew(RuntimeError):
 class Database:
     """One SQLite connection guarded by a lock; use :meth:`tx` for every write (BEGIN IMMEDIATE ... COMMIT)."""
 
+    engine = "sqlite"
+
     def __init__(self, path: Path | str, migrations: Sequence[str], synchronous: str = "FULL") -> None:
         self.path = Path(path)
         self._lock = threading.RLock()
@@ -61,6 +63,17 @@ class Database:
                 raise
             else:
                 self.conn.execute("COMMIT")
+
+    @contextmanager
+    def reader(self) -> Iterator[sqlite3.Connection]:
+        """The connection for a few reads in a row (under the lock)."""
+        with self._lock:
+            yield self.conn
+
+    @contextmanager
+    def session_lock(self, name: str) -> Iterator[bool]:
+        """One process owns the file (its writers serialise on it): background work always runs (see PgDatabase)."""
+        yield True
 
     def query(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[sqlite3.Row]:
         with self._lock:

@@ -21,8 +21,9 @@ declare -A qt_xcb=(
   [libglib-2.0.so.0]=libglib2.0-0 [libdbus-1.so.3]=libdbus-1-3 [libstdc++.so.6]=libstdc++6
 )
 # The rest: a font for Qt, Chromium for the browser tests and the demo, Xvfb (+ xauth for xvfb-run) and xwininfo
-# for the test that runs the wallet on a real X server, iproute2 for the test host in a network namespace.
-other=(fonts-dejavu-core chromium xvfb xauth x11-utils iproute2)
+# for the test that runs the wallet on a real X server, iproute2 for the test host in a network namespace,
+# postgresql for the broker and vendor tests (and `make demo DEMO_ARGS=--postgres`) that keep their state in it.
+other=(fonts-dejavu-core chromium xvfb xauth x11-utils iproute2 postgresql)
 
 mapfile -t pkgs < <(printf '%s\n' "${qt_xcb[@]}" "${other[@]}" | sort -u)
 if [ "${1:-}" = "--list" ]; then printf '%s\n' "${pkgs[@]}"; exit 0; fi

@@ -137,6 +137,10 @@ def build_api(vendor: Vendor) -> APIRouter:
             # No shield needed: if this request is cancelled the commit still completes in the writer thread,
             # which also updates the chains and releases their locks.
             error = await batcher.commit(prepared)
+            if isinstance(error, NetPayError) and (
+                done := await run_in_threadpool(vendor.desk.recorded_elsewhere, prepared.payment, prepared.entry.digest)
+            ):
+                return JSONResponse(done)
             if isinstance(error, NetPayError):
                 raise vendor.desk.refusal_error(error, prepared.payment.to_wire())
             if error is not None:

@@ -91,8 +91,11 @@ class SpendReporter:
                 backoff = 5.0
 
     def flush(self) -> int:
-        """Send one report of unreported spends; return how many entries it held."""
-        with self._round:
+        """Send one report of unreported spends; return how many entries it held (0 when another process of this
+        shop is reporting right now: it sends these rows)."""
+        with self._round, self._store.session_lock(f"spend-reports:{self.vendor_id}") as mine:
+            if not mine:
+                return 0
             rows = self._store.query(
                 "SELECT spend_id, chain_id, from_index, to_index, payword FROM spends WHERE reported_at IS NULL"
                 " ORDER BY spend_id LIMIT ?",
@@ -159,9 +162,12 @@ class Redeemer:
                 log.exception("redemption error")
 
     def redeem(self) -> dict[str, Any]:
-        """Re-send open batches, then send every pending spend. Returns counts and amounts of this round."""
-        with self._round:
-            summary: dict[str, Any] = {"batches": 0, "accepted": 0, "rejected": 0, "accepted_amount": 0}
+        """Re-send open batches, then send every pending spend. Returns counts and amounts of this round (all 0
+        when another process of this shop is redeeming right now)."""
+        summary: dict[str, Any] = {"batches": 0, "accepted": 0, "rejected": 0, "accepted_amount": 0}
+        with self._round, self._store.session_lock(f"redemption:{self.vendor_id}") as mine:
+            if not mine:
+                return summary
             for row in self._store.query("SELECT batch_id FROM batches WHERE status = 'open' ORDER BY created_at"):
                 self._send(row["batch_id"], summary)
             while (batch_id := self._open_batch()) is not None:

@@ -36,17 +36,19 @@ def earnings_by_day(store: Store, days: int, today: dt.date) -> list[DayEarnings
     start = today - dt.timedelta(days=days - 1)
     start_ts = int(dt.datetime.combine(start, dt.time(), dt.UTC).timestamp())
     rows = store.query(
-        "SELECT date(created_at, 'unixepoch') AS day, status, SUM(coins) AS coins, SUM(amount) AS amount"
-        " FROM spends WHERE created_at >= ? GROUP BY day, status",
+        # whole days since the epoch (UTC) by integer division: the same SQL on SQLite and PostgreSQL
+        "SELECT created_at / 86400 AS day, status, SUM(coins) AS coins, SUM(amount) AS amount"
+        " FROM spends WHERE created_at >= ? GROUP BY created_at / 86400, status",
         (start_ts,),
     )
     acc: dict[str, dict[str, int]] = {}
     for r in rows:
-        d = acc.setdefault(r["day"], {"taken": 0, "redeemed": 0, "pending": 0, "rejected": 0, "amount": 0})
-        d["taken"] += r["coins"]
-        d["amount"] += r["amount"]
+        day_text = (dt.date(1970, 1, 1) + dt.timedelta(days=int(r["day"]))).isoformat()
+        d = acc.setdefault(day_text, {"taken": 0, "redeemed": 0, "pending": 0, "rejected": 0, "amount": 0})
+        d["taken"] += int(r["coins"])
+        d["amount"] += int(r["amount"])
         key = {"redeemed": "redeemed", "rejected": "rejected"}.get(r["status"], "pending")
-        d[key] += r["coins"]
+        d[key] += int(r["coins"])
     out = []
     for i in range(days):
         day = start + dt.timedelta(days=i)

@@ -11,10 +11,11 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from netpay.errors import NetPayError
 from netpay.keys import load_or_create_key
-from netpay_web.serve import LOG_LEVELS, TlsConfigError, check_tls_files, serve
+from netpay_web.serve import LOG_LEVELS, TlsConfigError, check_tls_files, configure_logging, serve
 from vendor_stub.settings import QUOTE_TTL_MAX_S, QUOTE_TTL_MIN_S, VendorSettings
 
 __all__ = ["main"]
@@ -78,6 +79,10 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument(
             "--log-level", default=_env("LOG_LEVEL", "info"), choices=LOG_LEVELS, help="request and event log level"
         )
+        sp.add_argument("--workers", type=int, default=int(_env("WORKERS", "1")),
+                        help="worker processes on the one port (needs --database postgresql://...)")  # fmt: skip
+        sp.add_argument("--database", default=_env("DATABASE", ""),
+                        help="postgresql://... : the shop's state in PostgreSQL, shared by its processes")  # fmt: skip
         sp.add_argument(
             "--quote-ttl", type=_quote_ttl, default=_env("QUOTE_TTL", "300"), metavar="SECONDS",
             help=f"seconds a quote stays payable, {QUOTE_TTL_MIN_S} to {QUOTE_TTL_MAX_S} (env NETPAY_VENDOR_QUOTE_TTL)",
@@ -100,6 +105,7 @@ def _parser() -> argparse.ArgumentParser:
     rd.add_argument(
         "--broker", default=_env("BROKER", ""), help="broker base URL; empty: the one the shop last ran with"
     )
+    rd.add_argument("--database", default=_env("DATABASE", ""), help="postgresql://... (as the shop runs with)")
     return p
 
 
@@ -115,15 +121,53 @@ def _serve(args: argparse.Namespace) -> int:
         name=args.name, catalog=Path(args.catalog), data_dir=Path(args.data_dir), broker_url=args.broker,
         host=args.host, port=args.port, vendor_id=args.vendor_id, public_url=args.public_url,
         broker_public_key=args.broker_key, quote_ttl_s=args.quote_ttl, tls=tls is not None,
-        publisher_token=args.publisher_token,
+        publisher_token=args.publisher_token, database_url=args.database,
     )  # fmt: skip
     if settings.publisher_token and len(settings.publisher_token) < 8:
         print("netpay-vendor: --publisher-token must be at least 8 characters", file=sys.stderr)
         return 2
+    if args.workers > 1:
+        return _serve_workers(args, settings, tls)
     app = create_app(settings)
     print(f"netpay-vendor {settings.id} on {settings.base_url}/", flush=True)
     serve(app, args.host, args.port, tls=tls, log_level=args.log_level)
     return 0
+
+
+#: The serve settings handed to each worker process (uvicorn starts workers as fresh interpreters).
+_SERVE_ENV = "NETPAY_VENDOR_SERVE_SETTINGS"
+_SERVE_FIELDS = ("name", "catalog", "data_dir", "broker_url", "host", "port", "vendor_id", "public_url",
+                 "broker_public_key", "quote_ttl_s", "database_url", "tls", "publisher_token")  # fmt: skip
+
+
+def _serve_workers(args: argparse.Namespace, settings: VendorSettings, tls: tuple[str, str] | None) -> int:
+    """Several worker processes of one shop on one port, all on the one PostgreSQL database."""
+    import uvicorn
+
+    from vendor_stub.service import Vendor
+
+    if not args.database:
+        print("netpay-vendor: --workers needs --database postgresql://... (a SQLite file serves one process)",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    Vendor(settings).close()  # key, access secret and schema exist before any worker starts
+    os.environ[_SERVE_ENV] = json.dumps({f: str(getattr(settings, f)) if isinstance(getattr(settings, f), Path)
+                                         else getattr(settings, f) for f in _SERVE_FIELDS})  # fmt: skip
+    print(f"netpay-vendor {settings.id} on {settings.base_url}/ ({args.workers} workers)", flush=True)
+    configure_logging(args.log_level)
+    options: dict[str, Any] = {"ssl_certfile": tls[0], "ssl_keyfile": tls[1]} if tls is not None else {}
+    uvicorn.run("vendor_stub.cli:app_from_env", factory=True, host=args.host, port=args.port, workers=args.workers,
+                log_level=args.log_level, access_log=args.log_level in ("debug", "info"), **options)  # fmt: skip
+    return 0
+
+
+def app_from_env() -> Any:
+    """The app of one worker process (see ``--workers``)."""
+    from vendor_stub.app import create_app
+
+    fields = json.loads(os.environ[_SERVE_ENV])
+    fields["catalog"], fields["data_dir"] = Path(fields["catalog"]), Path(fields["data_dir"])
+    return create_app(VendorSettings(**fields))
 
 
 def _redeem(args: argparse.Namespace) -> int:
@@ -134,10 +178,10 @@ def _redeem(args: argparse.Namespace) -> int:
     from vendor_stub.trust import Trust
 
     data = Path(args.data_dir)
-    if not (data / "vendor.sqlite3").exists():
+    if not args.database and not (data / "vendor.sqlite3").exists():
         print(f"no vendor database in {data}", file=sys.stderr)
         return 2
-    store = Store(data / "vendor.sqlite3")
+    store = Store(args.database or data / "vendor.sqlite3")
     try:
         vendor_id = store.get_meta("vendor_id") or ""
         broker = BrokerClient(args.broker or store.get_meta("broker_url") or "http://127.0.0.1:8100")

@@ -84,7 +84,7 @@ class ChainBook:
 
     def load(self, st: ChainState) -> None:
         """Fill ``st`` from the database (call with ``st.lock`` held)."""
-        if st.loaded:
+        if st.loaded and not self._store.shared:  # shared with other processes: the database is the truth
             return
         row = self._store.one("SELECT * FROM chains WHERE chain_id = ?", (st.chain_id.hex(),))
         if row is not None:
@@ -136,7 +136,7 @@ class ChainBook:
             c.execute(
                 "INSERT INTO chains (chain_id, certificate, coin_value, currency, status, base_index, base_payword,"
                 " base_source, base_release, previous_vendor, last_index, last_payword, exact, acquired_at)"
-                " VALUES (?, ?, ?, ?, 'held', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " VALUES (?, ?, ?, ?, 'held', ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (chain_id) DO NOTHING",
                 (body.chain_id.hex(), json.dumps(cert.to_wire()), body.coin_value.amount, body.coin_value.currency,
                  index, payword.hex(), source, json.dumps(base_release) if base_release else None, previous_vendor,
                  index, payword.hex(), int(exact), now),
@@ -144,6 +144,9 @@ class ChainBook:
 
         self._store.write(write)
         st.status, st.last_index, st.last_payword, st.exact, st.loaded = "held", index, payword, exact, True
+        if self._store.shared:  # another process of this shop may have taken it a moment before: its row wins
+            st.loaded = False
+            self.load(st)
 
     def _ask_release(self, body: CoinCertificate, previous: str, api_url: str, lb_index: int, lb_payword: bytes
                      ) -> Signed[CustodyRelease]:  # fmt: skip
@@ -210,10 +213,15 @@ class ChainBook:
             status = "closed" if to == "broker" else "released"
 
             def write(c: sqlite3.Connection) -> None:
-                c.execute(
-                    "UPDATE chains SET status = ?, released_to = ?, release = ?, released_at = ? WHERE chain_id = ?",
-                    (status, to, json.dumps(wire), now, chain_id.hex()),
-                )
+                # only if no process of this shop took a payment on the chain since it was read (compare-and-set)
+                changed = c.execute(
+                    "UPDATE chains SET status = ?, released_to = ?, release = ?, released_at = ? WHERE chain_id = ?"
+                    " AND status = 'held' AND last_index = ?",
+                    (status, to, json.dumps(wire), now, chain_id.hex(), st.last_index),
+                ).rowcount
+                if changed != 1:
+                    st.loaded = False
+                    raise CustodyConflict("the chain moved on while it was being released; ask again")
 
             self._store.write(write)
             st.status, st.released_to, st.release = status, to, wire

@@ -134,7 +134,9 @@ def build_pages(vendor: Vendor) -> APIRouter:
         totals = {key: sum(getattr(d, key) for d in series) for key, _, _ in SERIES}
         amount = Money(sum(d.amount for d in series), catalog.currency)
         redeemed_row = vendor.store.one("SELECT COALESCE(SUM(amount), 0) AS a FROM spends WHERE status = 'redeemed'")
-        chains = vendor.store.one("SELECT COUNT(*) AS n, SUM(status = 'held') AS held FROM chains")
+        chains = vendor.store.one(
+            "SELECT COUNT(*) AS n, SUM(CASE WHEN status = 'held' THEN 1 ELSE 0 END) AS held FROM chains"
+        )
         ctx = {**common(request), "chart": render_chart(series), "series": SERIES, "days": list(reversed(series)),
                "totals": totals, "amount": amount,
                "redeemed_amount": Money(int(redeemed_row["a"]) if redeemed_row else 0, catalog.currency),

@@ -39,6 +39,7 @@ from netpay.keys import SigningKey
 from netpay.messages import Payment, PaymentRefusal, Quote, Receipt, Segment, SegmentRef
 from netpay.money import Money
 from netpay.signed import Signed
+from netpay_web.db import IntegrityError
 from vendor_stub.access import AccessTokens
 from vendor_stub.catalog import Catalog, Item
 from vendor_stub.custody import ChainBook, ChainState
@@ -147,7 +148,12 @@ class PaymentDesk:
                     if done is not None:
                         return done
                     answer, write, entry = self._prepare_record(payment, digest, item, amount)
-                    self._store.write(write)
+                    try:
+                        self._store.write(write)
+                    except (IdempotencyConflict, IndexConflict, CustodyConflict):
+                        if (done := self.recorded_elsewhere(payment, digest)) is not None:
+                            return done
+                        raise
                     self._after_record(payment, states, entry)
                     return answer
             finally:
@@ -206,6 +212,18 @@ class PaymentDesk:
             prepared.locks.close()
             self._unreserve(prepared.payment, prepared.event)
 
+    def recorded_elsewhere(self, payment: Payment, digest: str) -> dict[str, Any] | None:
+        """After a write lost a race: the stored answer if another process of this shop recorded this very payment
+        (the same payment sent to two processes gets one receipt), else None."""
+        if not self._store.shared:
+            return None
+        for st in (self._book.state(seg.chain_id) for seg in payment.segments):
+            st.loaded = False
+        try:
+            return self._recorded(payment, digest)
+        except NetPayError:
+            return None
+
     def refusal_error(self, exc: NetPayError, wire: Any) -> NetPayError:
         """Attach a signed refusal to an error raised while committing a prepared payment (nothing recorded)."""
         payment = None
@@ -254,7 +272,7 @@ class PaymentDesk:
         """
         quote = payment.quote.body
         recent = self._recent
-        if recent.covers(quote.issued_at):
+        if recent.covers(quote.issued_at) and not self._store.shared:  # shared: another process may have it
             mine = recent.by_payment(payment.payment_id)
             paid = recent.by_quote(quote.quote_id)
             if mine is None and paid is None:
@@ -387,7 +405,7 @@ class PaymentDesk:
                     (payment.payment_id, quote.quote_id, digest, quote.item_id, quote.price.amount,
                      quote.price.currency, receipt_text, now),
                 )  # fmt: skip
-            except sqlite3.IntegrityError:
+            except IntegrityError:
                 raise IdempotencyConflict("this payment id or quote is already recorded for another payment") from None
             for seg in payment.segments:
                 _insert_spend(c, payment.payment_id, seg, now)
@@ -428,11 +446,18 @@ class PaymentDesk:
 
 
 def _insert_spend(c: sqlite3.Connection, payment_id: str, seg: Segment, now: int) -> None:
+    # Compare-and-set on the database, not on this process's memory: with several processes of one shop (on
+    # PostgreSQL) another may have moved the chain on since it was checked here; then exactly one of them wins.
     updated = c.execute(
-        "UPDATE chains SET last_index = ?, last_payword = ?, exact = 1 WHERE chain_id = ? AND status = 'held'",
-        (seg.to_index, seg.payword.hex(), seg.chain_id.hex()),
+        "UPDATE chains SET last_index = ?, last_payword = ?, exact = 1 WHERE chain_id = ? AND status = 'held'"
+        " AND ((exact = 1 AND last_index = ?) OR (exact = 0 AND last_index <= ?))",
+        (seg.to_index, seg.payword.hex(), seg.chain_id.hex(), seg.from_index, seg.from_index),
     ).rowcount
     if updated != 1:
+        row = c.execute("SELECT status, last_index FROM chains WHERE chain_id = ?", (seg.chain_id.hex(),)).fetchone()
+        if row is not None and row[0] == "held":
+            raise IndexConflict(f"segment starts at {seg.from_index}, this shop holds the chain at {row[1]}",
+                                chain_id=seg.chain_id.hex(), held_index=int(row[1]))  # fmt: skip
         raise CustodyConflict("the chain was handed on while this payment was being recorded")
     c.execute(
         "INSERT INTO spends (payment_id, chain_id, from_index, to_index, payword, coins, amount, currency,"

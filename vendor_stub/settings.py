@@ -47,6 +47,12 @@ class VendorSettings:
     netpay_js: Path = DEFAULT_NETPAY_JS
     tls: bool = False  # served over HTTPS (the CLI's --tls-cert/--tls-key): the default base URL is https://
     publisher_token: str = ""  # opens /earnings; empty: DATA_DIR/publisher_token, made on first start
+    #: ``postgresql://...``: keep the shop's state in PostgreSQL, shared by every process of this shop; "" = SQLite.
+    database_url: str = ""
+
+    @property
+    def database(self) -> Path | str:
+        return self.database_url or Path(self.data_dir) / "vendor.sqlite3"
 
     @property
     def id(self) -> str:

@@ -22,9 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
+from netpay_web.db import is_postgres_url, open_db
 from netpay_web.sqlite import Database
 
-__all__ = ["MIGRATIONS", "CommitJob", "GroupCommitter", "Store"]
+__all__ = ["MIGRATIONS", "CommitJob", "GroupCommitter", "PgWriter", "Store"]
 
 T = TypeVar("T")
 
@@ -277,23 +278,99 @@ class GroupCommitter:
                     log.exception("commit callback failed")
 
 
-class Store:
-    """The database plus a separate read connection (WAL lets reads run while the writer commits)."""
+class PgWriter:
+    """The writer for PostgreSQL: each job is its own transaction on a pooled connection (the server does the group
+    commit of concurrent transactions itself); :meth:`submit` runs jobs on a few threads of its own."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, db: Any, threads: int = 4) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._db = db
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="vendor-pg-writer")
+        self._stopped = False
+        self.commits = 0
+        self.jobs = 0
+        self.inline_commits = 0
+        self.checkpoints = 0
+
+    def run(self, fn: Callable[[Any], T]) -> T:
+        if self._stopped:
+            raise RuntimeError("the database writer is stopped")
+        with self._db.tx() as c:
+            result = fn(c)
+        self.commits += 1
+        self.jobs += 1
+        return result
+
+    def run_now(self, fn: Callable[[Any], T]) -> tuple[bool, T | None, BaseException | None]:
+        if self._stopped:
+            return False, None, None
+        try:
+            result = self.run(fn)
+        except BaseException as exc:
+            return True, None, exc
+        self.inline_commits += 1
+        return True, result, None
+
+    def submit(self, fn: Callable[[Any], Any], on_done: Callable[[_Job[Any]], None]) -> None:
+        if self._stopped:
+            raise RuntimeError("the database writer is stopped")
+        job: _Job[Any] = _Job(fn, on_done=on_done)
+
+        def go() -> None:
+            try:
+                job.result = self.run(fn)
+            except BaseException as exc:
+                job.error = exc
+            job.done.set()
+            try:
+                on_done(job)
+            except Exception:
+                log.exception("commit callback failed")
+
+        self._pool.submit(go)
+
+    def stop(self) -> None:
+        self._stopped = True
+        self._pool.shutdown(wait=True)
+
+
+class Store:
+    """The database plus a separate read connection (WAL lets reads run while the writer commits).
+
+    ``target`` is the SQLite file, or a ``postgresql://`` URL: then the tables live in PostgreSQL, several vendor
+    processes may share them (``shared`` is True), and the chain state each process keeps in memory is only a cache
+    that the database confirms on every write (see :mod:`vendor_stub.custody`)."""
+
+    def __init__(self, target: Path | str) -> None:
+        self.shared = is_postgres_url(target)
+        self._reader: Any = None
+        self._read_lock = threading.Lock()
+        if self.shared:
+            self.db: Any = open_db(str(target), MIGRATIONS)
+            self.writer: Any = PgWriter(self.db)
+            return
+        path = Path(target)
         self.db = Database(path, MIGRATIONS)
         self._reader = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=30)
         self._reader.row_factory = sqlite3.Row
-        self._read_lock = threading.Lock()
         self.writer = GroupCommitter(self.db)
 
-    def query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        if self._reader is None:
+            return self.db.query(sql, params)  # type: ignore[no-any-return]
         with self._read_lock:
             return self._reader.execute(sql, params).fetchall()
 
-    def one(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row | None:
+    def one(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        if self._reader is None:
+            return self.db.one(sql, params)
         with self._read_lock:
-            return self._reader.execute(sql, params).fetchone()  # type: ignore[no-any-return]
+            return self._reader.execute(sql, params).fetchone()
+
+    def session_lock(self, name: str) -> Any:
+        """Own ``name`` across processes for a block (background rounds run once); see ``PgDatabase.session_lock``."""
+        return self.db.session_lock(name)
 
     def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         return self.writer.run(fn)
@@ -314,6 +391,7 @@ class Store:
 
     def close(self) -> None:
         self.writer.stop()
-        with self._read_lock:
-            self._reader.close()
+        if self._reader is not None:
+            with self._read_lock:
+                self._reader.close()
         self.db.close()

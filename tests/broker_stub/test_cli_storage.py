@@ -12,6 +12,7 @@ from netpay.keys import SigningKey
 from netpay.messages import VendorCertificate
 from netpay.signed import Signed
 from tests.support.broker import broker_settings, start_broker
+from tests.support.postgres import database_url_for, postgres_enabled
 
 
 def test_register_vendor_and_operator_token_commands(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
@@ -69,14 +70,15 @@ def test_audit_exits_nonzero_when_the_ledger_does_not_balance(tmp_path: Path, ca
     running = start_broker(tmp_path)
     running.new_customer(topup=500)
     running.stop()
-    assert main(["audit", "--data-dir", str(tmp_path)]) == 0
+    db = ["--database", database_url_for(tmp_path)] if postgres_enabled() else []
+    assert main(["audit", "--data-dir", str(tmp_path), *db]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["balanced"] and report["accounts"]["customer_funds"] == -500
     broker = Broker(broker_settings(tmp_path))
     with broker.core.db.tx() as c:  # simulate corruption: one leg of a transaction lost
         c.execute("DELETE FROM ledger_entries WHERE account = 'card_clearing'")
     broker.close()
-    assert main(["audit", "--data-dir", str(tmp_path)]) == 1
+    assert main(["audit", "--data-dir", str(tmp_path), *db]) == 1
     assert json.loads(capsys.readouterr().out)["checks"]["ledger_balanced"] is False
 
 

@@ -24,6 +24,7 @@ from netpay.money import Money
 from netpay.signed import Signed
 from netpay.traversal import PaywordTraversal, create_chain
 from netpay_web.live import LiveServer, free_port
+from tests.support.postgres import database_url_for, postgres_enabled
 
 __all__ = ["FAST_SETTINGS", "TEST_CARD", "RunningBroker", "broker_settings", "start_broker"]
 
@@ -39,6 +40,9 @@ TEST_CARD = {"number": "4242 4242 4242 4242", "exp_month": 12, "exp_year": 2099,
 
 
 def broker_settings(data_dir: Path, **overrides: Any) -> BrokerSettings:
+    """Test settings; with ``NETPAY_TEST_DB=postgresql`` the state is in the test cluster (a schema per data dir)."""
+    if postgres_enabled() and "database_url" not in overrides:
+        overrides["database_url"] = database_url_for(data_dir)
     return BrokerSettings(data_dir=Path(data_dir), **{**FAST_SETTINGS, **overrides})
 
 

@@ -20,6 +20,7 @@ from netpay.signed import Signed
 from netpay.traversal import PaywordTraversal
 from netpay_web.live import LiveServer, free_port
 from tests.support.broker import RunningBroker
+from tests.support.postgres import database_url_for, postgres_enabled
 from vendor_stub.app import create_app
 from vendor_stub.service import Vendor, key_path
 from vendor_stub.settings import VendorSettings
@@ -86,6 +87,8 @@ def start_vendor(
 ) -> RunningVendor:
     """Register (key created in ``data_dir``) and start a vendor; ``overrides`` are VendorSettings fields."""
     port = port or free_port()
+    if postgres_enabled() and "database_url" not in overrides:
+        overrides["database_url"] = database_url_for(data_dir)
     settings = VendorSettings(
         name=name,
         catalog=catalog,

@@ -46,13 +46,14 @@ def test_previous_vendor_down_then_double_spend_is_caught_at_redemption(
 
     assert b.vendor.redeemer.redeem()["accepted"] == 2
     # A is still down; its operator redeems from the shell with A's data dir.
-    assert vendor_cli(["redeem", "--data-dir", str(a.settings.data_dir), "--broker", broker.url]) == 0
+    db = ["--database", a.settings.database_url] if a.settings.database_url else []
+    assert vendor_cli(["redeem", "--data-dir", str(a.settings.data_dir), "--broker", broker.url, *db]) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])  # type: ignore[attr-defined]
     assert summary["accepted"] == 1 and summary["rejected"] == 1 and summary["accepted_amount"] == 5
 
     from vendor_stub.storage import Store
 
-    store = Store(a.settings.data_dir / "vendor.sqlite3")
+    store = Store(a.settings.database)
     try:
         rejected = store.one("SELECT from_index, to_index, reason, evidence FROM spends WHERE status = 'rejected'")
     finally:
