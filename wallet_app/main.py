@@ -249,7 +249,28 @@ def _run_gui(rt: _Runtime) -> int:
     return int(code)
 
 
+def _is_command(argv: list[str]) -> bool:
+    """True when the first positional argument names a subcommand (``netpay-wallet [options] balance``)."""
+    from wallet_app.cli import COMMAND_NAMES
+
+    takes_value = {"--data-dir", "--passphrase-fd", "--ca-file"}
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in takes_value:
+            skip = True
+        elif not arg.startswith("-"):
+            return arg in COMMAND_NAMES
+    return False
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if _is_command(argv):  # subcommands for scripts: wallet_app/cli, no window, no callback
+        from wallet_app.cli import main as cli_main
+
+        return cli_main(argv)
     args = parse_args(argv)
     logging.basicConfig(level=getattr(logging, str(args.log_level).upper(), logging.WARNING))
     if args.ca_file:
