@@ -29,6 +29,7 @@ TARGETS: dict[str, tuple[str, float]] = {
     "vault_open_ms": ("<=", 20),
     "pay_core_ratio": ("<=", 2.0),
     "handoff_ratio": ("<=", 1.5),
+    "api_call_ratio": ("<=", 2.0),
     "wallet_start_ms": ("<=", 1500),
     "wallet_idle_rss_mb": ("<=", 200),
 }
