@@ -80,6 +80,7 @@ class _Runtime:
         self.coordinator: Any = None
         self.server: Any = None
         self.channel: Any = None
+        self.agents: Any = None
 
     def start_callback(self) -> None:
         self.make_coordinator()
@@ -119,6 +120,12 @@ class _Runtime:
         if not self.channel.acquire():
             print("netpay-wallet: NetPay Wallet is already running.", file=sys.stderr)
             return 3
+        from wallet_app.client.channel import AgentChannel
+
+        try:  # programs of this user pay through this wallet (wallet_app.client.connect)
+            self.agents = AgentChannel(self.service, self.data_dir).start()
+        except OSError as exc:
+            log.warning("the agent channel did not start: %s", exc)
         return None
 
     def _link(self, uri: str) -> None:
@@ -133,6 +140,8 @@ class _Runtime:
             self.server.stop()
         if self.channel is not None:
             self.channel.close()
+        if self.agents is not None:
+            self.agents.close()
         if self.coordinator is not None:
             self.coordinator.shutdown()
         try:

@@ -20,10 +20,12 @@ import requests
 
 from netpay.encoding import parse_json
 from netpay.errors import MalformedMessage, NetPayError, PeerUnavailable
+from netpay.money import Money
+from wallet_app.client.channel import ChannelPayer, PaidInfo, pay_offer, spent_today
 from wallet_app.client.rules import DAY_S, Budget, SpendingRules
-from wallet_app.services import PaidQuote, WalletService
+from wallet_app.services import WalletService
 
-__all__ = ["PayingSession", "open_wallet", "origin_of"]
+__all__ = ["PayingSession", "VaultPayer", "connect", "open_wallet", "origin_of"]
 
 MAX_CHALLENGE = 64 * 1024
 
@@ -45,21 +47,62 @@ def open_wallet(data_dir: str | Path, passphrase: str | None = None, **kwargs: A
     return service
 
 
+class VaultPayer:
+    """Pays with a wallet service this process opened (no wallet window runs)."""
+
+    def __init__(self, service: WalletService) -> None:
+        self.service = service
+        self._lock = threading.Lock()  # one payment at a time: a chain's next coins go to one spend
+
+    def pay(self, offer: dict[str, Any], origin: str, price: Money) -> PaidInfo:
+        with self._lock:
+            return pay_offer(self.service, offer, origin, price)
+
+    def spent_today(self, currency: str, since: int) -> dict[str, int]:
+        with contextlib.suppress(NetPayError):
+            return spent_today(self.service, currency, since)
+        return {}
+
+
+Payer = VaultPayer | ChannelPayer
+
+
+def connect(data_dir: str | Path, rules: SpendingRules, passphrase: str | None = None, **kwargs: Any) -> PayingSession:
+    """A paying session on the wallet in ``data_dir``: through the running wallet's agent channel when one runs,
+    else by opening the vault (``passphrase`` when it needs one). Close it to close a vault it opened."""
+    directory = Path(data_dir).expanduser()
+    channel = ChannelPayer.find(directory)
+    if channel is not None:
+        with contextlib.suppress(PeerUnavailable):
+            channel.spent_today(rules.currency, 0)  # answers: a wallet runs
+            return PayingSession(channel, rules)
+    session = PayingSession(open_wallet(directory, passphrase, **kwargs), rules)
+    session.owns_wallet = True
+    return session
+
+
 class PayingSession(requests.Session):
     """Answers a NetPay ``402`` by paying under ``rules`` and retrying once with ``Authorization: NetPay <token>``.
 
     Raises :class:`wallet_app.client.OverBudget` when a rule forbids the price (nothing is paid) and the wallet's
     :mod:`netpay.errors` error when paying fails. A token is reused for the same URL (an article bought once)."""
 
-    def __init__(self, wallet: WalletService, rules: SpendingRules, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, wallet: WalletService | Payer, rules: SpendingRules, clock: Callable[[], float] = time.time
+    ) -> None:
         super().__init__()
-        self.wallet = wallet
+        self.payer: Payer = VaultPayer(wallet) if isinstance(wallet, WalletService) else wallet
+        self.owns_wallet = False
         self.budget = Budget(rules, clock)
-        self.budget.seed(_spent_today(wallet, rules.currency, clock()))
-        self.payments: list[PaidQuote] = []
+        self.budget.seed(self.payer.spent_today(rules.currency, int(clock()) // DAY_S * DAY_S))
+        self.payments: list[PaidInfo] = []
         self._tokens: collections.OrderedDict[str, str] = collections.OrderedDict()
         self._lock = threading.Lock()
-        self._pay_lock = threading.Lock()  # one payment at a time: a chain's next coins go to one spend
+
+    def close(self) -> None:
+        super().close()
+        if self.owns_wallet and isinstance(self.payer, VaultPayer):
+            self.payer.service.close()
 
     def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
         url_s = url.decode() if isinstance(url, bytes) else url
@@ -82,11 +125,10 @@ class PayingSession(requests.Session):
 
     def pay(self, offer: dict[str, Any], origin: str) -> str:
         """Pay a challenge's offer (``{quote, vendor_certificate}``) from ``origin``; return the access token."""
-        checked = self.wallet.check_quote(offer.get("quote"), offer.get("vendor_certificate"), origin)
-        reservation = self.budget.reserve(origin, checked.price)
+        price = _price(offer)
+        reservation = self.budget.reserve(origin, price)  # the wallet pays only at exactly this price
         try:
-            with self._pay_lock:
-                paid = self.wallet.pay_quote(checked.quote, checked.vendor_certificate, origin, "api")
+            paid = self.payer.pay(offer, origin, price)
         except PeerUnavailable:
             self.budget.keep(reservation)  # the spend stays pending (the wallet finishes it): count it as spent
             raise
@@ -111,16 +153,10 @@ def _offer(resp: requests.Response) -> dict[str, Any]:
     return body
 
 
-def _spent_today(wallet: WalletService, currency: str, now: float) -> dict[str, int]:
-    """What programs paid today per origin, from the wallet's history (so budgets hold across runs)."""
-    start = int(now) // DAY_S * DAY_S
-    spent: dict[str, int] = {}
-    with contextlib.suppress(NetPayError):
-        rows = wallet.vault.query(
-            "SELECT origin, SUM(amount) FROM spends WHERE via = 'api' AND currency = ? AND created_at >= ? "
-            "AND status != 'released' GROUP BY origin",
-            (currency, start),
-        )
-        for origin, amount in rows:
-            spent[str(origin or "")] = int(amount or 0)
-    return spent
+def _price(offer: dict[str, Any]) -> Money:
+    """The price the challenge asks (checked against the signed quote by the wallet before it pays)."""
+    quote = offer.get("quote")
+    body = quote.get("body") if isinstance(quote, dict) else None
+    if not isinstance(body, dict):
+        raise MalformedMessage("the 402 challenge carries no quote", field="body.quote")
+    return Money.from_json(body.get("price"), "quote.body.price")
