@@ -197,14 +197,19 @@ def cmd_history(ctx: Context) -> Result:
 
 
 def cmd_pay(ctx: Context) -> Result:
-    from wallet_app.client import PayingSession, SpendingRules
+    from wallet_app.client import ChannelPayer, PayingSession, SpendingRules
 
     url = ctx.args.url
     if not url.startswith(("http://", "https://")):
         raise ValueError("pay needs an http(s) URL")
-    wallet = ctx.wallet()
     rules = SpendingRules.parse(ctx.args.currency, ctx.args.max_price, ctx.args.host_daily, ctx.args.daily)
-    with PayingSession(wallet, rules) as api:
+    payer: Any = ChannelPayer.find(resolve_data_dir(ctx.args.data_dir))
+    if payer is not None:  # a wallet runs on this vault: pay through it (its agent channel), else open the vault
+        try:
+            payer.spent_today(rules.currency, 0)
+        except PeerUnavailable:
+            payer = None
+    with PayingSession(payer or ctx.wallet(), rules) as api:
         try:
             resp = api.get(url, timeout=30)
         except requests.RequestException as exc:

@@ -170,3 +170,20 @@ def test_the_entry_point_takes_secrets_from_a_descriptor_only(tmp_path: Path) ->
                           env=env, stdin=subprocess.DEVNULL, timeout=120)  # fmt: skip
     assert proc.returncode == codes.USAGE and "--*-fd" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_pay_goes_through_a_running_wallet(cli: Cli, broker: RunningBroker, vendor: RunningVendor) -> None:
+    from wallet_app.client import AgentChannel
+
+    ready(cli, broker, coins=10)
+    running = WalletService(cli.home, key_store=cli.store)
+    running.unlock(PASS)
+    channel = AgentChannel(running, cli.home).start()
+    try:
+        assert cli("balance", passphrase=None)[0] == codes.IN_USE  # the vault is the running wallet's
+        code, paid, _ = cli("pay", f"{vendor.url}/api/search?q=cup", passphrase=None)  # no passphrase needed
+        assert code == codes.OK and paid["status"] == 200 and paid["paid"][0]["amount"]["amount"] == 1
+        assert [e.via for e in running.activity() if e.kind == "payment"] == ["api"]
+    finally:
+        channel.close()
+        running.close()
