@@ -8,7 +8,7 @@ import threading
 import pytest
 import requests
 
-from netpay.errors import PeerUnavailable
+from netpay.errors import NetPayError, PeerUnavailable
 from tests.support.vendor import RunningVendor
 from vendor_stub.paid_api import REUSE_WINDOW_S
 from wallet_app.client import OverBudget, PayingSession, SpendingRules
@@ -134,3 +134,31 @@ def test_shop_down_while_paying_keeps_the_budget_spent(funded_wallet: WalletServ
     assert api.budget.spent() == 1  # the spend is pending, not forgotten
     with pytest.raises(requests.ConnectionError):
         api.get(f"{vendor.url}/api/search", params={"q": "comet"}, timeout=5)
+
+
+def test_refused_payments_spend_nothing_and_give_the_budget_back(
+    funded_wallet: WalletService, vendor: RunningVendor
+) -> None:
+    api = PayingSession(funded_wallet, rules(daily=5))
+    before = funded_wallet.balance()[0].unspent
+    # a challenge replayed from another origin (a proxy passing on a real shop's quote): not this shop's origin
+    challenge = requests.get(f"{vendor.url}/api/search", params={"q": "comet"}, timeout=10).json()
+    with pytest.raises(NetPayError) as exc:
+        api.pay(challenge, "http://shop.invalid:8080")
+    assert exc.value.code != "payment_required"
+    # a stale challenge (the quote expired before it was paid): refused
+    vendor.vendor.clock_offset = -(vendor.settings.quote_ttl_s + 60)
+    try:
+        stale = requests.get(f"{vendor.url}/api/search", params={"q": "comet"}, timeout=10).json()
+    finally:
+        vendor.vendor.clock_offset = 0
+    with pytest.raises(NetPayError) as exc:
+        api.pay(stale, vendor.url)
+    assert exc.value.code == "quote_expired"
+    # a challenge whose body lies about the price: the wallet pays only the signed price, so nothing moves
+    cheap = requests.get(f"{vendor.url}/api/items/harbour-bridge-reopens", timeout=10).json()
+    cheap["quote"]["body"]["price"]["amount"] = 1
+    with pytest.raises(NetPayError):
+        api.pay(cheap, vendor.url)
+    assert api.budget.spent() == 0 and api.payments == []
+    assert funded_wallet.balance()[0].unspent == before
