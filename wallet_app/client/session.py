@@ -114,8 +114,10 @@ class PayingSession(requests.Session):
         resp = super().request(method, url, *args, **kwargs)
         if resp.status_code != 402 or not resp.headers.get("WWW-Authenticate", "").startswith("NetPay"):
             return resp
+        if origin_of(resp.url or url_s) != origin_of(url_s):
+            return resp  # redirected to another site's paywall: paying it would hand that site's token to this one
         offer = _offer(resp)
-        token = self.pay(offer, origin_of(resp.url or url_s))
+        token = self.pay(offer, origin_of(url_s))
         with self._lock:
             self._tokens[key] = token
             while len(self._tokens) > 256:

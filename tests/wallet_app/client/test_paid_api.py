@@ -3,7 +3,9 @@ another resource, and budgets under concurrency. Real broker, real shop, real va
 
 from __future__ import annotations
 
+import http.server
 import threading
+from typing import Any
 
 import pytest
 import requests
@@ -162,3 +164,28 @@ def test_refused_payments_spend_nothing_and_give_the_budget_back(
         api.pay(cheap, vendor.url)
     assert api.budget.spent() == 0 and api.payments == []
     assert funded_wallet.balance()[0].unspent == before
+
+
+def test_a_redirect_to_another_sites_paywall_is_not_paid(funded_wallet: WalletService, vendor: RunningVendor) -> None:
+    """A site that redirects to a real shop's paid resource must not get the token the client would pay for."""
+    target = f"{vendor.url}/api/search?q=comet"
+
+    class Redirect(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(302)
+            self.send_header("Location", target)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Redirect)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        api = PayingSession(funded_wallet, rules())
+        resp = api.get(f"http://127.0.0.1:{server.server_port}/go", timeout=10)
+        assert resp.status_code == 402 and api.payments == []
+        assert [e for e in funded_wallet.activity() if e.kind == "payment"] == []
+    finally:
+        server.shutdown()
+        server.server_close()
