@@ -26,6 +26,7 @@ from fastapi.responses import JSONResponse
 from netpay.errors import MalformedMessage, NotFound, PaymentRequired
 from netpay.messages import Quote
 from vendor_stub.access import AUTH_SCHEME, bearer_token
+from vendor_stub.api import ERROR_RESPONSES
 from vendor_stub.catalog import Item
 from vendor_stub.service import Vendor
 
@@ -50,7 +51,10 @@ def search_archive(items: tuple[Item, ...], query: str, limit: int = 20) -> list
 
 def build_paid_api(vendor: Vendor) -> APIRouter:
     """The ``/api`` routes of one vendor."""
-    router = APIRouter(prefix="/api", tags=["paid API (HTTP 402)"])
+    challenge_doc = {
+        "description": "payment required: `WWW-Authenticate: NetPay …` and `{error, quote, vendor_certificate}`"
+    }
+    router = APIRouter(prefix="/api", tags=["paid API (HTTP 402)"], responses={402: challenge_doc, **ERROR_RESPONSES})
     base = vendor.settings.base_url
 
     def offer(item: Item, resource: str) -> dict[str, Any]:
