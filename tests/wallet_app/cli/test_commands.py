@@ -187,3 +187,16 @@ def test_pay_goes_through_a_running_wallet(cli: Cli, broker: RunningBroker, vend
     finally:
         channel.close()
         running.close()
+
+
+def test_allowances_list_and_revoke(cli: Cli) -> None:
+    from netpay.money import Money
+
+    assert cli("init")[0] == codes.OK
+    window = WalletService(cli.home, key_store=cli.store)
+    window.unlock(PASS)
+    window.set_allowance("vendor-a", "Daily Planet", Money(5, "EUR"), Money(50, "EUR"))
+    window.close()
+    code, listed, _ = cli("allowances")
+    assert code == codes.OK and [(a["vendor_id"], a["max_price"]["amount"]) for a in listed] == [("vendor-a", 5)]
+    assert cli("allowances", "--revoke", "vendor-a")[1] == []

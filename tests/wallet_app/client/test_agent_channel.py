@@ -105,3 +105,41 @@ def test_without_a_running_wallet_the_library_opens_the_vault(
     with connect(directory, SpendingRules.parse("EUR"), key_store=KeyStore(test_keyring, kdf=FAST_TEST_KDF)) as api:
         assert isinstance(api.payer, VaultPayer)
         assert api.get(f"{vendor.url}/api/search", params={"q": "comet"}, timeout=30).status_code == 200
+
+
+def test_the_wallet_process_opens_the_channel_and_programs_reach_it(
+    tmp_path,
+    broker,
+    vendor: RunningVendor,  # type: ignore[no-untyped-def]
+) -> None:
+    """The real entry point (headless) starts the agent channel; a program and ``netpay-wallet pay`` reach it,
+    every other command refuses (the vault is the running wallet's); the channel is gone when the wallet stops."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from netpay.errors import InsufficientCoins
+    from tests.support.test_keyring import wallet_process_env
+    from wallet_app.cli import codes
+    from wallet_app.cli import main as cli_main
+
+    home = tmp_path / "w"
+    cmd = [sys.executable, "-m", "wallet_app.main", "--headless", "--data-dir", str(home), "--no-callback",
+           "--broker-url", broker.url]  # fmt: skip
+    root = Path(__file__).resolve().parents[3]
+    proc = subprocess.Popen(cmd, env=wallet_process_env(tmp_path), cwd=root, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        assert json.loads(proc.stdout.readline())["event"] == "ready"
+        with connect(home, SpendingRules.parse("EUR", per_request=1)) as api:
+            assert isinstance(api.payer, ChannelPayer)
+            with pytest.raises(InsufficientCoins):  # the running wallet was asked, and it has no coins yet
+                api.get(f"{vendor.url}/api/search", params={"q": "comet"}, timeout=30)
+            assert api.budget.spent() == 0
+        assert cli_main(["--data-dir", str(home), "balance"]) == codes.IN_USE
+        assert cli_main(["--data-dir", str(home), "pay", f"{vendor.url}/api/search?q=x"]) == codes.WANTING
+    finally:
+        proc.terminate()
+        assert proc.wait(30) == 0
+    assert ChannelPayer.find(home) is None
