@@ -92,6 +92,9 @@ def build_paid_api(vendor: Vendor) -> APIRouter:
     def spend_on(receipt_id: str, resource: str) -> bool:
         """Bind a one-use token to ``resource`` on first use; True while it may open this resource."""
         now = vendor.now()
+        row = vendor.store.one("SELECT resource, used_at FROM api_uses WHERE receipt_id = ?", (receipt_id,))
+        if row is not None:  # already bound: decided without a write
+            return bool(row[0] == resource and now < int(row[1]) + REUSE_WINDOW_S)
 
         def go(c: sqlite3.Connection) -> Any:
             c.execute(
