@@ -33,6 +33,7 @@ TARGETS: dict[str, Target] = {
     "pay_core_ratio": ("<=", 2.1),
     "handoff_ratio": ("<=", "handoff_floor_ratio", 0.35),
     "paid_click_ratio": ("<=", 1.5),
+    "api_call_ratio": ("<=", 2.0),
     "wallet_start_ms": ("<=", 1500),
     "wallet_idle_rss_mb": ("<=", 200),
 }

@@ -291,6 +291,13 @@ class InsufficientFunds(NetPayError):
     default_message = "insufficient funds"
 
 
+class PaymentRequired(NetPayError):
+    """The resource is paid: the answer carries a challenge (a quote) to pay and retry with the access token."""
+
+    code = "payment_required"
+    http_status = 402
+
+
 class InsufficientCoins(NetPayError):
     """The wallet does not hold enough unspent coins for the price."""
 

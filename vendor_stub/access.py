@@ -17,7 +17,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["AccessGrant", "AccessTokens", "load_or_create_secret"]
+__all__ = ["AUTH_SCHEME", "AccessGrant", "AccessTokens", "bearer_token", "load_or_create_secret"]
+
+#: The ``Authorization`` scheme that carries an access token: ``Authorization: NetPay <token>``.
+AUTH_SCHEME = "NetPay"
 
 
 def load_or_create_secret(path: Path) -> bytes:
@@ -106,3 +109,16 @@ class AccessTokens:
         if grant.is_pass or grant.item_id == item_id:
             return grant
         return None
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The access token in an ``Authorization: NetPay <token>`` header value (``Bearer`` is accepted too), or None.
+
+    The one place that reads tokens from headers, for every route that takes them (paid API, item pages)."""
+    if not authorization or len(authorization) > 600:
+        return None
+    scheme, _, token = authorization.strip().partition(" ")
+    if scheme.lower() not in ("netpay", "bearer"):
+        return None
+    token = token.strip()
+    return token or None

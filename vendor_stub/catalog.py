@@ -31,6 +31,7 @@ class Item:
     author: str = ""
     published: str = ""
     art: str = ""  # optional colour theme / illustration key for the templates
+    api: bool = False  # sold through the paid API only (e.g. one archive search): no page of its own
 
     @property
     def is_pass(self) -> bool:
@@ -64,6 +65,11 @@ class Catalog:
         return None
 
     @property
+    def articles(self) -> tuple[Item, ...]:
+        """The items with a page of their own: neither passes nor API-only items."""
+        return tuple(i for i in self.items if not i.is_pass and not i.api)
+
+    @property
     def passes(self) -> tuple[Item, ...]:
         return tuple(i for i in self.items if i.is_pass)
 
@@ -91,6 +97,7 @@ class Catalog:
                         author=str(raw.get("author", "")),
                         published=str(raw.get("published", "")),
                         art=str(raw.get("art", "")),
+                        api=bool(raw.get("api", False)),
                     )
                 )
             ids = [i.item_id for i in items]

@@ -91,15 +91,15 @@ def build_pages(vendor: Vendor) -> APIRouter:
 
     @router.get("/", response_class=HTMLResponse)
     def index(request: Request) -> Response:
-        items = [i for i in catalog.items if not i.is_pass]
+        items = list(catalog.articles)
         return TEMPLATES.TemplateResponse(request, "index.html", {**common(request), "items": items,
                                                                     "passes": catalog.passes})  # fmt: skip
 
     @router.get("/items/{item_id}", response_class=HTMLResponse)
     def item_page(request: Request, item_id: str, access: str = "") -> Response:
         item = catalog.get(item_id)
-        if item is None:
-            ctx = {**common(request), "items": [i for i in catalog.items if not i.is_pass][:4]}
+        if item is None or item.api:
+            ctx = {**common(request), "items": list(catalog.articles)[:4]}
             return TEMPLATES.TemplateResponse(request, "missing.html", ctx, status_code=404)
         now = vendor.now()
         grant = None
@@ -113,7 +113,7 @@ def build_pages(vendor: Vendor) -> APIRouter:
             grant = vendor.tokens.check(request.cookies.get("np_pass"), item_id, now)
         until = (dt.datetime.fromtimestamp(grant.valid_until, dt.UTC).strftime("%d %b %Y, %H:%M UTC")
                  if grant and grant.valid_until else None)  # fmt: skip
-        others = [i for i in catalog.items if i.item_id != item_id and not i.is_pass][:3]
+        others = [i for i in catalog.articles if i.item_id != item_id][:3]
         ctx = {**common(request), "item": item, "grant": grant, "until": until, "others": others,
                "passes": [p for p in catalog.passes if p.item_id != item_id]}  # fmt: skip
         resp = TEMPLATES.TemplateResponse(request, "item.html", ctx)

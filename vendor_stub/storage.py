@@ -95,6 +95,14 @@ MIGRATIONS: list[str] = [
         processed_at INTEGER
     );
     """,
+    # 2: the paid API: which resource each one-use access token was spent on (issue 23)
+    """
+    CREATE TABLE api_uses (
+        receipt_id TEXT PRIMARY KEY,
+        resource TEXT NOT NULL,
+        used_at INTEGER NOT NULL
+    );
+    """,
 ]
 
 

@@ -80,6 +80,7 @@ class _Runtime:
         self.coordinator: Any = None
         self.server: Any = None
         self.channel: Any = None
+        self.agents: Any = None
 
     def start_callback(self) -> None:
         self.make_coordinator()
@@ -119,6 +120,12 @@ class _Runtime:
         if not self.channel.acquire():
             print("netpay-wallet: NetPay Wallet is already running.", file=sys.stderr)
             return 3
+        from wallet_app.client.channel import AgentChannel
+
+        try:  # programs of this user pay through this wallet (wallet_app.client.connect)
+            self.agents = AgentChannel(self.service, self.data_dir).start()
+        except OSError as exc:
+            log.warning("the agent channel did not start: %s", exc)
         return None
 
     def _link(self, uri: str) -> None:
@@ -133,6 +140,8 @@ class _Runtime:
             self.server.stop()
         if self.channel is not None:
             self.channel.close()
+        if self.agents is not None:
+            self.agents.close()
         if self.coordinator is not None:
             self.coordinator.shutdown()
         try:
@@ -249,7 +258,28 @@ def _run_gui(rt: _Runtime) -> int:
     return int(code)
 
 
+def _is_command(argv: list[str]) -> bool:
+    """True when the first positional argument names a subcommand (``netpay-wallet [options] balance``)."""
+    from wallet_app.cli import COMMAND_NAMES
+
+    takes_value = {"--data-dir", "--passphrase-fd", "--ca-file"}
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in takes_value:
+            skip = True
+        elif not arg.startswith("-"):
+            return arg in COMMAND_NAMES
+    return False
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if _is_command(argv):  # subcommands for scripts: wallet_app/cli, no window, no callback
+        from wallet_app.cli import main as cli_main
+
+        return cli_main(argv)
     args = parse_args(argv)
     logging.basicConfig(level=getattr(logging, str(args.log_level).upper(), logging.WARNING))
     if args.ca_file:

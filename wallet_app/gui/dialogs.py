@@ -356,7 +356,13 @@ class ReceiptDialog(WorkDialog):
         self.form.addRow(self.tr("When"), QLabel(when(entry.at)))
         self.form.addRow(
             self.tr("Paid"),
-            QLabel(self.tr("under an allowance") if entry.via == "allowance" else self.tr("after you confirmed")),
+            QLabel(
+                self.tr("under an allowance")
+                if entry.via == "allowance"
+                else self.tr("by a program (netpay-wallet pay or the client library)")
+                if entry.via == "api"
+                else self.tr("after you confirmed")
+            ),
         )
         ref = QLabel(entry.ref)
         ref.setObjectName("Fingerprint")

@@ -240,6 +240,8 @@ class ActivityPage(Page):
         text = _status_text(self, entry.status)
         if entry.via == "allowance":
             text += self.tr(" · allowance")
+        elif entry.via == "api":
+            text += self.tr(" · by a program")
         return text
 
     def update_data(self, snapshot: dict[str, Any]) -> None:

@@ -24,7 +24,7 @@ __all__ = [
     "StatementLine",
 ]
 
-PayVia = Literal["prompt", "allowance", "uri"]
+PayVia = Literal["prompt", "allowance", "uri", "api"]  # api: paid by a program (wallet_app.client, netpay-wallet pay)
 
 
 @dataclass(frozen=True, slots=True)

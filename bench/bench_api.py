@@ -1,0 +1,68 @@
+"""Paid API calls through the client library: ``api_call_ratio`` and ``api_call_ms``.
+
+A real broker, the Daily Planet and a wallet (its vault opened by the library, as a script without a running wallet
+would) run on loopback. Per repetition, interleaved:
+
+- **paid**: ``PayingSession.get(/api/search?q=<a new query>)``: the shop answers 402 with a signed quote, the wallet
+  checks it against the spending rules, pays it (journal, ``POST /v1/payments``, receipt stored) and the library
+  retries with ``Authorization: NetPay <token>``; the answer is the search result;
+- **unpaid**: the same call with its token already in hand: one ``GET`` answered with the same search result (the
+  shop's token check included), through the same pooled session.
+
+``api_call_ratio`` = median(paid) / median(unpaid); ``api_call_ms`` = median(paid) in milliseconds.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.support.broker import start_broker
+from tests.support.vendor import start_vendor
+from tests.support.wallet import funded_wallet, new_wallet
+from wallet_app.client import PayingSession, SpendingRules
+
+REPETITIONS = 150
+WARMUP = 10
+
+
+def run() -> dict[str, float | int]:
+    with tempfile.TemporaryDirectory(prefix="bench-api-") as tmp:
+        root = Path(tmp)
+        broker = start_broker(root / "broker")
+        vendor = start_vendor(broker, root / "vendor")
+        wallet = new_wallet(root / "wallet")
+        try:
+            funded_wallet(wallet, broker.url, chains=1, coins=2000, coin_value=1)
+            api = PayingSession(wallet, SpendingRules.parse("EUR", per_request=1, daily=1000))
+            url = f"{vendor.url}/api/search"
+            paid: list[float] = []
+            unpaid: list[float] = []
+            for i in range(REPETITIONS + WARMUP):
+                params = {"q": f"the {i}"}
+                t0 = time.perf_counter()
+                resp = api.get(url, params=params, timeout=30)
+                t1 = time.perf_counter()
+                assert resp.status_code == 200 and len(api.payments) == i + 1, resp.text
+                token = api.payments[-1].access_token
+                t2 = time.perf_counter()
+                again = api.get(url, params=params, headers={"Authorization": f"NetPay {token}"}, timeout=30)
+                t3 = time.perf_counter()
+                assert again.status_code == 200 and again.json() == resp.json()
+                if i >= WARMUP:
+                    paid.append(t1 - t0)
+                    unpaid.append(t3 - t2)
+            assert len(api.payments) == REPETITIONS + WARMUP
+            p, u = statistics.median(paid), statistics.median(unpaid)
+            return {"api_call_ratio": round(p / u, 3), "api_call_ms": round(p * 1000, 3),
+                    "api_unpaid_ms": round(u * 1000, 3)}  # fmt: skip
+        finally:
+            wallet.close()
+            vendor.stop()
+            broker.stop()

@@ -1,0 +1,145 @@
+"""Programs pay through the running wallet's agent channel (a user-only Unix socket with a token file), or open the
+vault themselves when no wallet runs."""
+
+from __future__ import annotations
+
+import json
+import socket
+import stat
+import threading
+
+import pytest
+
+from netpay.errors import AuthenticationRequired, MalformedMessage
+from netpay.money import Money
+from tests.support.vendor import RunningVendor
+from wallet_app.client import AgentChannel, ChannelPayer, OverBudget, SpendingRules, VaultPayer, connect
+from wallet_app.client.channel import agent_paths
+from wallet_app.services import WalletService
+
+
+@pytest.fixture
+def running(funded_wallet: WalletService):  # type: ignore[no-untyped-def]
+    channel = AgentChannel(funded_wallet, funded_wallet.session.directory).start()
+    yield channel
+    channel.close()
+
+
+def test_a_program_pays_through_the_running_wallet(
+    funded_wallet: WalletService, vendor: RunningVendor, running: AgentChannel
+) -> None:
+    sock, token = agent_paths(funded_wallet.session.directory)
+    assert stat.S_IMODE(token.stat().st_mode) == 0o600 and stat.S_IMODE(sock.parent.stat().st_mode) == 0o700
+    with connect(funded_wallet.session.directory, SpendingRules.parse("EUR", per_request=1, daily=2)) as api:
+        assert isinstance(api.payer, ChannelPayer)  # the vault stays with the running wallet
+        for q in ("comet", "cup"):
+            assert api.get(f"{vendor.url}/api/search", params={"q": q}, timeout=30).status_code == 200
+        with pytest.raises(OverBudget):
+            api.get(f"{vendor.url}/api/search", params={"q": "market"}, timeout=30)
+    paid = [e for e in funded_wallet.activity() if e.kind == "payment"]
+    assert [(e.via, e.status, e.amount.amount) for e in paid] == [("api", "settled", 1)] * 2
+    # a later run counts today's payments, asked of the running wallet
+    with (
+        connect(funded_wallet.session.directory, SpendingRules.parse("EUR", daily=2)) as api,
+        pytest.raises(OverBudget),
+    ):
+        api.get(f"{vendor.url}/api/search", params={"q": "bridge"}, timeout=30)
+
+
+def test_two_threads_through_the_channel_cannot_overspend(
+    funded_wallet: WalletService, vendor: RunningVendor, running: AgentChannel
+) -> None:
+    api = connect(funded_wallet.session.directory, SpendingRules.parse("EUR", per_host_daily=2))
+    results: list[str] = []
+    start = threading.Barrier(4)
+
+    def worker(n: int) -> None:
+        start.wait()
+        try:
+            results.append(str(api.get(f"{vendor.url}/api/search", params={"q": f"a {n}"}, timeout=60).status_code))
+        except OverBudget:
+            results.append("over")
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(90)
+    assert sorted(results) == ["200", "200", "over", "over"]
+    assert sum(e.amount.amount for e in funded_wallet.activity() if e.kind == "payment") == 2
+
+
+def test_wrong_token_wrong_price_and_garbage_are_refused(
+    funded_wallet: WalletService, vendor: RunningVendor, running: AgentChannel
+) -> None:
+    sock, _ = agent_paths(funded_wallet.session.directory)
+    challenge = vendor.session.get(f"{vendor.url}/api/items/harbour-bridge-reopens", timeout=10).json()
+    with pytest.raises(AuthenticationRequired):
+        ChannelPayer(sock, "guessed").pay(challenge, vendor.url, Money(5, "EUR"))
+    payer = ChannelPayer.find(funded_wallet.session.directory)
+    assert payer is not None
+    with pytest.raises(MalformedMessage):  # the client's rules reserved 1 cent: the wallet will not pay 5
+        payer.pay(challenge, vendor.url, Money(1, "EUR"))
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.connect(str(sock))
+        s.sendall(b"not json\n")
+        assert json.loads(s.recv(4096))["error"]["code"] == "malformed"
+    assert [e for e in funded_wallet.activity() if e.kind == "payment"] == []
+
+
+def test_without_a_running_wallet_the_library_opens_the_vault(
+    wallet_factory,
+    vendor: RunningVendor,
+    broker,
+    test_keyring,  # type: ignore[no-untyped-def]
+) -> None:
+    from tests.support.wallet import funded_wallet as fund
+    from wallet_app.keys import FAST_TEST_KDF, KeyStore
+
+    w = wallet_factory("solo")
+    fund(w, broker.url, chains=1, coins=20)
+    channel = AgentChannel(w, w.session.directory).start()
+    channel.close()  # a wallet that ran and stopped: no socket, no token left
+    directory = w.session.directory
+    w.close()
+    with connect(directory, SpendingRules.parse("EUR"), key_store=KeyStore(test_keyring, kdf=FAST_TEST_KDF)) as api:
+        assert isinstance(api.payer, VaultPayer)
+        assert api.get(f"{vendor.url}/api/search", params={"q": "comet"}, timeout=30).status_code == 200
+
+
+def test_the_wallet_process_opens_the_channel_and_programs_reach_it(
+    tmp_path,
+    broker,
+    vendor: RunningVendor,  # type: ignore[no-untyped-def]
+) -> None:
+    """The real entry point (headless) starts the agent channel; a program and ``netpay-wallet pay`` reach it,
+    every other command refuses (the vault is the running wallet's); the channel is gone when the wallet stops."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from netpay.errors import InsufficientCoins
+    from tests.support.test_keyring import wallet_process_env
+    from wallet_app.cli import codes
+    from wallet_app.cli import main as cli_main
+
+    home = tmp_path / "w"
+    cmd = [sys.executable, "-m", "wallet_app.main", "--headless", "--data-dir", str(home), "--no-callback",
+           "--broker-url", broker.url]  # fmt: skip
+    root = Path(__file__).resolve().parents[3]
+    proc = subprocess.Popen(cmd, env=wallet_process_env(tmp_path), cwd=root, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        assert json.loads(proc.stdout.readline())["event"] == "ready"
+        with connect(home, SpendingRules.parse("EUR", per_request=1)) as api:
+            assert isinstance(api.payer, ChannelPayer)
+            with pytest.raises(InsufficientCoins):  # the running wallet was asked, and it has no coins yet
+                api.get(f"{vendor.url}/api/search", params={"q": "comet"}, timeout=30)
+            assert api.budget.spent() == 0
+        assert cli_main(["--data-dir", str(home), "balance"]) == codes.IN_USE
+        assert cli_main(["--data-dir", str(home), "pay", f"{vendor.url}/api/search?q=x"]) == codes.WANTING
+    finally:
+        proc.terminate()
+        assert proc.wait(30) == 0
+    assert ChannelPayer.find(home) is None
