@@ -63,12 +63,17 @@ class AccessTokens:
 
     def __init__(self, secret: bytes) -> None:
         self._secret = secret
+        self._revoked: set[str] = set()  # receipt ids whose tokens open nothing any more (refunded)
         # HMAC-SHA256 with the key's inner and outer pads hashed once (RFC 2104); each MAC then costs two
         # hash-object copies instead of a fresh HMAC context (slow to set up with OpenSSL 3).
         key = secret if len(secret) <= 64 else hashlib.sha256(secret).digest()
         key = key.ljust(64, b"\0")
         self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in key))
         self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in key))
+
+    def revoke(self, receipt_id: str) -> None:
+        """From now on no token of this receipt opens anything (the purchase was refunded)."""
+        self._revoked.add(receipt_id)
 
     def _mac(self, payload: str) -> str:
         inner = self._inner.copy()
@@ -102,6 +107,8 @@ class AccessTokens:
             return None
         now = int(time.time()) if now is None else now
         if grant.valid_until is not None and now >= grant.valid_until:
+            return None
+        if grant.receipt_id in self._revoked:
             return None
         if grant.is_pass or grant.item_id == item_id:
             return grant

@@ -30,6 +30,7 @@ from wallet_app.services.brokers import BrokerDesk
 from wallet_app.services.chains import ChainBook
 from wallet_app.services.events import WalletEvents
 from wallet_app.services.payments import PaymentEngine, TrustView
+from wallet_app.services.refunds import RefundRequests
 from wallet_app.services.revocations import RevocationWatch
 from wallet_app.services.signatures import SIGNATURES
 from wallet_app.services.types import (
@@ -85,6 +86,7 @@ class WalletService:
         )
         self.account_desk = AccountDesk(self.vault, self.brokers_desk, clock, self._lock)
         self.allowance_book = AllowanceBook(self.vault, clock)
+        self.refund_requests = RefundRequests(self.vault, self.payments.vendor_client, clock, self._lock)
         self.revocations = RevocationWatch(self.brokers_desk, self.trust, clock)
         self.trust.refresh_soon = self.revocations.refresh_soon
         self._last_activity = clock()
@@ -421,9 +423,40 @@ class WalletService:
         """History, newest first."""
         self._require()
         with self._lock:
-            entries = self.payments.activity(limit) + self.account_desk.activity()
+            entries = self.payments.activity(limit) + self.account_desk.activity() + self.refund_requests.activity()
         entries.sort(key=lambda e: e.at, reverse=True)
         return entries[:limit]
+
+    def ask_refund(self, payment_id: str, reason: str) -> dict[str, Any]:
+        """Ask the shop to refund a settled purchase (see :mod:`wallet_app.services.refunds`). Not under the
+        service lock while the shop answers."""
+        self._require()
+        answer = self.refund_requests.ask(payment_id, reason)
+        if answer.get("credit") == "credited":
+            self._refresh_account_quietly()
+        return answer
+
+    def refresh_refunds(self) -> int:
+        """Ask the shops again about undecided or uncredited refunds; the account too when one was credited."""
+        self._require()
+        changed = self.refund_requests.refresh()
+        if changed:
+            self._refresh_account_quietly()
+        return changed
+
+    def refund_request(self, payment_id: str) -> dict[str, Any] | None:
+        self._require()
+        with self._lock:
+            return self.refund_requests.request_for(payment_id)
+
+    def redeliver(self, payment_id: str) -> str:
+        """A new access token for a settled purchase from its receipt alone."""
+        self._require()
+        return self.refund_requests.redeliver(payment_id)
+
+    def _refresh_account_quietly(self) -> None:
+        with contextlib.suppress(NetPayError):
+            self.refresh_accounts()
 
     # ----- allowances -------------------------------------------------------------------------------------------
     def set_allowance(self, vendor_id: str, vendor_name: str, max_price: Money, daily_budget: Money) -> None:

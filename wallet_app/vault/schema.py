@@ -95,4 +95,14 @@ CREATE TABLE chain_refusals (
 )
 """
 
-MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4, _V5]
+# Refund requests (issue 21): one per purchase, with the shop's signed decision and whether the broker credited it.
+_V6 = """
+CREATE TABLE refund_requests (
+    payment_id TEXT PRIMARY KEY REFERENCES spends(payment_id), refund_id TEXT NOT NULL, vendor_id TEXT NOT NULL,
+    vendor_name TEXT NOT NULL, title TEXT NOT NULL, amount INTEGER NOT NULL, currency TEXT NOT NULL,
+    reason TEXT NOT NULL, status TEXT NOT NULL, credit TEXT, decision_json TEXT, requested_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+)
+"""
+
+MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4, _V5, _V6]
