@@ -80,7 +80,7 @@ def _parser() -> argparse.ArgumentParser:
         )
         sp.add_argument(
             "--quote-ttl", type=_quote_ttl, default=_env("QUOTE_TTL", "300"), metavar="SECONDS",
-            help=f"how long a quote stays payable, {QUOTE_TTL_MIN_S} to {QUOTE_TTL_MAX_S} (env NETPAY_VENDOR_QUOTE_TTL)",
+            help=f"seconds a quote stays payable, {QUOTE_TTL_MIN_S} to {QUOTE_TTL_MAX_S} (env NETPAY_VENDOR_QUOTE_TTL)",
         )  # fmt: skip
 
     serve_args(p)
