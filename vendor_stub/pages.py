@@ -127,14 +127,19 @@ def build_pages(vendor: Vendor) -> APIRouter:
             grant = vendor.tokens.check(request.cookies.get(_cookie_name(item)), item_id, now)
         if grant is None and not item.is_pass:
             grant = vendor.tokens.check(request.cookies.get("np_pass"), item_id, now)
+        for bundle in catalog.bundles_of(item_id) if grant is None else ():
+            grant = grant or vendor.tokens.check(request.cookies.get(_cookie_name(bundle)), item_id, now)
         if grant is not None:
             vendor.refunds.mark_opened(grant.receipt_id)
         until = (dt.datetime.fromtimestamp(grant.valid_until, dt.UTC).strftime("%d %b %Y, %H:%M UTC")
                  if grant and grant.valid_until else None)  # fmt: skip
         others = [i for i in catalog.items if i.item_id != item_id and not i.is_pass][:3]
-        ctx = {**common(request), "item": item, "grant": grant, "until": until, "others": others,
+        members = [m for m in (catalog.get(i) for i in item.model.items) if m is not None]
+        ctx = {**common(request), "item": item, "grant": grant, "until": until, "others": others, "members": members,
                "passes": [p for p in catalog.passes if p.item_id != item_id]}  # fmt: skip
-        resp = TEMPLATES.TemplateResponse(request, "item.html", ctx)
+        # an access token may be in this page's URL: no Referer carries it to another site (the meta tag in
+        # base.html says the same to browsers that read only that)
+        resp = TEMPLATES.TemplateResponse(request, "item.html", ctx, headers={"Referrer-Policy": "no-referrer"})
         if from_query and grant is not None:
             max_age = (grant.valid_until - now) if grant.valid_until else 365 * 86400
             cookie = "np_pass" if grant.is_pass else _cookie_name(item)

@@ -40,6 +40,7 @@ class Vendor:
         self.key: SigningKey = load_or_create_key(key_path(data))
         self.tokens = AccessTokens(load_or_create_secret(data / "access_secret"))
         self.catalog = catalog or Catalog.load(settings.catalog)
+        self.tokens.bundles = {b.item_id: frozenset(b.model.items) for b in self.catalog.bundles}
         self.store = Store(data / "vendor.sqlite3")
         self.store.set_meta("vendor_id", self.vendor_id)
         self.store.set_meta("broker_url", settings.broker_url)

@@ -248,3 +248,12 @@ def test_redelivery_gives_a_new_token_for_the_receipt_alone(broker: RunningBroke
     r = requests.post(f"{vendor.url}/v1/redeliveries", json={"receipt": receipt}, timeout=30)
     assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden"
     assert requests.get(f"{vendor.url}/v1/access/{ITEM}", params={"token": token}, timeout=30).json()["valid"] is False
+
+
+def test_item_pages_keep_the_token_out_of_the_referer(broker: RunningBroker, vendor: RunningVendor) -> None:
+    chain = buy_known_chain(broker)
+    receipt = _buy(vendor, chain)
+    page = requests.get(f"{vendor.url}/items/{ITEM}", params={"access": receipt["body"]["access_token"]}, timeout=30)
+    assert page.headers["Referrer-Policy"] == "no-referrer"
+    assert '<meta name="referrer" content="no-referrer">' in page.text
+    assert '<meta name="referrer" content="no-referrer">' in requests.get(f"{vendor.url}/", timeout=30).text

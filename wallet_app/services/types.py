@@ -24,7 +24,7 @@ __all__ = [
     "StatementLine",
 ]
 
-PayVia = Literal["prompt", "allowance", "uri"]
+PayVia = Literal["prompt", "allowance", "uri", "subscription"]
 
 
 @dataclass(frozen=True, slots=True)

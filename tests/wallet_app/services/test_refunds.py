@@ -103,3 +103,16 @@ def test_redelivery_after_the_token_is_lost(funded_wallet: WalletService, vendor
     assert requests.get(f"{vendor.url}/v1/access/{ITEM}", params={"token": token}, timeout=30).json()["valid"]
     entry = next(e for e in w.activity() if e.ref == paid.payment_id and e.kind == "payment")
     assert entry.access_token == token
+
+
+def test_a_bundle_is_one_payment_and_one_receipt_in_the_wallet(
+    funded_wallet: WalletService, vendor: RunningVendor
+) -> None:
+    w = funded_wallet
+    paid = _pay(w, vendor, "morning-edition")
+    assert paid.amount.amount == 10 and paid.receipt.body.item_id == "morning-edition"
+    payments = [e for e in w.activity() if e.kind == "payment"]
+    assert len(payments) == 1 and payments[0].amount.amount == 10
+    for item in ("harbour-bridge-reopens", "night-market-returns", "observatory-finds-comet"):
+        r = requests.get(f"{vendor.url}/v1/access/{item}", params={"token": paid.access_token}, timeout=30)
+        assert r.json()["valid"] is True
