@@ -199,6 +199,9 @@ class RefundDesk:
 
     # -- helpers ------------------------------------------------------------------------------------------------
     def _opened(self, receipt_id: str) -> bool:
+        # the in-memory note first: an item opened a moment ago may not be on disk yet
+        if receipt_id in self._seen_open:
+            return True
         return self._store.one("SELECT 1 FROM opened WHERE receipt_id = ?", (receipt_id,)) is not None
 
     def mark_opened(self, receipt_id: str) -> None:
