@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from netpay.errors import MalformedMessage, NotFound, UntrustedSigner
+from netpay.errors import MalformedMessage, NetPayError, NotFound, UntrustedSigner
 from netpay.keys import VerifyKey
 from netpay.messages import MAX_REASON, Receipt, RefundDecision
 from netpay.money import Money
@@ -64,10 +64,13 @@ class RefundRequests:
             )
         changed = 0
         for row in rows:
-            client = self.vendor_client(json.loads(row["api_url_json"]))
-            answer = client.request("GET", f"/v1/refunds/{row['refund_id']}")
-            before = (row["status"], row["credit"])
-            stored = self._store(row, answer, row["reason"])
+            try:
+                client = self.vendor_client(json.loads(row["api_url_json"]))
+                answer = client.request("GET", f"/v1/refunds/{row['refund_id']}")
+                before = (row["status"], row["credit"])
+                stored = self._store(row, answer, row["reason"])
+            except NetPayError:  # that shop is down or answered nonsense: the others are still asked
+                continue
             changed += (stored["status"], stored["credit"]) != before
         return changed
 

@@ -554,10 +554,14 @@ class WalletService:
         stop = self._idle_stop = threading.Event()
 
         def loop() -> None:
+            turns = 0
             while not stop.wait(interval_s):
+                turns += 1
                 with contextlib.suppress(WalletLocked):
                     self.check_idle()
                 with contextlib.suppress(NetPayError):  # a shop that is down: tried again at the next turn
                     self.renew_subscriptions()
+                    if turns % 12 == 0 and self.refresh_refunds():  # about once a minute: decisions, credits
+                        self.events.emit("balance_changed")
 
         threading.Thread(target=loop, name="wallet-idle-watch", daemon=True).start()

@@ -11,7 +11,7 @@ import requests
 
 from netpay.errors import MalformedMessage, NotFound
 from tests.support.broker import RunningBroker
-from tests.support.vendor import RunningVendor
+from tests.support.vendor import CARDS, RunningVendor
 from tests.support.wallet import quote_for
 from wallet_app.services import WalletService
 
@@ -116,3 +116,21 @@ def test_a_bundle_is_one_payment_and_one_receipt_in_the_wallet(
     for item in ("harbour-bridge-reopens", "night-market-returns", "observatory-finds-comet"):
         r = requests.get(f"{vendor.url}/v1/access/{item}", params={"token": paid.access_token}, timeout=30)
         assert r.json()["valid"] is True
+
+
+def test_a_shop_that_is_down_does_not_stop_the_others_refresh(
+    funded_wallet: WalletService, vendor_factory: Any
+) -> None:
+    w = funded_wallet
+    news = vendor_factory()
+    cards = vendor_factory(catalog=CARDS, name="Paper Lantern Cards")
+    a = _pay(w, news)
+    b = _pay(w, cards, "happy-birthday-confetti")
+    for paid, shop in ((a, news), (b, cards)):
+        shop.vendor.refunds.mark_opened(paid.receipt.body.receipt_id)
+        assert w.ask_refund(paid.payment_id, "")["status"] == "pending"
+    news.stop()
+    rid = cards.vendor.refunds.pending()[0]["refund_id"]
+    cards.vendor.refunds.decide(rid, False, "no")
+    assert w.refresh_refunds() == 1
+    assert sorted(e.status for e in _refund_lines(w)) == ["pending", "refused"]
