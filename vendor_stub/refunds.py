@@ -29,7 +29,7 @@ from collections.abc import Callable
 from typing import Any
 
 from netpay.encoding import FieldReader
-from netpay.errors import Forbidden, NetPayError, NotFound, UntrustedSigner
+from netpay.errors import Forbidden, MalformedMessage, NetPayError, NotFound, UntrustedSigner
 from netpay.keys import SigningKey
 from netpay.messages import MAX_REASON, Receipt, RefundDecision
 from netpay.money import Money
@@ -149,7 +149,7 @@ class RefundDesk:
     def decide(self, refund_id: str, grant: bool, reason: str) -> dict[str, Any]:
         """The publisher's decision on a pending request (a decided one stays as it was)."""
         if len(reason) > MAX_REASON:
-            raise NotFound("reason too long")  # pragma: no cover - the form caps it
+            raise MalformedMessage(f"the reason may be at most {MAX_REASON} characters", field="reason")
         row = self._store.one("SELECT * FROM refunds WHERE refund_id = ?", (refund_id,))
         if row is None:
             raise NotFound("no refund with that id", refund_id=refund_id)
