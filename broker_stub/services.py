@@ -9,6 +9,7 @@ from broker_stub.custody import CustodyService
 from broker_stub.issuing import IssuingService
 from broker_stub.payouts import PayoutService
 from broker_stub.redemption import RedemptionService
+from broker_stub.refunds import RefundService
 from broker_stub.revocation import RevocationService
 from broker_stub.settings import BrokerSettings
 from broker_stub.vendors import VendorService
@@ -26,6 +27,7 @@ class Broker:
         self.vendors = VendorService(self.core)
         self.custody = CustodyService(self.core, self.vendors)
         self.redemption = RedemptionService(self.core, self.vendors)
+        self.refunds = RefundService(self.core, self.vendors)
         self.revocations = RevocationService(self.core)
         self.closing = ClosingService(self.core, self.accounts)
         self.payouts = PayoutService(self.core, self.vendors)

@@ -90,8 +90,16 @@ CREATE TABLE cashouts (
 CREATE INDEX cashouts_by_account ON cashouts (account_id);
 """
 
+# Refunds a shop granted (broker_stub.refunds): one per (shop, refund) and one per (shop, receipt).
+_V3 = """
+CREATE TABLE refunds (
+    vendor_id TEXT NOT NULL, refund_id TEXT NOT NULL, receipt_id TEXT NOT NULL, amount INTEGER NOT NULL,
+    request_hash TEXT NOT NULL, response TEXT NOT NULL, at INTEGER NOT NULL, PRIMARY KEY (vendor_id, refund_id),
+    UNIQUE (vendor_id, receipt_id));
+"""
+
 #: Migration i (1-based) brings the schema to version i. Append only; never edit a released one.
-MIGRATIONS: list[str] = [_V1, _V2]
+MIGRATIONS: list[str] = [_V1, _V2, _V3]
 
 
 def open_database(target: Path | str) -> AnyDatabase:

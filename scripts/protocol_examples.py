@@ -34,6 +34,7 @@ from netpay.messages import (  # noqa: E402
     RedemptionBatch,
     RedemptionClaim,
     RedemptionResult,
+    RefundDecision,
     ReleaseRequest,
     RevocationList,
     Segment,
@@ -124,6 +125,20 @@ def examples() -> dict[str, object]:
             VendorRequest("daily-planet", "payout", "n-5e1a", T + 7200, Money(5, "EUR")), PLANET
         ).to_wire(),
         "revocation_list": Signed.sign(RevocationList("demo-broker", 4, T + 7200, (chain,), ()), BROKER).to_wire(),
+        "refund_decision": Signed.sign(
+            RefundDecision(
+                "ref-4b2d",
+                "daily-planet",
+                "rcpt-19ab",
+                bytes.fromhex(Signed.sign(receipt, PLANET).digest),
+                "granted",
+                Money(5, "EUR"),
+                (SegmentRef(chain, 0, 5),),
+                "never opened: refunded automatically",
+                T + 86400,
+            ),
+            PLANET,
+        ).to_wire(),
     }
 
 

@@ -2,7 +2,8 @@
 
 A token is ``v1.<payload>.<mac>`` where the payload is base64url JSON ``{"i": item_id, "p": pass?, "r": receipt,
 "u": valid_until}`` and the MAC is HMAC-SHA256 under a secret that never leaves the vendor's data dir. A token for
-one item does not open another; a pass token opens every item until ``valid_until``.
+one item does not open another; a pass token opens every item until ``valid_until``; a bundle's token opens each
+item of the bundle (``AccessTokens.bundles``).
 """
 
 from __future__ import annotations
@@ -66,12 +67,18 @@ class AccessTokens:
 
     def __init__(self, secret: bytes) -> None:
         self._secret = secret
+        self._revoked: set[str] = set()  # receipt ids whose tokens open nothing any more (refunded)
+        self.bundles: dict[str, frozenset[str]] = {}  # bundle item id -> the items its token opens too
         # HMAC-SHA256 with the key's inner and outer pads hashed once (RFC 2104); each MAC then costs two
         # hash-object copies instead of a fresh HMAC context (slow to set up with OpenSSL 3).
         key = secret if len(secret) <= 64 else hashlib.sha256(secret).digest()
         key = key.ljust(64, b"\0")
         self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in key))
         self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in key))
+
+    def revoke(self, receipt_id: str) -> None:
+        """From now on no token of this receipt opens anything (the purchase was refunded)."""
+        self._revoked.add(receipt_id)
 
     def _mac(self, payload: str) -> str:
         inner = self._inner.copy()
@@ -106,7 +113,9 @@ class AccessTokens:
         now = int(time.time()) if now is None else now
         if grant.valid_until is not None and now >= grant.valid_until:
             return None
-        if grant.is_pass or grant.item_id == item_id:
+        if grant.receipt_id in self._revoked:
+            return None
+        if grant.is_pass or grant.item_id == item_id or item_id in self.bundles.get(grant.item_id, ()):
             return grant
         return None
 

@@ -48,6 +48,12 @@ _QUOTE_REQUEST = {
     "properties": {"item_id": {"type": "string"}},
     "additionalProperties": False,
 }
+_RECEIPT_REQUEST = {
+    "type": "object",
+    "required": ["receipt"],
+    "properties": {"receipt": _SIGNED, "reason": {"type": "string", "maxLength": 500}},
+    "additionalProperties": False,
+}
 _PAYMENT = {
     "type": "object",
     "required": ["type", "version", "payment_id", "quote", "segments"],
@@ -170,6 +176,24 @@ def build_api(vendor: Vendor) -> APIRouter:
                  openapi_extra=_body({"type": "object"}, {"hello": "world"}))  # fmt: skip
     async def echo(request: Request) -> JSONResponse:
         return JSONResponse(await read_json(request))
+
+    @router.post("/refunds", summary="Ask for a refund with the shop's receipt (answer: granted, refused or pending)",
+                 openapi_extra=_body(_RECEIPT_REQUEST))  # fmt: skip
+    async def refund(request: Request) -> dict[str, Any]:
+        data = await read_json(request)
+        answer: dict[str, Any] = await run_in_threadpool(vendor.refunds.request, data)
+        return answer
+
+    @router.get("/refunds/{refund_id}", summary="A refund request's state and the shop's signed decision")
+    def refund_status(refund_id: str) -> dict[str, Any]:
+        return vendor.refunds.status(refund_id)
+
+    @router.post("/redeliveries", summary="A new access token for a receipt (new device, token lost or expired)",
+                 openapi_extra=_body(_RECEIPT_REQUEST))  # fmt: skip
+    async def redeliver(request: Request) -> dict[str, Any]:
+        data = await read_json(request)
+        answer: dict[str, Any] = await run_in_threadpool(vendor.refunds.redeliver, data)
+        return answer
 
     @router.get("/access/{item_id}", summary="Whether an access token opens an item")
     def access(item_id: str, token: str = "") -> dict[str, Any]:

@@ -142,6 +142,7 @@ class Redeemer:
         self._stop = threading.Event()
         self._round = threading.Lock()
         self._thread: threading.Thread | None = None
+        self.after_round: Callable[[], object] = lambda: None  # e.g. pay refunds the new payable now covers
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="vendor-redemption", daemon=True)
@@ -172,7 +173,11 @@ class Redeemer:
                 self._send(row["batch_id"], summary)
             while (batch_id := self._open_batch()) is not None:
                 self._send(batch_id, summary)
-            return summary
+        try:
+            self.after_round()
+        except Exception:  # a refund that cannot be paid yet never stops redemption
+            log.exception("after-redemption step failed")
+        return summary
 
     def _open_batch(self) -> str | None:
         rows = self._store.query(

@@ -37,6 +37,10 @@ class Item:
     def is_pass(self) -> bool:
         return self.model.kind == "time_pass"
 
+    @property
+    def is_bundle(self) -> bool:
+        return self.model.kind == "bundle"
+
     def to_json(self, base_url: str) -> dict[str, Any]:
         return {
             "item_id": self.item_id,
@@ -73,6 +77,14 @@ class Catalog:
     def passes(self) -> tuple[Item, ...]:
         return tuple(i for i in self.items if i.is_pass)
 
+    @property
+    def bundles(self) -> tuple[Item, ...]:
+        return tuple(i for i in self.items if i.is_bundle)
+
+    def bundles_of(self, item_id: str) -> tuple[Item, ...]:
+        """The bundles that hold ``item_id``."""
+        return tuple(b for b in self.bundles if item_id in b.model.items)
+
     @classmethod
     def load(cls, path: Path) -> Catalog:
         try:
@@ -103,6 +115,10 @@ class Catalog:
             ids = [i.item_id for i in items]
             if len(set(ids)) != len(ids) or not items:
                 raise CatalogError("catalog items need unique ids and at least one item")
+            singles = {i.item_id for i in items if i.model.kind == "one_off"}
+            for item in items:
+                if item.is_bundle and not set(item.model.items) <= singles:
+                    raise CatalogError(f"bundle {item.item_id} may hold only one-off items of this catalog")
             return cls(str(data.get("name", "")), str(data.get("tagline", "")), str(data.get("kind", "newspaper")),
                        currency, tuple(items))  # fmt: skip
         except CatalogError:

@@ -15,6 +15,7 @@ from pathlib import Path
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
@@ -73,6 +74,21 @@ def build_pages(vendor: Vendor) -> APIRouter:
                         path="/earnings", max_age=12 * 3600)  # fmt: skip
         return resp
 
+    @router.post("/earnings/refunds/{refund_id}", response_class=HTMLResponse)
+    async def earnings_refund(request: Request, refund_id: str) -> Response:
+        """The publisher grants or refuses a pending refund (form: ``decision`` = grant | refuse, ``reason``)."""
+        if not login.check_cookie(request.cookies.get(COOKIE)):
+            return login_page(request, failed=False, status=401)
+        try:
+            form = parse_qs((await request.body()).decode("utf-8"), max_num_fields=4)
+        except (UnicodeDecodeError, ValueError):
+            form = {}
+        choice = form.get("decision", [""])[0]
+        if choice in ("grant", "refuse"):
+            reason = form.get("reason", [""])[0][:500]
+            await run_in_threadpool(vendor.refunds.decide, refund_id, choice == "grant", reason)
+        return RedirectResponse("/earnings#refunds", status_code=303)
+
     @router.post("/earnings/logout", response_class=HTMLResponse)
     def earnings_logout() -> Response:
         resp = RedirectResponse("/earnings", status_code=303)
@@ -111,12 +127,19 @@ def build_pages(vendor: Vendor) -> APIRouter:
             grant = vendor.tokens.check(request.cookies.get(_cookie_name(item)), item_id, now)
         if grant is None and not item.is_pass:
             grant = vendor.tokens.check(request.cookies.get("np_pass"), item_id, now)
+        for bundle in catalog.bundles_of(item_id) if grant is None else ():
+            grant = grant or vendor.tokens.check(request.cookies.get(_cookie_name(bundle)), item_id, now)
+        if grant is not None:
+            vendor.refunds.mark_opened(grant.receipt_id)
         until = (dt.datetime.fromtimestamp(grant.valid_until, dt.UTC).strftime("%d %b %Y, %H:%M UTC")
                  if grant and grant.valid_until else None)  # fmt: skip
-        others = [i for i in catalog.articles if i.item_id != item_id][:3]
-        ctx = {**common(request), "item": item, "grant": grant, "until": until, "others": others,
+        others = [i for i in catalog.articles if i.item_id != item_id and not i.is_bundle][:3]
+        members = [m for m in (catalog.get(i) for i in item.model.items) if m is not None]
+        ctx = {**common(request), "item": item, "grant": grant, "until": until, "others": others, "members": members,
                "passes": [p for p in catalog.passes if p.item_id != item_id]}  # fmt: skip
-        resp = TEMPLATES.TemplateResponse(request, "item.html", ctx)
+        # an access token may be in this page's URL: no Referer carries it to another site (the meta tag in
+        # base.html says the same to browsers that read only that)
+        resp = TEMPLATES.TemplateResponse(request, "item.html", ctx, headers={"Referrer-Policy": "no-referrer"})
         if from_query and grant is not None:
             max_age = (grant.valid_until - now) if grant.valid_until else 365 * 86400
             cookie = "np_pass" if grant.is_pass else _cookie_name(item)
@@ -141,7 +164,8 @@ def build_pages(vendor: Vendor) -> APIRouter:
                "totals": totals, "amount": amount,
                "redeemed_amount": Money(int(redeemed_row["a"]) if redeemed_row else 0, catalog.currency),
                "chains": int(chains["n"] or 0) if chains else 0, "held": int(chains["held"] or 0) if chains else 0,
-               "vendor_id": vendor.vendor_id}  # fmt: skip
+               "vendor_id": vendor.vendor_id, "refunds": vendor.refunds.pending(),
+               "money": lambda a, c: Money(int(a), c)}  # fmt: skip
         return TEMPLATES.TemplateResponse(request, "earnings.html", ctx, headers={"Cache-Control": "no-store"})
 
     return router

@@ -15,6 +15,7 @@ from vendor_stub.broker_client import BrokerClient
 from vendor_stub.catalog import Catalog
 from vendor_stub.custody import ChainBook
 from vendor_stub.payments import PaymentDesk
+from vendor_stub.refunds import RefundDesk
 from vendor_stub.settings import VendorSettings
 from vendor_stub.storage import Store
 from vendor_stub.trust import Trust
@@ -39,6 +40,7 @@ class Vendor:
         self.key: SigningKey = load_or_create_key(key_path(data))
         self.tokens = AccessTokens(load_or_create_secret(data / "access_secret"))
         self.catalog = catalog or Catalog.load(settings.catalog)
+        self.tokens.bundles = {b.item_id: frozenset(b.model.items) for b in self.catalog.bundles}
         self.store = Store(settings.database)
         self.store.set_meta("vendor_id", self.vendor_id)
         self.store.set_meta("broker_url", settings.broker_url)
@@ -53,6 +55,9 @@ class Vendor:
                                  settings.redeem_interval_s)  # fmt: skip
         self.desk = PaymentDesk(self.store, self.trust, self.book, self.key, self.vendor_id, self.catalog,
                                 self.tokens, self.now, self.reporter.poke)  # fmt: skip
+        self.refunds = RefundDesk(self.store, self.key, self.vendor_id, self.broker, self.tokens, self.now,
+                                  settings.refund_window_s)  # fmt: skip
+        self.redeemer.after_round = self.refunds.settle
         self._started = False
         self._stop = threading.Event()
         self._revocations: threading.Thread | None = None

@@ -46,6 +46,7 @@ class VendorSettings:
     max_body: int = 256 * 1024
     netpay_js: Path = DEFAULT_NETPAY_JS
     tls: bool = False  # served over HTTPS (the CLI's --tls-cert/--tls-key): the default base URL is https://
+    refund_window_s: int = 14 * 86400  # a customer may ask for a refund this long after the receipt
     publisher_token: str = ""  # opens /earnings; empty: DATA_DIR/publisher_token, made on first start
     #: ``postgresql://...``: keep the shop's state in PostgreSQL, shared by every process of this shop; "" = SQLite.
     database_url: str = ""

@@ -103,6 +103,25 @@ MIGRATIONS: list[str] = [
         used_at INTEGER NOT NULL
     );
     """,
+    # 3: refund requests and decisions (vendor_stub.refunds), and which receipts opened their item
+    """
+    CREATE TABLE refunds (
+        refund_id TEXT PRIMARY KEY,
+        receipt_id TEXT NOT NULL UNIQUE,
+        receipt_digest TEXT NOT NULL,
+        receipt TEXT NOT NULL,
+        amount INTEGER NOT NULL,
+        currency TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('pending', 'granted', 'refused')),
+        decision TEXT,
+        requested_at INTEGER NOT NULL,
+        decided_at INTEGER,
+        credited_at INTEGER
+    );
+    CREATE INDEX refunds_uncredited ON refunds(status, credited_at);
+    CREATE TABLE opened (receipt_id TEXT PRIMARY KEY, at INTEGER NOT NULL);
+    """,
 ]
 
 

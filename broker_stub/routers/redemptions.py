@@ -1,4 +1,5 @@
-"""``POST /v1/redemptions``: a vendor's signed batch of claims; answers a signed per-claim result."""
+"""``POST /v1/redemptions``: a vendor's signed batch of claims; answers a signed per-claim result. ``POST
+/v1/refunds``: a refund the vendor granted, paid from its payable to the account that bought the coins."""
 
 from __future__ import annotations
 
@@ -15,3 +16,10 @@ router = APIRouter(tags=["redemptions"], responses=ERRORS)
 async def redeem(request: Request) -> JSONResponse:
     data = await json_body(request)
     return reply(await run(broker_of(request).redemption.redeem, data))
+
+
+@router.post("/v1/refunds", status_code=201, summary="Pay a refund a shop granted (from its payable)",
+             openapi_extra=body(signed("refund_decision")))  # fmt: skip
+async def refund(request: Request) -> JSONResponse:
+    data = await json_body(request)
+    return reply(await run(broker_of(request).refunds.refund, data))

@@ -1,9 +1,9 @@
 """Every object of the NetPay protocol, with strict parsing.
 
 Signed objects (wrapped in :class:`netpay.signed.Signed`): coin certificate, vendor certificate, quote, receipt,
-custody claim, release request, custody release, spend report, redemption batch, redemption result, close request
-and revocation list. The payment itself is not signed: the paywords are its proof. Field names and limits here are
-the wire format; ``docs/protocol.md`` documents them.
+custody claim, release request, custody release, spend report, redemption batch, redemption result, close request,
+revocation list and refund decision. The payment itself is not signed: the paywords are its proof. Field names and
+limits here are the wire format; ``docs/protocol.md`` documents them.
 
 Modules: ``certificates``, ``purchase``, ``custody``, ``settlement``, and ``fields`` (limits and field rules
 they share). Everything is re-exported here: import from ``netpay.messages``.
@@ -13,6 +13,7 @@ from netpay.messages.certificates import CoinCertificate, RevocationList, Vendor
 from netpay.messages.custody import CloseRequest, CustodyClaim, CustodyRelease, ReleaseRequest
 from netpay.messages.fields import MAX_BATCH, MAX_SEGMENTS
 from netpay.messages.purchase import BusinessModel, Payment, PaymentRefusal, Quote, Receipt, Segment, SegmentRef
+from netpay.messages.refunds import MAX_REASON, RefundDecision
 from netpay.messages.settlement import (
     ClaimResult,
     RedemptionBatch,
@@ -25,6 +26,7 @@ from netpay.messages.settlement import (
 
 __all__ = [
     "MAX_BATCH",
+    "MAX_REASON",
     "MAX_SEGMENTS",
     "BusinessModel",
     "ClaimResult",
@@ -39,6 +41,7 @@ __all__ = [
     "RedemptionBatch",
     "RedemptionClaim",
     "RedemptionResult",
+    "RefundDecision",
     "ReleaseRequest",
     "RevocationList",
     "Segment",

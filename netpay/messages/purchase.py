@@ -25,17 +25,25 @@ __all__ = [
 ]
 
 
+#: Items one bundle may hold.
+MAX_BUNDLE_ITEMS = 20
+
+
 @dataclass(frozen=True, slots=True)
 class BusinessModel:
-    """How a price buys access: ``one_off`` (one item, kept) or ``time_pass`` (everything for ``duration_s``)."""
+    """How a price buys access: ``one_off`` (one item, kept), ``time_pass`` (everything for ``duration_s``) or
+    ``bundle`` (each of ``items``, kept: one approval, one payment, one receipt for several items)."""
 
-    kind: Literal["one_off", "time_pass"] = "one_off"
+    kind: Literal["one_off", "time_pass", "bundle"] = "one_off"
     duration_s: int | None = None
+    items: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"kind": self.kind}
         if self.duration_s is not None:
             out["duration_s"] = self.duration_s
+        if self.kind == "bundle":
+            out["items"] = list(self.items)
         return out
 
     @classmethod
@@ -43,12 +51,26 @@ class BusinessModel:
         r = FieldReader(data, where)
         kind = r.text("kind", 16)
         duration = r.integer("duration_s", 60, 366 * 86400, optional=True)
+        items = None
+        if kind == "bundle":
+            items = r.items("items", lambda v, w: _item_id(v, w), MAX_BUNDLE_ITEMS, min_items=2)
         r.done()
         if kind == "one_off" and duration is None:
             return cls("one_off")
         if kind == "time_pass" and duration is not None:
             return cls("time_pass", duration)
-        raise MalformedMessage(f"{where} must be one_off, or time_pass with duration_s", field=where)
+        if kind == "bundle" and duration is None and items is not None:
+            if len(set(items)) != len(items):
+                raise MalformedMessage(f"{where}.items name an item twice", field=f"{where}.items")
+            return cls("bundle", None, tuple(items))
+        raise MalformedMessage(f"{where} must be one_off, time_pass with duration_s, or bundle with items",
+                               field=where)  # fmt: skip
+
+
+def _item_id(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not 1 <= len(value) <= ID_LEN:
+        raise MalformedMessage(f"{where} must be an item id of 1 to {ID_LEN} characters", field=where)
+    return value
 
 
 @dataclass(frozen=True, slots=True)

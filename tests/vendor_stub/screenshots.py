@@ -45,6 +45,13 @@ def take(out_dir: Path) -> list[Path]:
             vendor.vendor.redeemer.redeem()
             for k in range(3):  # today's sales, not yet redeemed
                 pay(vendor, ARTICLES[k], cert, traversal)
+            # two refund requests: one for an opened article (the publisher decides), one never opened (granted)
+            for item, opened, reason in ((ARTICLES[3], True, "The article ends mid-sentence"),
+                                         (ARTICLES[4], False, "Bought it twice by mistake")):  # fmt: skip
+                receipt = pay(vendor, item, cert, traversal).json()["receipt"]
+                if opened:
+                    vendor.vendor.refunds.mark_opened(receipt["body"]["receipt_id"])
+                vendor.session.post(f"{vendor.url}/v1/refunds", json={"receipt": receipt, "reason": reason}, timeout=30)
             shots = []
             with sync_playwright() as p:
                 browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
@@ -57,9 +64,12 @@ def take(out_dir: Path) -> list[Path]:
                     ("shop-item.png", f"{vendor.url}/items/night-market-returns"),
                     ("shop-paid.png", f"{vendor.url}/items/harbour-bridge-reopens?access={token}"),
                     ("shop-earnings.png", f"{vendor.url}/earnings?days=10"),
+                    ("shop-refunds.png", f"{vendor.url}/earnings?days=10#refunds"),
                 ):
                     page.goto(url)
                     page.wait_for_timeout(2500)  # let netpay.js look for a wallet (none here: it shows the hint)
+                    if name == "shop-refunds.png":
+                        page.locator("#refunds").scroll_into_view_if_needed()
                     path = out_dir / name
                     page.screenshot(path=str(path))
                     shots.append(path)

@@ -66,6 +66,8 @@ class GuiBackend:
         events.payment_settled.append(lambda _paid: self.bridge.on_balance_changed())
         events.vault_locked.append(self.bridge.on_locked)
         events.vault_unlocked.append(self.bridge.vault_unlocked.emit)
+        events.subscription_renewed.append(lambda sub: self.bridge.subscription_event.emit(sub, True))
+        events.subscription_stopped.append(lambda sub: self.bridge.subscription_event.emit(sub, False))
 
     def attach_coordinator(self, coordinator: Any) -> None:
         """Use ``coordinator`` for prompts: its ``on_prompt`` / ``on_prompt_closed`` callbacks reach the bridge."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -36,6 +37,7 @@ __all__ = [
     "BuyCoinsDialog",
     "ChangePassphraseDialog",
     "ReceiptDialog",
+    "RefundDialog",
     "RestoreDialog",
     "ReturnChainDialog",
     "SettingsDialog",
@@ -367,11 +369,73 @@ class ReceiptDialog(WorkDialog):
         ref = QLabel(entry.ref)
         ref.setObjectName("Fingerprint")
         self.form.addRow(self.tr("Reference"), ref)
+        asked = backend.service.refund_request(entry.ref) if entry.status == "settled" else None
+        if asked is not None:
+            self.form.addRow(self.tr("Refund"), QLabel(refund_text(self, asked)))
+        self.renew_button: QPushButton | None = None
+        self.subscription: Any = None
+        if entry.kind == "payment" and entry.status == "settled":
+            self._add_subscription_rows()
+        self.refund_button = QPushButton(self.tr("Ask for a refund…"))
+        self.refund_button.setEnabled(entry.status == "settled" and asked is None)
+        if asked is not None:
+            self.refund_button.setToolTip(self.tr("A refund of this purchase was already asked for: see above."))
+        elif entry.status != "settled":
+            self.refund_button.setToolTip(self.tr("Only a paid purchase can be refunded."))
+        self.refund_button.setAutoDefault(False)
+        self.refund_button.clicked.connect(self._ask_refund)
+        self.outer.itemAt(self.outer.count() - 1).layout().insertWidget(0, self.refund_button)
         self.cancel_button.setText(self.tr("Close"))
         self.action_button.setEnabled(bool(entry.item_url))
         if not entry.item_url:
             self.action_button.setToolTip(self.tr("This entry has no item to open."))
         self.opened: QUrl | None = None
+        self.refund_dialog: RefundDialog | None = None
+
+    def _add_subscription_rows(self) -> None:
+        until, sub = self.backend.service.subscription_of(self.entry.ref)
+        if until is None:
+            return
+        self.subscription = sub
+        self.form.addRow(self.tr("Valid until"), QLabel(when(until)))
+        if sub is not None and sub.status == "active":
+            text = self.tr("Renews before %1, for at most %2").replace("%1", when(sub.renews_at)).replace(
+                "%2", sub.max_price.format())  # fmt: skip
+            self.renew_button = QPushButton(self.tr("Cancel renewal"))
+        else:
+            text = self.tr("Does not renew") if sub is None else (sub.note or self.tr("Renewal cancelled"))
+            self.renew_button = QPushButton(self.tr("Renew before it ends (up to %1)").replace(
+                "%1", self.entry.amount.format()))  # fmt: skip
+        self.renewal_label = QLabel(text)
+        self.renewal_label.setWordWrap(True)
+        self.form.addRow(self.tr("Renewal"), self.renewal_label)
+        self.renew_button.setAutoDefault(False)
+        self.renew_button.clicked.connect(self._toggle_renewal)
+        self.form.addRow("", self.renew_button)
+
+    def _toggle_renewal(self) -> None:
+        service = self.backend.service
+        if self.subscription is not None and self.subscription.status == "active":
+            fn, args = service.cancel_subscription, (self.subscription.subscription_id,)
+        else:  # the cap is what this pass cost: a dearer renewal stops and asks
+            fn, args = service.subscribe, (self.entry.ref, self.entry.amount)
+        self.bridge.run(fn, *args, on_done=self._renewal_changed, on_error=self._failed)
+
+    def _renewal_changed(self, sub: Any) -> None:
+        self.subscription = sub
+        assert self.renew_button is not None
+        if sub.status == "active":
+            text = self.tr("Renews before %1, for at most %2").replace("%1", when(sub.renews_at))
+            self.renewal_label.setText(text.replace("%2", sub.max_price.format()))
+            self.renew_button.setText(self.tr("Cancel renewal"))
+        else:
+            self.renewal_label.setText(self.tr("Renewal cancelled; the pass runs to its end"))
+            self.renew_button.setText(self.tr("Renew before it ends (up to %1)").replace(
+                "%1", self.entry.amount.format()))  # fmt: skip
+
+    def _ask_refund(self) -> None:
+        self.refund_dialog = RefundDialog(self.backend, self.entry, self)
+        self.refund_dialog.open()
 
     def item_url(self, paid: Any = None) -> QUrl:
         """The item's URL with the access token of ``paid`` (the stored receipt), else of the history entry."""
@@ -383,7 +447,16 @@ class ReceiptDialog(WorkDialog):
         return url
 
     def work(self) -> tuple[Callable[..., Any], tuple[Any, ...], bool]:
-        return self.backend.service.payment_receipt, (self.entry.ref,), False
+        return self._receipt_with_token, (), False
+
+    def _receipt_with_token(self) -> Any:
+        """Off the GUI thread: the stored receipt; when its token is gone (a restored wallet), a new one that the shop
+        issues for the receipt alone (re-delivery)."""
+        service = self.backend.service
+        paid = service.payment_receipt(self.entry.ref)
+        if paid is None or paid.access_token:
+            return paid
+        return dataclasses.replace(paid, access_token=str(service.redeliver(self.entry.ref)))
 
     def done_ok(self, result: Any) -> None:
         if result is None:
@@ -396,6 +469,65 @@ class ReceiptDialog(WorkDialog):
             return
         self.opened = self.item_url(result)
         QDesktopServices.openUrl(self.opened)
+
+
+def refund_text(widget: QWidget, asked: dict[str, Any]) -> str:
+    """One line for a refund request's state, with the shop's answer."""
+    answer = asked.get("answer") or ""
+    if asked["status"] == "pending":
+        return widget.tr("Asked; the shop has not decided yet")
+    if asked["status"] == "refused":
+        return widget.tr("Refused by the shop: %1").replace("%1", answer or "—")
+    if asked.get("credit") == "credited":
+        return widget.tr("Refunded to your broker account")
+    return widget.tr("Granted; reaches your broker account after the shop's next redemption")
+
+
+class RefundDialog(WorkDialog):
+    """Ask the shop to refund a purchase, with a reason; shows the shop's answer."""
+
+    def __init__(self, backend: GuiBackend, entry: Any, parent: QWidget | None = None) -> None:
+        super().__init__(
+            backend.bridge,
+            self.tr("Ask for a refund"),
+            self.tr(
+                "The shop decides: at once if you never opened the item, otherwise its publisher. A refund goes to "
+                "your broker account and the item no longer opens. The shop does not learn who you are."
+            ),
+            self.tr("Ask for refund"),
+            parent,
+        )
+        self.backend = backend
+        self.entry = entry
+        self.form.addRow(self.tr("Item"), QLabel(entry.title or "—"))
+        self.form.addRow(self.tr("Vendor"), QLabel(entry.vendor_name or entry.vendor_id or "—"))
+        self.form.addRow(self.tr("Amount"), QLabel(entry.amount.format()))
+        self.reason = QLineEdit()
+        self.reason.setMaxLength(500)
+        self.reason.setPlaceholderText(self.tr("Why? (the shop sees this)"))
+        self.form.addRow(self.tr("Reason"), self.reason)
+        self.answer: dict[str, Any] | None = None
+
+    def inputs(self) -> list[QWidget]:
+        return [self.reason]
+
+    def work(self) -> tuple[Callable[..., Any], tuple[Any, ...], bool]:
+        return self.backend.service.ask_refund, (self.entry.ref, self.reason.text().strip()), False
+
+    def done_ok(self, result: Any) -> None:
+        self.answer = result
+        asked = self.backend.service.refund_request(self.entry.ref) or result
+        text = refund_text(self, asked)
+        if result["status"] == "refused":
+            self.show_error(text)
+        else:
+            self.show_success(text)
+        self.reason.setEnabled(False)
+        self.action_button.hide()
+        self.adjustSize()  # the banner needs room: never squeeze the form rows
+        self.cancel_button.setText(self.tr("Close"))
+        self.cancel_button.clicked.disconnect()
+        self.cancel_button.clicked.connect(self.accept)
 
 
 class _PathRow(QWidget):

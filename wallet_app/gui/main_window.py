@@ -30,7 +30,7 @@ from wallet_app.gui.dialogs import (
     ReturnChainDialog,
     SettingsDialog,
 )
-from wallet_app.gui.formatting import plural
+from wallet_app.gui.formatting import plural, when
 from wallet_app.gui.pages import ActivityPage, AllowancesPage, BrokersPage, CoinsPage, Page
 from wallet_app.gui.spending import SpendingPage
 from wallet_app.gui.theme import icon
@@ -146,6 +146,7 @@ class MainWindow(QMainWindow):
         self.bridge.balance_changed.connect(self.refresh)
         self.bridge.activity_changed.connect(self.refresh)
         self.bridge.allowance_payment.connect(self.allowance_paid)
+        self.bridge.subscription_event.connect(self.subscription_notice)
         self._refresh_pending = False
         self._refresh_again = False
         self._restore_geometry()
@@ -455,6 +456,19 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(text, 8000)
         if self.on_notify is not None:
             self.on_notify(self.tr("NetPay payment"), text)
+
+    def subscription_notice(self, sub: Any, renewed: bool) -> None:
+        """A pass renewed (or could not within its cap): tell the user like an allowance payment."""
+        if renewed:
+            text = self.tr("%1 renewed for %2; next renewal %3.").replace("%1", sub.title).replace(
+                "%2", sub.price.format()).replace("%3", when(sub.renews_at))  # fmt: skip
+        else:
+            text = self.tr("%1 will not renew: %2.").replace("%1", sub.title).replace("%2", sub.note)
+        self.notifications.append(text)
+        self.statusBar().showMessage(text, 8000)
+        self.bridge.activity_changed.emit()
+        if self.on_notify is not None:
+            self.on_notify(self.tr("NetPay subscription"), text)
 
     def _quit(self) -> None:
         from PySide6.QtWidgets import QApplication

@@ -234,9 +234,18 @@ class ActivityPage(Page):
             return entry.title or self.tr("Paid back to your card")
         if entry.kind == "restore":
             return self.tr("Wallet restored from backup")
+        if entry.kind == "refund_request":
+            return self.tr("Refund asked: %1").replace("%1", entry.title or self.tr("purchase"))
         return str(entry.kind).capitalize()
 
     def _status(self, entry: Any) -> str:
+        if entry.kind == "refund_request":
+            return {
+                "pending": self.tr("Awaiting the shop"),
+                "refused": self.tr("Refused"),
+                "refund_pending": self.tr("Granted · credit pending"),
+                "refund_credited": self.tr("Refunded"),
+            }.get(entry.status, entry.status)
         text = _status_text(self, entry.status)
         if entry.via == "allowance":
             text += self.tr(" · allowance")
@@ -253,7 +262,7 @@ class ActivityPage(Page):
         kind = self.filter.currentData()
         if kind == "auto" and entry.via != "allowance":
             return False
-        if kind == "return" and entry.kind in ("return", "cashout"):  # Refunds: returned chains and cash-outs
+        if kind == "return" and entry.kind in ("return", "cashout", "refund_request"):  # Refunds and cash-outs
             pass
         elif kind not in ("all", "auto") and entry.kind != kind:
             return False
@@ -267,7 +276,7 @@ class ActivityPage(Page):
         rows = []
         shown = [e for e in self._entries if self.matches(e)]
         for entry in shown:
-            sign = "−" if entry.kind in ("payment", "cashout") else "+"
+            sign = "−" if entry.kind in ("payment", "cashout") else "+" if entry.amount.amount else ""
             broker = getattr(entry, "broker_id", None)
             rows.append(
                 [

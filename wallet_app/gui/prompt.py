@@ -75,6 +75,10 @@ class PurchasePrompt(QDialog):
         self.item_label.setObjectName("SectionTitle")
         self.item_label.setWordWrap(True)
         card.body.addWidget(self.item_label)
+        model = getattr(prompt, "model", None)
+        if model is not None and model.kind == "bundle":  # one approval for several items
+            count = self.tr("%1 items in one purchase, one receipt").replace("%1", str(len(model.items)))  # 2 or more
+            card.body.addWidget(muted(count))
         card.body.addSpacing(6)
         grid = QGridLayout()
         grid.setHorizontalSpacing(18)

@@ -26,6 +26,7 @@ class WalletEvents:
     - ``vault_locked()``: the vault was locked (by the user or after the idle time).
     - ``vault_unlocked()``: the vault was opened.
     - ``payment_failed(payment_id: str, code: str, message: str)``: a payment was refused (released or burned).
+    - ``subscription_renewed(sub)`` / ``subscription_stopped(sub)``: a pass renewed, or could not within its cap.
     """
 
     balance_changed: list[Callable[[], None]] = field(default_factory=list)
@@ -34,6 +35,8 @@ class WalletEvents:
     vault_locked: list[Callable[[], None]] = field(default_factory=list)
     vault_unlocked: list[Callable[[], None]] = field(default_factory=list)
     payment_failed: list[Callable[[str, str, str], None]] = field(default_factory=list)
+    subscription_renewed: list[Callable[[Any], None]] = field(default_factory=list)
+    subscription_stopped: list[Callable[[Any], None]] = field(default_factory=list)
 
     def emit(self, name: str, *args: Any) -> None:
         """Call every listener of ``name`` with ``args``."""

@@ -24,7 +24,8 @@ __all__ = [
     "StatementLine",
 ]
 
-PayVia = Literal["prompt", "allowance", "uri", "api"]  # api: paid by a program (wallet_app.client, netpay-wallet pay)
+PayVia = Literal["prompt", "allowance", "uri", "api", "subscription"]  # api: paid by a program (wallet_app.client,
+# netpay-wallet pay); subscription: a time pass renewed under its cap
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,8 +30,10 @@ from wallet_app.services.brokers import BrokerDesk
 from wallet_app.services.chains import ChainBook
 from wallet_app.services.events import WalletEvents
 from wallet_app.services.payments import PaymentEngine, TrustView
+from wallet_app.services.refunds import RefundRequests
 from wallet_app.services.revocations import RevocationWatch
 from wallet_app.services.signatures import SIGNATURES
+from wallet_app.services.subscriptions import Subscription, Subscriptions
 from wallet_app.services.types import (
     AccountView,
     ActivityEntry,
@@ -85,6 +87,9 @@ class WalletService:
         )
         self.account_desk = AccountDesk(self.vault, self.brokers_desk, clock, self._lock)
         self.allowance_book = AllowanceBook(self.vault, clock)
+        self.refund_requests = RefundRequests(self.vault, self.payments.vendor_client, clock, self._lock)
+        self.subscriptions = Subscriptions(self.vault, clock, self._lock, self._renewal_quote, self._renewal_pay,
+                                           self.events.emit)  # fmt: skip
         self.revocations = RevocationWatch(self.brokers_desk, self.trust, clock)
         self.trust.refresh_soon = self.revocations.refresh_soon
         self._last_activity = clock()
@@ -428,9 +433,74 @@ class WalletService:
         """History, newest first."""
         self._require()
         with self._lock:
-            entries = self.payments.activity(limit) + self.account_desk.activity()
+            entries = self.payments.activity(limit) + self.account_desk.activity() + self.refund_requests.activity()
         entries.sort(key=lambda e: e.at, reverse=True)
         return entries[:limit]
+
+    def ask_refund(self, payment_id: str, reason: str) -> dict[str, Any]:
+        """Ask the shop to refund a settled purchase (see :mod:`wallet_app.services.refunds`). Not under the
+        service lock while the shop answers."""
+        self._require()
+        answer = self.refund_requests.ask(payment_id, reason)
+        if answer.get("credit") == "credited":
+            self._refresh_account_quietly()
+        return answer
+
+    def refresh_refunds(self) -> int:
+        """Ask the shops again about undecided or uncredited refunds; the account too when one was credited."""
+        self._require()
+        changed = self.refund_requests.refresh()
+        if changed:
+            self._refresh_account_quietly()
+        return changed
+
+    def refund_request(self, payment_id: str) -> dict[str, Any] | None:
+        self._require()
+        with self._lock:
+            return self.refund_requests.request_for(payment_id)
+
+    def redeliver(self, payment_id: str) -> str:
+        """A new access token for a settled purchase from its receipt alone."""
+        self._require()
+        return self.refund_requests.redeliver(payment_id)
+
+    # ----- subscriptions (renewing time passes) -----------------------------------------------------------------
+    def subscribe(self, payment_id: str, max_price: Money) -> Subscription:
+        """Renew the time pass bought by ``payment_id`` before it ends, for at most ``max_price`` each time."""
+        self._require()
+        return self.subscriptions.subscribe(payment_id, max_price)
+
+    def cancel_subscription(self, subscription_id: str) -> Subscription:
+        self._require()
+        return self.subscriptions.cancel(subscription_id)
+
+    def list_subscriptions(self) -> list[Subscription]:
+        self._require()
+        with self._lock:
+            return self.subscriptions.list()
+
+    def renew_subscriptions(self) -> list[Subscription]:
+        """Renew the passes that end soon (called periodically while unlocked)."""
+        self._require()
+        return self.subscriptions.renew_due()
+
+    def subscription_of(self, payment_id: str) -> tuple[int | None, Subscription | None]:
+        """``(pass end, subscription)`` of a purchase: ``(None, None)`` for anything but a time pass."""
+        self._require()
+        with self._lock:
+            return self.subscriptions.pass_until(payment_id), self.subscriptions.of_purchase(payment_id)
+
+    def _renewal_quote(self, api_url: str, item_id: str) -> tuple[Any, Any]:
+        answer = self.payments.vendor_client(api_url).quote(item_id)
+        return answer["quote"], answer["vendor_certificate"]
+
+    def _renewal_pay(self, quote_wire: Any, cert_wire: Any) -> PaidQuote:
+        checked = self.check_quote(quote_wire, cert_wire, None)
+        return self.pay_quote(checked.quote, checked.vendor_certificate, None, "subscription")
+
+    def _refresh_account_quietly(self) -> None:
+        with contextlib.suppress(NetPayError):
+            self.refresh_accounts()
 
     # ----- allowances -------------------------------------------------------------------------------------------
     def set_allowance(self, vendor_id: str, vendor_name: str, max_price: Money, daily_budget: Money) -> None:
@@ -491,8 +561,14 @@ class WalletService:
         stop = self._idle_stop = threading.Event()
 
         def loop() -> None:
+            turns = 0
             while not stop.wait(interval_s):
+                turns += 1
                 with contextlib.suppress(WalletLocked):
                     self.check_idle()
+                with contextlib.suppress(NetPayError):  # a shop that is down: tried again at the next turn
+                    self.renew_subscriptions()
+                    if turns % 12 == 0 and self.refresh_refunds():  # about once a minute: decisions, credits
+                        self.events.emit("balance_changed")
 
         threading.Thread(target=loop, name="wallet-idle-watch", daemon=True).start()

@@ -95,4 +95,24 @@ CREATE TABLE chain_refusals (
 )
 """
 
-MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4, _V5]
+# Refund requests (issue 21): one per purchase, with the shop's signed decision and whether the broker credited it.
+_V6 = """
+CREATE TABLE refund_requests (
+    payment_id TEXT PRIMARY KEY REFERENCES spends(payment_id), refund_id TEXT NOT NULL, vendor_id TEXT NOT NULL,
+    vendor_name TEXT NOT NULL, title TEXT NOT NULL, amount INTEGER NOT NULL, currency TEXT NOT NULL,
+    reason TEXT NOT NULL, status TEXT NOT NULL, credit TEXT, decision_json TEXT, requested_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+)
+"""
+
+# Subscriptions (issue 21): a time pass renewed under a cap per renewal until cancelled.
+_V7 = """
+CREATE TABLE subscriptions (
+    subscription_id TEXT PRIMARY KEY, vendor_id TEXT NOT NULL, vendor_name TEXT NOT NULL, api_url_json TEXT NOT NULL,
+    item_id TEXT NOT NULL, title TEXT NOT NULL, price INTEGER NOT NULL, max_price INTEGER NOT NULL,
+    currency TEXT NOT NULL, renews_at INTEGER NOT NULL, status TEXT NOT NULL, note TEXT NOT NULL,
+    renewals INTEGER NOT NULL, last_payment_id TEXT NOT NULL, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL
+)
+"""
+
+MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4, _V5, _V6, _V7]
