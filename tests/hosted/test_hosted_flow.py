@@ -1,0 +1,191 @@
+"""The hosted e-wallet end to end over real servers (a requests session plays the phone's browser): buy hosted
+coins, approve a grant at the broker from a shop, buy at the newspaper, move the e-wallet to the card shop, revoke,
+and the attacks on the code flow and the slice."""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+from collections.abc import Callable
+from html import unescape
+from typing import Any
+
+import requests
+
+from netpay.chain import ChainHasher
+from netpay.messages import GrantRequest, HostedGrant, SpendEntry, SpendReport
+from netpay.money import Money
+from netpay.signed import Signed
+from tests.support.broker import RunningBroker
+from tests.support.vendor import CARDS, RunningVendor
+
+PASSWORD = "correct horse battery"
+
+
+def _customer(broker: RunningBroker, hosted_cents: int = 200) -> tuple[str, str]:
+    name = "alice_" + secrets.token_hex(3)
+    token = broker.new_customer(name, PASSWORD, topup=1000)
+    r = broker.session.post(
+        f"{broker.url}/v1/account/hosted/chains",
+        json={"length": hosted_cents, "coin_value": Money(1, "EUR").to_json()},
+        headers={"Authorization": f"Bearer {token}", "Idempotency-Key": secrets.token_hex(8)},
+    )
+    assert r.status_code == 201, r.text
+    return name, token
+
+
+def _hosted(broker: RunningBroker, token: str) -> dict[str, Any]:
+    r = broker.session.get(f"{broker.url}/v1/account/hosted", headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 200, r.text
+    data: dict[str, Any] = r.json()
+    return data
+
+
+def _csrf(html: str) -> str:
+    m = re.search(r'name="csrf" value="([0-9a-f]+)"', html)
+    assert m, html
+    return m.group(1)
+
+
+def _hidden(html: str) -> dict[str, str]:
+    found = re.findall(r'<input type="hidden" name="([a-z_]+)" value="([^"]*)">', html)
+    return {k: unescape(v) for k, v in found}
+
+
+def _authorize(browser: requests.Session, shop: RunningVendor, name: str, budget: str = "0.50",
+               item: str = "night-market-returns") -> requests.Response:  # fmt: skip
+    """Shop → broker (log in) → approve → back at the shop with the grant cookie."""
+    r = browser.get(f"{shop.url}/hosted/start?item={item}", allow_redirects=True)
+    if 'action="/hosted/login"' in r.text:
+        login = _hidden(r.text)
+        broker_origin = r.url.split("/hosted/")[0]
+        r = browser.post(f"{broker_origin}/hosted/login", data={**login, "username": name, "password": PASSWORD})
+    assert "data-vendor-name" in r.text, r.text
+    assert shop.settings.name in r.text  # the vendor's certified name
+    form = _hidden(r.text)
+    broker_origin = r.url.split("/hosted/")[0]
+    return browser.post(f"{broker_origin}/hosted/authorize", data={**form, "budget": budget, "duration": "86400",
+                                                                   "decision": "allow"})  # fmt: skip
+
+
+def _buy(browser: requests.Session, shop: RunningVendor, item: str) -> requests.Response:
+    return browser.post(f"{shop.url}/hosted/buy/{item}", allow_redirects=False)
+
+
+def test_grant_buy_move_and_revoke(broker: RunningBroker, vendor: RunningVendor,
+                                   vendor_factory: Callable[..., RunningVendor]) -> None:  # fmt: skip
+    cards = vendor_factory(catalog=CARDS, name="Paper Lantern Cards")
+    name, token = _customer(broker)
+    assert _hosted(broker, token)["hosted_balance"] == {"amount": 200, "currency": "EUR"}
+    browser = requests.Session()
+    r = _authorize(browser, vendor, name, "0.50")
+    assert r.status_code == 200 and "/items/night-market-returns" in r.url, r.url
+    for item in ("night-market-returns", "observatory-finds-comet", "harbour-bridge-reopens"):  # 3 + 4 + 5
+        r = _buy(browser, vendor, item)
+        assert r.status_code == 303 and "access=" in r.headers["location"], r.text
+        page = browser.get(vendor.url + r.headers["location"])
+        assert page.status_code == 200
+    s = _hosted(broker, token)
+    assert s["hosted_balance"]["amount"] == 150 and s["grants"][0]["budget"]["amount"] == 50
+    # The card shop: the broker takes the chain back from the newspaper (its release) and slices from there.
+    r = _authorize(browser, cards, name, "0.40", item="thank-you-sunrise")
+    assert r.status_code == 200, r.text
+    r = _buy(browser, cards, "thank-you-sunrise")
+    assert r.status_code == 303 and "access=" in r.headers["location"], r.text
+    s = _hosted(broker, token)
+    news, card = sorted(s["grants"], key=lambda g: g["issued_at"] + (g["status"] == "active"))
+    assert news["status"] == "ended" and news["spent"]["amount"] == 12 and news["end_reason"] == "handed_on"
+    assert card["status"] == "active" and card["budget"]["amount"] == 40
+    # 200 - 12 spent at the newspaper - 40 granted to the card shop
+    assert s["hosted_balance"]["amount"] == 148
+    # The newspaper no longer spends the chain (it released it).
+    r = _buy(browser, vendor, "night-market-returns")
+    assert r.status_code == 402 and 'data-code="insufficient_coins"' in r.text, r.headers.get("location")
+    # The broker's page shows both shops; revoke the card shop's grant.
+    page = browser.get(f"{broker.url}/wallet")
+    assert "Paper Lantern Cards" in page.text and "Daily Planet" in page.text
+    r = browser.post(f"{broker.url}/wallet/grants/{card['grant_id']}/revoke", data={"csrf": _csrf(page.text)})
+    assert r.status_code == 200
+    s = _hosted(broker, token)
+    assert s["hosted_balance"]["amount"] == 200 - 12 - 10  # the unspent 30 of the card grant are back
+    assert all(g["status"] == "ended" for g in s["grants"])
+
+
+def test_code_flow_attacks(broker: RunningBroker, vendor: RunningVendor,
+                           vendor_factory: Callable[..., RunningVendor]) -> None:  # fmt: skip
+    other = vendor_factory(name="Other Shop")
+    name, _token = _customer(broker)
+    browser = requests.Session()
+    # A redirect URI outside the vendor's certificate: an error page at the broker, no redirect.
+    r = browser.get(f"{broker.url}/hosted/authorize", params={
+        "client_id": vendor.vendor_id, "redirect_uri": "https://evil.example/cb", "state": "s",
+        "code_challenge": "a" * 43, "code_challenge_method": "S256"}, allow_redirects=False)  # fmt: skip
+    assert r.status_code == 403 and 'data-code="forbidden"' in r.text
+    # Get a real code without letting the shop redeem it (stop at the redirect).
+    start = browser.get(f"{vendor.url}/hosted/start?item=night-market-returns", allow_redirects=True)
+    login = browser.post(f"{broker.url}/hosted/login", data={**_hidden(start.text), "username": name,
+                                                             "password": PASSWORD})  # fmt: skip
+    form = _hidden(login.text)
+    # A cross-site post of the approve form (the browser says where it comes from): refused.
+    allow = {**form, "budget": "1.00", "duration": "86400", "decision": "allow"}
+    evil = {"Origin": "https://evil.example"}
+    r = browser.post(f"{broker.url}/hosted/authorize", data=allow, headers=evil, allow_redirects=False)
+    assert r.status_code == 403 and 'data-code="forbidden"' in r.text and "another site" in r.text
+    no_csrf = {k: v for k, v in form.items() if k != "csrf"}
+    r = browser.post(f"{broker.url}/hosted/authorize", data={**no_csrf, "budget": "1.00", "duration": "86400",
+                     "decision": "allow"}, allow_redirects=False)  # fmt: skip
+    assert r.status_code == 403 and 'data-code="forbidden"' in r.text
+    assert not broker.broker.core.db.query("SELECT * FROM hosted_codes")  # nothing issued
+    r = browser.post(f"{broker.url}/hosted/authorize", data={**form, "budget": "1.00", "duration": "86400",
+                     "decision": "allow"}, allow_redirects=False)  # fmt: skip
+    assert r.status_code == 303
+    code = re.search(r"code=([^&]+)", r.headers["location"]).group(1)  # type: ignore[union-attr]
+    state = form["state"]
+
+    def grant_request(shop: RunningVendor, code: str, verifier: str, redirect: str | None = None) -> requests.Response:
+        v = shop.vendor
+        req = GrantRequest(v.vendor_id, code, verifier, redirect or shop.settings.base_url + "/hosted/callback",
+                           secrets.token_hex(16), v.now())  # fmt: skip
+        return broker.session.post(f"{broker.url}/v1/hosted/grants", json=Signed.sign(req, v.key).to_wire())
+
+    before = broker.broker.core.db.query("SELECT COUNT(*) FROM hosted_grants")[0][0]
+    wrong_verifier = secrets.token_urlsafe(48)
+    r = grant_request(vendor, code, wrong_verifier)
+    assert r.status_code == 403 and r.json()["error"]["details"]["reason"] == "pkce"
+    r = grant_request(other, code, wrong_verifier)  # another vendor with this customer's code
+    assert r.status_code == 403 and r.json()["error"]["details"]["reason"] in {"wrong_vendor", "redirect_uri"}
+    forged = secrets.token_urlsafe(32)
+    r = grant_request(vendor, forged, wrong_verifier)
+    assert r.status_code == 403 and r.json()["error"]["details"]["reason"] == "invalid_code"
+    assert broker.broker.core.db.query("SELECT COUNT(*) FROM hosted_grants")[0][0] == before
+    # The shop's own callback redeems it once; the same code again is refused as replayed.
+    r = browser.get(f"{vendor.url}/hosted/callback", params={"state": state, "code": code})
+    assert r.status_code == 200 and "/items/" in r.url
+    r = grant_request(vendor, code, wrong_verifier)
+    assert r.status_code == 409 and r.json()["error"]["code"] == "replayed"
+
+
+def test_slice_limits(broker: RunningBroker, vendor: RunningVendor) -> None:
+    name, _token = _customer(broker)
+    browser = requests.Session()
+    assert _authorize(browser, vendor, name, "0.08").status_code == 200
+    assert _buy(browser, vendor, "night-market-returns").status_code == 303  # 3 of 8
+    assert _buy(browser, vendor, "observatory-finds-comet").status_code == 303  # 7 of 8
+    dump = vendor.dump()
+    r = _buy(browser, vendor, "night-market-returns")  # 3 more: over the grant
+    assert r.status_code == 402 and 'data-code="insufficient_coins"' in r.text
+    assert vendor.dump().count("INSERT") == dump.count("INSERT")
+    # The grant's top payword gives coins up to 8 and no higher: a payword "beyond" is a guess the broker refuses.
+    g = broker.broker.core.db.query("SELECT wire FROM hosted_grants")[0][0]
+    grant = Signed.from_wire(json.loads(g), HostedGrant).body
+    assert grant.to_index == grant.from_index + 8
+    hasher = ChainHasher(grant.chain_id)
+    assert hasher.walk(grant.top_payword, grant.to_index, grant.from_index) is not None
+    forged = secrets.token_bytes(32)  # what a vendor would have to present for coin 9
+    v = vendor.vendor
+
+    entry = SpendEntry(grant.chain_id, grant.to_index, grant.to_index + 1, forged)
+    report = SpendReport(secrets.token_hex(8), v.vendor_id, (entry,), v.now())
+    r = broker.session.post(f"{broker.url}/v1/spend-reports", json=Signed.sign(report, v.key).to_wire())
+    assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_payword"
