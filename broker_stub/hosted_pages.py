@@ -4,6 +4,7 @@
 The login cookie ``np_broker`` holds a session token (HttpOnly, SameSite=Lax, Secure over HTTPS). Every form post
 carries a CSRF token (an HMAC of the session token under a broker secret) and is refused when the browser says it
 comes from another site (``Origin`` not this broker, or ``Sec-Fetch-Site: cross-site``): error code ``forbidden``.
+The pages send ``Referrer-Policy: same-origin`` (under ``no-referrer`` Chromium posts ``Origin: null``, refused).
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ def _page(title: str, inner: str, status: int = 200) -> HTMLResponse:
         f"<title>{escape(title)}</title><style>{_CSS}</style></head><body><main>{inner}</main></body></html>"
     )
     return HTMLResponse(html, status_code=status, headers={"Cache-Control": "no-store", "X-Frame-Options": "DENY",
-                                                           "Referrer-Policy": "no-referrer"})  # fmt: skip
+                                                           "Referrer-Policy": "same-origin"})  # fmt: skip
 
 
 def _error(message: str, code: str, status: int) -> HTMLResponse:
@@ -143,7 +144,10 @@ def _local(next_url: str) -> str:
 
 @router.post("/hosted/login", response_class=HTMLResponse)
 async def login(request: Request) -> Response:
-    _same_site(request)
+    try:
+        _same_site(request)
+    except NetPayError as exc:
+        return _error(exc.message, exc.code, exc.http_status)
     try:
         form = await _form(request)
         answer = await run(broker_of(request).accounts.login,
@@ -243,6 +247,9 @@ def _parse_euros(text: str) -> int:
     return int(whole) * 100 + int((frac + "00")[:2])
 
 
+_ENDED = {"handed_on": "moved to another shop", "revoked": "revoked", "expired": "expired", "returned": "returned"}
+
+
 # -- the wallet page ---------------------------------------------------------------------------------------------
 @router.get("/wallet", response_class=HTMLResponse)
 async def wallet(request: Request) -> Response:
@@ -257,12 +264,12 @@ async def wallet(request: Request) -> Response:
     for g in s["grants"]:
         buys = "".join(f"<li>{_money(p['amount'])} ({p['coins']} coin{'s' if p['coins'] != 1 else ''})</li>"
                        for p in g["purchases"]) or '<li class="muted">no purchases reported yet</li>'  # fmt: skip
-        state = "active" if g["status"] == "active" else f"ended ({escape(g['end_reason'] or '')})"
+        state = "active" if g["status"] == "active" else _ENDED.get(g["end_reason"] or "", "ended")
         revoke = (f'<form method="post" action="/wallet/grants/{escape(g["grant_id"])}/revoke">'
                   f'<input type="hidden" name="csrf" value="{csrf}"><button class="danger">Revoke</button></form>'
                   if g["status"] == "active" else "")  # fmt: skip
         grants.append(f"""<div class="card" data-grant="{escape(g["grant_id"])}" data-status="{escape(g["status"])}">
-<div class="row"><span class="vendor">{escape(g["vendor_name"])}</span><span class="muted">{state}</span></div>
+<div class="vendor">{escape(g["vendor_name"])}</div><div class="muted">{state}</div>
 <div class="row"><span>Budget {_money(g["budget"])}</span><span>Spent <b>{_money(g["spent"])}</b></span></div>
 <div>Remaining: <b data-remaining>{_money(g["remaining"])}</b></div><ul>{buys}</ul>{revoke}</div>""")
     return _page(

@@ -3,8 +3,9 @@
 ``GET /hosted/start?item=ID`` sends the browser to the broker's authorize page with a fresh ``state`` and a PKCE S256
 challenge (verifier kept here, state also in an HttpOnly cookie bound to this browser). ``GET /hosted/callback``
 checks the state against that cookie, redeems the code with a signed :class:`GrantRequest`, checks the broker-signed
-:class:`HostedGrant` (its top payword hashes down to the certified touchstone) and remembers it under a random
-session cookie ``np_grant`` (HttpOnly, SameSite=Lax, Secure over HTTPS). ``POST /hosted/buy/{item}`` pays a fresh quote
+:class:`HostedGrant` (its top payword hashes down to the certified touchstone), remembers it under a random
+session cookie ``np_grant_<vendor id>`` (HttpOnly, SameSite=Lax, Secure over HTTPS) and pays the item the customer
+started from. ``POST /hosted/buy/{item}`` pays a fresh quote
 from the slice: W_{i+c} is computed from the top payword and paid through the ordinary :class:`PaymentDesk` (same
 checks, same spend records, reported to the broker like any chain). A purchase above the slice is refused with
 ``insufficient_coins`` before anything is recorded.
@@ -224,7 +225,16 @@ def build_hosted(vendor: Vendor, grants: GrantBook) -> APIRouter:
             token, item_id = await run_in_threadpool(grants.finish, state, code)
         except NetPayError as exc:
             return error(exc)
-        resp = RedirectResponse(f"/items/{item_id}" if vendor.catalog.get(item_id) else "/", status_code=303)
+        target = f"/items/{item_id}" if vendor.catalog.get(item_id) else "/"
+        if vendor.catalog.get(item_id) is not None:  # the purchase that started the flow, paid at once
+            grant = grants.grant_of(token)
+            assert grant is not None
+            try:
+                answer = await run_in_threadpool(grants.buy, grant, item_id)
+                target += "?access=" + answer["receipt"]["body"]["access_token"]
+            except NetPayError as exc:
+                return error(exc)
+        resp = RedirectResponse(target, status_code=303)
         resp.set_cookie(grant_cookie, token, httponly=True, samesite="lax", secure=secure, path="/", max_age=30 * 86400)
         resp.delete_cookie(STATE_COOKIE, path="/hosted")
         return resp
