@@ -8,65 +8,29 @@ import json
 import re
 import secrets
 from collections.abc import Callable
-from html import unescape
-from typing import Any
 
 import requests
 
 from netpay.chain import ChainHasher
 from netpay.messages import GrantRequest, HostedGrant, SpendEntry, SpendReport
-from netpay.money import Money
 from netpay.signed import Signed
 from tests.support.broker import RunningBroker
+from tests.support.hosted import PASSWORD, authorize, hidden_fields, hosted_customer, hosted_summary
 from tests.support.vendor import CARDS, RunningVendor
 
-PASSWORD = "correct horse battery"
+_hosted = hosted_summary
+_hidden = hidden_fields
+_authorize = authorize
 
 
-def _customer(broker: RunningBroker, hosted_cents: int = 200) -> tuple[str, str]:
-    name = "alice_" + secrets.token_hex(3)
-    token = broker.new_customer(name, PASSWORD, topup=1000)
-    r = broker.session.post(
-        f"{broker.url}/v1/account/hosted/chains",
-        json={"length": hosted_cents, "coin_value": Money(1, "EUR").to_json()},
-        headers={"Authorization": f"Bearer {token}", "Idempotency-Key": secrets.token_hex(8)},
-    )
-    assert r.status_code == 201, r.text
-    return name, token
-
-
-def _hosted(broker: RunningBroker, token: str) -> dict[str, Any]:
-    r = broker.session.get(f"{broker.url}/v1/account/hosted", headers={"Authorization": f"Bearer {token}"})
-    assert r.status_code == 200, r.text
-    data: dict[str, Any] = r.json()
-    return data
+def _customer(broker: RunningBroker) -> tuple[str, str]:
+    return hosted_customer(broker)
 
 
 def _csrf(html: str) -> str:
     m = re.search(r'name="csrf" value="([0-9a-f]+)"', html)
     assert m, html
     return m.group(1)
-
-
-def _hidden(html: str) -> dict[str, str]:
-    found = re.findall(r'<input type="hidden" name="([a-z_]+)" value="([^"]*)">', html)
-    return {k: unescape(v) for k, v in found}
-
-
-def _authorize(browser: requests.Session, shop: RunningVendor, name: str, budget: str = "0.50",
-               item: str = "night-market-returns") -> requests.Response:  # fmt: skip
-    """Shop → broker (log in) → approve → back at the shop with the grant cookie."""
-    r = browser.get(f"{shop.url}/hosted/start?item={item}", allow_redirects=True)
-    if 'action="/hosted/login"' in r.text:
-        login = _hidden(r.text)
-        broker_origin = r.url.split("/hosted/")[0]
-        r = browser.post(f"{broker_origin}/hosted/login", data={**login, "username": name, "password": PASSWORD})
-    assert "data-vendor-name" in r.text, r.text
-    assert shop.settings.name in r.text  # the vendor's certified name
-    form = _hidden(r.text)
-    broker_origin = r.url.split("/hosted/")[0]
-    return browser.post(f"{broker_origin}/hosted/authorize", data={**form, "budget": budget, "duration": "86400",
-                                                                   "decision": "allow"})  # fmt: skip
 
 
 def _buy(browser: requests.Session, shop: RunningVendor, item: str) -> requests.Response:
