@@ -34,6 +34,8 @@ class CustodyService:
                 raise Revoked("this chain is closed or revoked", chain_id=cid, status=chain["status"])
             if chain["expires_at"] <= self.core.now():
                 raise CertificateExpired("this chain's coin certificate has expired", chain_id=cid)
+            if c.execute("SELECT 1 FROM hosted_chains WHERE chain_id = ?", (cid,)).fetchone():
+                raise Forbidden("a hosted chain goes to vendors only through grants", chain_id=cid, reason="hosted")
             self.vendors.use_nonce(c, claim.vendor_id, claim.nonce, claim.claimed_at)
             previous = None
             if chain["custodian"] is not None and chain["custodian"] != claim.vendor_id:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 import requests
 
 from netpay.chain import ChainHasher
-from netpay.messages import GrantRequest, HostedGrant, SpendEntry, SpendReport
+from netpay.messages import CustodyClaim, GrantRequest, HostedGrant, SpendEntry, SpendReport
 from netpay.signed import Signed
 from tests.support.broker import RunningBroker
 from tests.support.hosted import PASSWORD, authorize, hidden_fields, hosted_customer, hosted_summary
@@ -151,3 +151,21 @@ def test_slice_limits(broker: RunningBroker, vendor: RunningVendor) -> None:
     report = SpendReport(secrets.token_hex(8), v.vendor_id, (entry,), v.now())
     r = broker.session.post(f"{broker.url}/v1/spend-reports", json=Signed.sign(report, v.key).to_wire())
     assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_payword"
+
+
+def test_another_vendor_cannot_take_a_granted_chain(broker: RunningBroker, vendor: RunningVendor,
+                                                   vendor_factory: Callable[..., RunningVendor]) -> None:  # fmt: skip
+    """A vendor without the grant claims custody of the hosted chain (to spend the grant's slice or move it): refused,
+    the grant's vendor stays the custodian."""
+    other = vendor_factory(name="Other Shop")
+    name, _ = _customer(broker)
+    assert "access=" in _authorize(requests.Session(), vendor, name, "0.20").url
+    db = broker.broker.core.db
+    chain_id = db.query("SELECT chain_id FROM hosted_grants")[0][0]
+    before = db.query("SELECT custodian, reported_index FROM chains WHERE chain_id = ?", (chain_id,))[0]
+    v = other.vendor
+    claim = CustodyClaim(v.vendor_id, bytes.fromhex(chain_id), secrets.token_hex(8), v.now())
+    r = broker.session.post(f"{broker.url}/v1/custody/claims", json=Signed.sign(claim, v.key).to_wire())
+    assert r.status_code == 403 and r.json()["error"]["details"]["reason"] == "hosted"
+    after = db.query("SELECT custodian, reported_index FROM chains WHERE chain_id = ?", (chain_id,))[0]
+    assert tuple(after) == tuple(before) and after[0] == vendor.vendor_id
