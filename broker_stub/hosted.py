@@ -156,6 +156,13 @@ class HostedService:
                 "SELECT free_index FROM hosted_chains WHERE chain_id = ?", (chain_id,)).fetchone()[0]))  # fmt: skip
         return self.closing.close(account_id, chain_id)
 
+    def refuse_hosted(self, chain_id: str) -> None:
+        """``POST /v1/chains/{id}/close`` is for a wallet's own chains: a hosted one returns through
+        :meth:`return_chain`, which ends its grant first (else a refund could pay coins a vendor still holds)."""
+        if self.core.db.one("SELECT 1 FROM hosted_chains WHERE chain_id = ?", (chain_id,)) is not None:
+            raise Forbidden("a hosted chain returns through POST /v1/account/hosted/chains/{id}/return",
+                            chain_id=chain_id, reason="hosted")  # fmt: skip
+
     # -- the customer's view -------------------------------------------------------------------------------------
     def summary(self, account_id: str) -> dict[str, Any]:
         """``GET /v1/account/hosted``: hosted balance (not yet granted), each grant with what its vendor reported,

@@ -169,3 +169,20 @@ def test_another_vendor_cannot_take_a_granted_chain(broker: RunningBroker, vendo
     assert r.status_code == 403 and r.json()["error"]["details"]["reason"] == "hosted"
     after = db.query("SELECT custodian, reported_index FROM chains WHERE chain_id = ?", (chain_id,))[0]
     assert tuple(after) == tuple(before) and after[0] == vendor.vendor_id
+
+
+def test_hosted_chains_stay_out_of_the_desktop_wallets_way(broker: RunningBroker) -> None:
+    """A hosted chain is not listed for lost-wallet recovery (the wallet would close it) and cannot be closed as a
+    wallet's chain; it returns through the hosted endpoint, refunding every coin never handed out."""
+    _, token = _customer(broker)
+    auth = {"Authorization": f"Bearer {token}"}
+    listed = broker.session.get(f"{broker.url}/v1/account/chains", headers=auth).json()["chains"]
+    assert listed == []
+    chain_id = _hosted(broker, token)["chains"][0]["chain_id"]
+    r = broker.session.post(f"{broker.url}/v1/chains/{chain_id}/close", headers=auth)
+    assert r.status_code == 403 and r.json()["error"]["details"]["reason"] == "hosted"
+    balance = broker.session.get(f"{broker.url}/v1/account", headers=auth).json()["balance"]["amount"]
+    r = broker.session.post(f"{broker.url}/v1/account/hosted/chains/{chain_id}/return", headers=auth)
+    assert r.status_code == 200 and r.json()["refund"]["amount"] == 200, r.text
+    after = broker.session.get(f"{broker.url}/v1/account", headers=auth).json()["balance"]["amount"]
+    assert after == balance + 200 and _hosted(broker, token)["hosted_balance"]["amount"] == 0
