@@ -7,7 +7,9 @@ from __future__ import annotations
 import json
 import re
 import secrets
+import time
 from collections.abc import Callable
+from pathlib import Path
 
 import requests
 
@@ -16,7 +18,7 @@ from netpay.messages import CustodyClaim, GrantRequest, HostedGrant, SpendEntry,
 from netpay.signed import Signed
 from tests.support.broker import RunningBroker
 from tests.support.hosted import PASSWORD, authorize, hidden_fields, hosted_customer, hosted_summary
-from tests.support.vendor import CARDS, RunningVendor
+from tests.support.vendor import CARDS, RunningVendor, start_vendor
 
 _hosted = hosted_summary
 _hidden = hidden_fields
@@ -186,3 +188,36 @@ def test_hosted_chains_stay_out_of_the_desktop_wallets_way(broker: RunningBroker
     assert r.status_code == 200 and r.json()["refund"]["amount"] == 200, r.text
     after = broker.session.get(f"{broker.url}/v1/account", headers=auth).json()["balance"]["amount"]
     assert after == balance + 200 and _hosted(broker, token)["hosted_balance"]["amount"] == 0
+
+
+def test_expired_code_and_expired_grant(broker_factory: Callable[..., RunningBroker], tmp_path: Path) -> None:
+    """A code redeemed after its 120 s is refused (`expired`, nothing granted); a grant past its duration is ended
+    through the vendor's release (its unspent part back in the hosted e-wallet) and the vendor stops spending it."""
+    offset = [0]
+    broker = broker_factory(clock=lambda: int(time.time()) + offset[0], session_ttl_s=3 * 86400)
+    shop = start_vendor(broker, tmp_path / "shop")
+    try:
+        name, token = hosted_customer(broker)
+        browser = requests.Session()
+        start = browser.get(f"{shop.url}/hosted/start?item=night-market-returns")
+        login = browser.post(f"{broker.url}/hosted/login",
+                             data={**_hidden(start.text), "username": name, "password": PASSWORD})  # fmt: skip
+        allow = {**_hidden(login.text), "budget": "0.20", "duration": "3600", "decision": "allow"}
+        r = browser.post(f"{broker.url}/hosted/authorize", data=allow, allow_redirects=False)
+        code = re.search(r"code=([^&]+)", r.headers["location"]).group(1)  # type: ignore[union-attr]
+        offset[0] = 121
+        r = browser.get(f"{shop.url}/hosted/callback", params={"state": allow["state"], "code": code})
+        assert r.status_code == 400 and 'data-code="expired"' in r.text
+        assert broker.broker.core.db.query("SELECT COUNT(*) FROM hosted_grants")[0][0] == 0
+        offset[0] = 0
+        assert "access=" in authorize(browser, shop, name, "0.20").url  # 3 of 20 spent
+        offset[0] = 86401  # the helper asks for one day
+        shop.vendor.clock_offset = 86401
+        s = hosted_summary(broker, token)
+        [grant] = s["grants"]
+        assert grant["status"] == "ended" and grant["end_reason"] == "expired" and grant["spent"]["amount"] == 3
+        assert s["hosted_balance"]["amount"] == 197
+        r = browser.post(f"{shop.url}/hosted/buy/observatory-finds-comet", allow_redirects=False)
+        assert r.status_code == 400 and 'data-code="expired"' in r.text
+    finally:
+        shop.stop()
