@@ -292,7 +292,9 @@ class HostedService:
         self.expire_due(account_id)
         chain = self._pick_chain(account_id, budget)
         cid = chain["chain_id"]
-        self._end_active_grants(cid, "handed_on")  # the e-wallet moves: the last custodian releases first
+        for row in self.core.db.query("SELECT * FROM hosted_grants WHERE chain_id = ? AND status = 'active'", (cid,)):
+            # the e-wallet moves (or the same shop asks again): the last custodian releases first
+            self._end_grant(row, "renewed" if row["vendor_id"] == vendor_id else "handed_on")
         with self.core.db.tx() as c:
             h = c.execute("SELECT * FROM hosted_chains WHERE chain_id = ?", (cid,)).fetchone()
             ch = c.execute("SELECT * FROM chains WHERE chain_id = ?", (cid,)).fetchone()

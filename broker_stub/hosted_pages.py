@@ -247,7 +247,13 @@ def _parse_euros(text: str) -> int:
     return int(whole) * 100 + int((frac + "00")[:2])
 
 
-_ENDED = {"handed_on": "moved to another shop", "revoked": "revoked", "expired": "expired", "returned": "returned"}
+_ENDED = {
+    "handed_on": "moved to another shop",
+    "renewed": "replaced by a new budget",
+    "revoked": "revoked",
+    "expired": "expired",
+    "returned": "returned",
+}
 
 
 # -- the wallet page ---------------------------------------------------------------------------------------------

@@ -221,3 +221,18 @@ def test_expired_code_and_expired_grant(broker_factory: Callable[..., RunningBro
         assert r.status_code == 400 and 'data-code="expired"' in r.text
     finally:
         shop.stop()
+
+
+def test_same_shop_asks_again(broker: RunningBroker, vendor: RunningVendor) -> None:
+    """The shop's cookie is lost (another browser): the customer allows it again; the old grant ends through the
+    shop's own release and the new slice starts where it stopped, so no coin is granted twice."""
+    name, token = _customer(broker)
+    assert "access=" in _authorize(requests.Session(), vendor, name, "0.10").url  # 3
+    assert "access=" in _authorize(requests.Session(), vendor, name, "0.10", item="observatory-finds-comet").url  # 4
+    s = _hosted(broker, token)
+    new, old = sorted(s["grants"], key=lambda g: g["status"] != "active")
+    assert old["status"] == "ended" and old["end_reason"] == "renewed" and old["spent"]["amount"] == 3
+    assert new["status"] == "active" and new["budget"]["amount"] == 10
+    assert s["hosted_balance"]["amount"] == 200 - 3 - 10
+    grants = broker.broker.core.db.query("SELECT from_index, to_index FROM hosted_grants ORDER BY issued_at, rowid")
+    assert [tuple(g) for g in grants] == [(0, 10), (3, 13)]
