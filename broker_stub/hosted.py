@@ -30,11 +30,10 @@ from typing import Any
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from broker_stub.closing import ClosingService
-from broker_stub.core import BrokerCore, load_idempotent, request_hash, save_idempotent
+from broker_stub.core import BrokerCore, request_hash
 from broker_stub.issuing import IssuingService
 from broker_stub.points import verify_point, walk
 from broker_stub.vendors import VendorService, parse_signed
-from netpay.chain import new_chain_id, new_seed
 from netpay.encoding import FieldReader
 from netpay.errors import (
     CertificateExpired,
@@ -88,7 +87,13 @@ class _Sealer:
                 os.fsync(fd)
             finally:
                 os.close(fd)
-        self._aead = AESGCM(path.read_bytes())
+        self._key = path.read_bytes()
+        self._aead = AESGCM(self._key)
+
+    def derive(self, label: str, message: str) -> bytes:
+        """32 bytes only this broker can compute: HMAC-SHA256 under a key derived from the sealing key."""
+        key = hmac.new(self._key, b"netpay-hosted-derive", hashlib.sha256).digest()
+        return hmac.new(key, f"{label}|{message}".encode(), hashlib.sha256).digest()
 
     def seal(self, chain_id: str, seed: bytes) -> tuple[bytes, bytes]:
         nonce = secrets.token_bytes(12)
@@ -117,33 +122,31 @@ class HostedService:
         length = r.integer("length", 1)
         coin_value = Money.from_json(r.raw("coin_value"), "body.coin_value")
         r.done()
-        req = request_hash(data)
-        with self.core.db.tx() as c:
-            stored = load_idempotent(c, account_id, "hosted_chains", idem_key, req)
-        if stored is not None:
-            return stored
-        seed = new_seed()
-        chain_id = new_chain_id()
+        # Chain id and seed come from the request and its key (HMAC under the sealing key): a retry rebuilds the
+        # very same chain, so the sale's own idempotency (IssuingService) answers it, even after a crash between
+        # storing the seed and selling the chain.
+        req = request_hash({"account": account_id, "key": idem_key, "body": data})
+        chain_id = self._sealer.derive("chain-id", req)[:16]
+        seed = self._sealer.derive("seed", req)
         cid = chain_id.hex()
         touchstone = walk(chain_id, seed, length, 0) if length <= self.core.settings.chain_length_max else b"\0" * 32
         nonce, sealed = self._sealer.seal(cid, seed)
         with self.core.db.tx() as c:  # the seed first: a chain sold without its seed would be lost money
             c.execute(
                 "INSERT INTO hosted_chains (chain_id, account_id, seed_nonce, seed_sealed, free_index, created_at) "
-                "VALUES (?,?,?,?,0,?)",
+                "VALUES (?,?,?,?,0,?) ON CONFLICT DO NOTHING",
                 (cid, account_id, nonce, sealed, self.core.now()),
             )
         body = {"chain_id": cid, "touchstone": touchstone.hex(), "length": length, "coin_value": coin_value.to_json()}
         try:
             status, answer = self.issuing.purchase(account_id, body, "hosted:" + idem_key)
         except NetPayError:
-            with self.core.db.tx() as c:
-                c.execute("DELETE FROM hosted_chains WHERE chain_id = ?", (cid,))
+            with self.core.db.tx() as c:  # never sold: forget the seed
+                c.execute("DELETE FROM hosted_chains WHERE chain_id = ? AND chain_id NOT IN (SELECT chain_id FROM "
+                          "chains)", (cid,))  # fmt: skip
             raise
         result = {"chain_id": cid, "certificate": answer["certificate"], "balance": answer["balance"],
                   "hosted": self.summary(account_id)["hosted_balance"]}  # fmt: skip
-        with self.core.db.tx() as c:
-            save_idempotent(c, account_id, "hosted_chains", idem_key, req, status, result)
         return status, result
 
     def return_chain(self, account_id: str, chain_id: str) -> dict[str, Any]:

@@ -236,3 +236,28 @@ def test_same_shop_asks_again(broker: RunningBroker, vendor: RunningVendor) -> N
     assert s["hosted_balance"]["amount"] == 200 - 3 - 10
     grants = broker.broker.core.db.query("SELECT from_index, to_index FROM hosted_grants ORDER BY issued_at, rowid")
     assert [tuple(g) for g in grants] == [(0, 10), (3, 13)]
+
+
+def test_buying_hosted_coins_is_idempotent_and_sealed(broker: RunningBroker) -> None:
+    """The same request and key again: the same chain, paid once; the seed is stored sealed, never in clear."""
+    token = broker.new_customer("bob_" + secrets.token_hex(3), PASSWORD, topup=1000)
+    headers = {"Authorization": f"Bearer {token}", "Idempotency-Key": "buy-1"}
+    body = {"length": 300, "coin_value": {"amount": 1, "currency": "EUR"}}
+    first = broker.session.post(f"{broker.url}/v1/account/hosted/chains", json=body, headers=headers)
+    again = broker.session.post(f"{broker.url}/v1/account/hosted/chains", json=body, headers=headers)
+    assert first.status_code == again.status_code == 201
+    assert first.json()["chain_id"] == again.json()["chain_id"] and again.json()["balance"]["amount"] == 700
+    other = broker.session.post(f"{broker.url}/v1/account/hosted/chains", json={**body, "length": 5}, headers=headers)
+    assert other.status_code == 409 and other.json()["error"]["code"] == "idempotency_conflict"
+    too_much = broker.session.post(f"{broker.url}/v1/account/hosted/chains", json={**body, "length": 900},
+                                   headers={**headers, "Idempotency-Key": "buy-2"})  # fmt: skip
+    assert too_much.status_code == 402 and too_much.json()["error"]["code"] == "insufficient_funds"
+    db = broker.broker.core.db
+    assert db.query("SELECT COUNT(*) FROM hosted_chains")[0][0] == 1  # the refused sale left no seed
+    [row] = db.query("SELECT chain_id, seed_nonce, seed_sealed FROM hosted_chains")
+    assert len(bytes(row[2])) == 32 + 16  # AES-GCM: the 32-byte seed and a 16-byte tag
+    seed = broker.broker.hosted._sealer.open(row[0], bytes(row[1]), bytes(row[2]))
+    stored = b"".join(p.read_bytes() for p in broker.data_dir.glob("broker.sqlite3*"))
+    assert len(seed) == 32 and seed not in stored  # on disk only sealed
+    key = (broker.data_dir / "hosted.key").stat()
+    assert key.st_mode & 0o077 == 0
