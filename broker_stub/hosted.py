@@ -48,7 +48,7 @@ from netpay.messages import CustodyRelease, GrantRequest, HostedGrant
 from netpay.money import Money
 from netpay.signed import Signed
 
-__all__ = ["CODE_TTL_S", "DURATIONS", "HostedService", "pkce_challenge"]
+__all__ = ["CODE_TTL_S", "DURATIONS", "HostedService", "outside_grants", "pkce_challenge"]
 
 #: An authorization code is good for this long, once.
 CODE_TTL_S = 120
@@ -59,6 +59,33 @@ DURATIONS: dict[int, str] = {3600: "1 hour", 86400: "1 day", 7 * 86400: "7 days"
 def pkce_challenge(verifier: str) -> str:
     """The S256 code challenge of a PKCE verifier (RFC 7636 §4.2)."""
     return base64.urlsafe_b64encode(hashlib.sha256(verifier.encode("ascii")).digest()).rstrip(b"=").decode("ascii")
+
+
+def outside_grants(c: sqlite3.Connection, vendor_id: str, chain_id: str, from_index: int, to_index: int) -> str | None:
+    """Why coins ``from_index+1..to_index`` of a hosted chain are not ``vendor_id``'s to report or redeem, or None.
+
+    A vendor's coins of a hosted chain are those of its grants: up to the release index of an ended grant (the coins
+    above it went back to the hosted e-wallet, and on to the next vendor), up to the top of an active one (or of one
+    ended without a release). A vendor still knows the paywords of its whole old slice; this is what stops it from
+    spending the part it released. Chains that are not hosted: None (the custody rules apply as for any chain)."""
+    if c.execute("SELECT 1 FROM hosted_chains WHERE chain_id = ?", (chain_id,)).fetchone() is None:
+        return None
+    windows = sorted(
+        (int(g[0]), int(g[1]) if g[2] == "active" or g[3] is None else int(g[3]))
+        for g in c.execute(
+            "SELECT from_index, to_index, status, end_index FROM hosted_grants WHERE chain_id = ? AND vendor_id = ?",
+            (chain_id, vendor_id),
+        )
+    )
+    merged: list[list[int]] = []
+    for lo, hi in windows:  # adjacent slices (the same shop asked again) form one window
+        if merged and lo <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], hi)
+        else:
+            merged.append([lo, hi])
+    if any(lo <= from_index and to_index <= hi for lo, hi in merged):
+        return None
+    return f"coins {from_index + 1}..{to_index} of this hosted chain are outside this vendor's grants"
 
 
 def _code_hash(code: str) -> str:
