@@ -8,8 +8,8 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
-from broker_stub import home
-from broker_stub.routers import accounts, chains, custody, info, ledger, redemptions, revocations, vendors
+from broker_stub import home, hosted_pages
+from broker_stub.routers import accounts, chains, custody, hosted, info, ledger, redemptions, revocations, vendors
 from broker_stub.services import Broker
 from broker_stub.settings import BrokerSettings
 from netpay_web.http import BodyLimitMiddleware, install_error_handlers
@@ -33,8 +33,9 @@ def create_app(settings: BrokerSettings, broker: Broker | None = None) -> FastAP
     )
     app.state.broker = broker
     install_error_handlers(app)
-    for module in (info, accounts, chains, vendors, custody, redemptions, revocations, ledger):
+    for module in (info, accounts, chains, vendors, custody, redemptions, revocations, ledger, hosted):
         app.include_router(module.router)
     app.include_router(home.router)
+    app.include_router(hosted_pages.router)
     app.add_middleware(BodyLimitMiddleware, max_body=settings.max_body)
     return app

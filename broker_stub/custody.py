@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from broker_stub.core import BrokerCore, request_hash
+from broker_stub.hosted import outside_grants
 from broker_stub.points import verify_point
 from broker_stub.vendors import VendorService, parse_signed
 from netpay.errors import CertificateExpired, Forbidden, NetPayError, NotFound, ReplayedRequest, Revoked
@@ -36,6 +37,8 @@ class CustodyService:
                 raise Revoked("this chain is closed or revoked", chain_id=cid, status=chain["status"])
             if chain["expires_at"] <= self.core.now():
                 raise CertificateExpired("this chain's coin certificate has expired", chain_id=cid)
+            if c.execute("SELECT 1 FROM hosted_chains WHERE chain_id = ?", (cid,)).fetchone():
+                raise Forbidden("a hosted chain goes to vendors only through grants", chain_id=cid, reason="hosted")
             self.vendors.use_nonce(c, claim.vendor_id, claim.nonce, claim.claimed_at)
             previous = None
             if chain["custodian"] is not None and chain["custodian"] != claim.vendor_id:
@@ -93,6 +96,8 @@ class CustodyService:
                     ).fetchone()
                     if held is None:
                         raise Forbidden("this vendor never held custody of the chain", chain_id=cid)
+                    if (why := outside_grants(c, report.vendor_id, cid, entry.from_index, entry.to_index)) is not None:
+                        raise Forbidden(why, chain_id=cid, reason="outside_grant")
                     if chain["final_index"] is not None and entry.to_index > chain["final_index"]:
                         raise Revoked(
                             "the chain was closed below this index", chain_id=cid, final_index=chain["final_index"]

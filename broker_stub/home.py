@@ -33,7 +33,8 @@ ul {{ padding-left: 20px; }} a {{ color: #1d4ed8; }}
 <body><main>
 <h1>{name}</h1>
 <p class="lead">A NetPay broker: it sells e-coins to wallets, certifies shops and redeems what they earn.
-There is nothing to click here &mdash; customers use the NetPay Wallet, shops use the API.</p>
+Customers use the NetPay Wallet, or <a href="/wallet">their account's hosted e-wallet</a> on a phone; shops use the
+API.</p>
 <dl>
 <dt>Broker id</dt><dd>{broker_id}</dd>
 <dt>Key fingerprint</dt><dd>{fingerprint}</dd>

@@ -131,7 +131,8 @@ class IssuingService:
     def list_chains(self, account_id: str) -> dict[str, Any]:
         rows = self.core.db.query(
             "SELECT chain_id, certificate, status, custodian, reported_index, final_index, refund, revoked "
-            "FROM chains WHERE account_id = ? ORDER BY issued_at, chain_id",
+            "FROM chains WHERE account_id = ? AND chain_id NOT IN (SELECT chain_id FROM hosted_chains) "
+            "ORDER BY issued_at, chain_id",
             (account_id,),
         )
         return {

@@ -18,6 +18,7 @@ from typing import Any
 
 from broker_stub import ledger
 from broker_stub.core import BrokerCore, request_hash
+from broker_stub.hosted import outside_grants
 from broker_stub.ledger import Leg
 from broker_stub.points import verify_point
 from broker_stub.revocation import revoke
@@ -161,6 +162,8 @@ class RedemptionService:
             is None
         ):
             raise _Reject("not_custodian", "this vendor never held custody of the chain")
+        if (why := outside_grants(c, batch.vendor_id, cid, claim.from_index, claim.to_index)) is not None:
+            raise _Reject("not_custodian", why)  # a hosted chain: only the coins of this vendor's grants
         if chain[2] is not None and claim.to_index > chain[2]:
             raise _Reject(
                 "refunded",

@@ -6,6 +6,7 @@ from broker_stub.accounts import AccountService
 from broker_stub.closing import ClosingService
 from broker_stub.core import BrokerCore
 from broker_stub.custody import CustodyService
+from broker_stub.hosted import HostedService
 from broker_stub.issuing import IssuingService
 from broker_stub.payouts import PayoutService
 from broker_stub.redemption import RedemptionService
@@ -31,6 +32,7 @@ class Broker:
         self.revocations = RevocationService(self.core)
         self.closing = ClosingService(self.core, self.accounts)
         self.payouts = PayoutService(self.core, self.vendors)
+        self.hosted = HostedService(self.core, self.issuing, self.vendors, self.closing)
 
     def close(self) -> None:
         self.core.close()

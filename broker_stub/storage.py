@@ -98,8 +98,29 @@ CREATE TABLE refunds (
     UNIQUE (vendor_id, receipt_id));
 """
 
+# Hosted e-wallets (Mobile-NetPay): chains the broker generates and keeps for an account (seed sealed with AES-GCM
+# under a key file in the data dir), one-use authorization codes (only their hash kept), and grants: slices of a
+# hosted chain handed to a vendor. ``free_index``: coins above it have never been handed out.
+_V4 = """
+CREATE TABLE hosted_chains (
+    chain_id TEXT PRIMARY KEY, account_id TEXT NOT NULL REFERENCES accounts, seed_nonce BLOB NOT NULL,
+    seed_sealed BLOB NOT NULL, free_index INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL);
+CREATE INDEX hosted_chains_by_account ON hosted_chains (account_id);
+CREATE TABLE hosted_codes (
+    code_hash TEXT PRIMARY KEY, account_id TEXT NOT NULL, vendor_id TEXT NOT NULL, redirect_uri TEXT NOT NULL,
+    code_challenge TEXT NOT NULL, budget INTEGER NOT NULL, duration_s INTEGER NOT NULL, created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL, used_at INTEGER);
+CREATE TABLE hosted_grants (
+    grant_id TEXT PRIMARY KEY, account_id TEXT NOT NULL, vendor_id TEXT NOT NULL, chain_id TEXT NOT NULL,
+    from_index INTEGER NOT NULL, to_index INTEGER NOT NULL, coin_value INTEGER NOT NULL, issued_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL, status TEXT NOT NULL DEFAULT 'active', end_index INTEGER, ended_at INTEGER,
+    end_reason TEXT, wire TEXT NOT NULL);
+CREATE INDEX hosted_grants_by_account ON hosted_grants (account_id);
+CREATE INDEX hosted_grants_by_chain ON hosted_grants (chain_id, status);
+"""
+
 #: Migration i (1-based) brings the schema to version i. Append only; never edit a released one.
-MIGRATIONS: list[str] = [_V1, _V2, _V3]
+MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4]
 
 
 def open_database(target: Path | str) -> AnyDatabase:

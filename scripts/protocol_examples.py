@@ -27,6 +27,8 @@ from netpay.messages import (  # noqa: E402
     CoinCertificate,
     CustodyClaim,
     CustodyRelease,
+    GrantRequest,
+    HostedGrant,
     Payment,
     PaymentRefusal,
     Quote,
@@ -115,6 +117,34 @@ def examples() -> dict[str, object]:
         "custody_claim": Signed.sign(CustodyClaim("paper-lantern-cards", chain, "n-81f2", T + 59), CARDS).to_wire(),
         "release_request": Signed.sign(ReleaseRequest(chain, cards, "n-22c1", T + 59), CARDS).to_wire(),
         "custody_release": release.to_wire(),
+        # A hosted e-wallet: the newspaper redeems the customer's authorization code (with its PKCE verifier) and
+        # the broker grants it coins 9..16 of a hosted chain as W_16 (here the chain's seed, as the grant ends at
+        # the top).
+        "grant_request": Signed.sign(
+            GrantRequest(
+                "daily-planet",
+                "Zm9vYmFyYmF6cXV4cXV1eGNvcmdlZ3JhdWx0Z2FycGx5",
+                "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk",
+                f"{origin}/hosted/callback",
+                "n-4b7d",
+                T + 30,
+            ),
+            PLANET,
+        ).to_wire(),
+        "hosted_grant": Signed.sign(
+            HostedGrant(
+                "grant_5c0f1e2d",
+                "demo-broker",
+                "daily-planet",
+                chain,
+                8,
+                16,
+                bytes(range(0x20, 0x40)),
+                T + 31,
+                T + 86400,
+            ),
+            BROKER,
+        ).to_wire(),
         "close_request": Signed.sign(CloseRequest("demo-broker", chain, "n-9d0e", T + 900), BROKER).to_wire(),
         "spend_report": Signed.sign(
             SpendReport("rep-1", "daily-planet", (SpendEntry(chain, 0, 5, w5),), T + 4), PLANET

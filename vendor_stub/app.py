@@ -15,6 +15,7 @@ from netpay.errors import NotFound
 from netpay_web.http import BodyLimitMiddleware, error_response, install_error_handlers
 from vendor_stub.api import build_api
 from vendor_stub.catalog import Catalog
+from vendor_stub.hosted import GrantBook, build_hosted
 from vendor_stub.pages import build_pages
 from vendor_stub.paid_api import build_paid_api
 from vendor_stub.service import Vendor
@@ -68,6 +69,7 @@ def create_app(settings: VendorSettings, catalog: Catalog | None = None) -> Fast
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     app.include_router(build_api(vendor))
     app.include_router(build_paid_api(vendor))
+    app.include_router(build_hosted(vendor, GrantBook(vendor)))
     app.include_router(build_pages(vendor))
     app.add_middleware(BodyLimitMiddleware, max_body=settings.max_body)
     return app

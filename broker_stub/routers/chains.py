@@ -50,5 +50,7 @@ async def close(
         data = await json_body(request)
         if data != {}:
             raise MalformedMessage("the close request body must be {} (or empty)", field="body")
-    result: dict[str, Any] = await run(broker_of(request).closing.close, account_id, chain_id)
+    broker = broker_of(request)
+    await run(broker.hosted.refuse_hosted, chain_id)  # hosted chains return through their grants
+    result: dict[str, Any] = await run(broker.closing.close, account_id, chain_id)
     return result

@@ -12,6 +12,7 @@ they share). Everything is re-exported here: import from ``netpay.messages``.
 from netpay.messages.certificates import CoinCertificate, RevocationList, VendorCertificate
 from netpay.messages.custody import CloseRequest, CustodyClaim, CustodyRelease, ReleaseRequest
 from netpay.messages.fields import MAX_BATCH, MAX_SEGMENTS
+from netpay.messages.hosted import GrantRequest, HostedGrant
 from netpay.messages.purchase import BusinessModel, Payment, PaymentRefusal, Quote, Receipt, Segment, SegmentRef
 from netpay.messages.refunds import MAX_REASON, RefundDecision
 from netpay.messages.settlement import (
@@ -34,6 +35,8 @@ __all__ = [
     "CoinCertificate",
     "CustodyClaim",
     "CustodyRelease",
+    "GrantRequest",
+    "HostedGrant",
     "Payment",
     "PaymentRefusal",
     "Quote",

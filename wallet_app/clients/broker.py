@@ -51,6 +51,18 @@ class BrokerClient(JsonClient):
     def close_chain(self, token: str, chain_id: str) -> dict[str, Any]:
         return dict(self.request("POST", f"/v1/chains/{chain_id}/close", {}, headers=self._auth(token)))
 
+    def hosted(self, token: str) -> dict[str, Any]:
+        """``GET /v1/account/hosted``: the hosted e-wallet (balance, grants, chains)."""
+        return dict(self.request("GET", "/v1/account/hosted", headers=self._auth(token)))
+
+    def buy_hosted(self, token: str, idempotency_key: str, body: dict[str, Any]) -> dict[str, Any]:
+        """``POST /v1/account/hosted/chains``; safe to retry with the same key and body (bought once)."""
+        headers = {**self._auth(token), "Idempotency-Key": idempotency_key}
+        return dict(self.request("POST", "/v1/account/hosted/chains", body, headers=headers, idempotent=True))
+
+    def return_hosted(self, token: str, chain_id: str) -> dict[str, Any]:
+        return dict(self.request("POST", f"/v1/account/hosted/chains/{chain_id}/return", {}, headers=self._auth(token)))
+
     def revocations(self) -> Any:
         return self.request("GET", "/v1/revocations")
 

@@ -86,6 +86,8 @@ class AccountPanel(QWidget):
     top_up_requested = Signal(str)  # broker id
     cash_out_requested = Signal(str)
     recover_requested = Signal(str)
+    hosted_buy_requested = Signal(str)
+    hosted_return_requested = Signal(str)
 
     def __init__(self, account: Any, recoverable: list[Any], parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -110,6 +112,26 @@ class AccountPanel(QWidget):
         bid = account.broker_id
         self.top_up_button.clicked.connect(lambda: self.top_up_requested.emit(bid))
         self.cash_out_button.clicked.connect(lambda: self.cash_out_requested.emit(bid))
+
+        self.hosted_line: QLabel | None = None
+        hosted = getattr(account, "hosted", None)
+        if hosted is not None:  # the broker keeps a hosted e-wallet for phones and other computers
+            row = QHBoxLayout()
+            text = self.tr("Hosted e-wallet (phones, other computers): %1").replace("%1", hosted.balance.format())
+            if hosted.granted.amount:
+                text += "  ·  " + self.tr("granted to shops: %1").replace("%1", hosted.granted.format())
+            self.hosted_line = QLabel(text)
+            self.hosted_line.setWordWrap(True)
+            self.hosted_buy_button = QPushButton(self.tr("Move to hosted…"))
+            self.hosted_buy_button.setEnabled(account.balance.amount > 0)
+            self.hosted_return_button = QPushButton(self.tr("Return hosted…"))
+            self.hosted_return_button.setEnabled(bool(hosted.active_chains))
+            self.hosted_buy_button.clicked.connect(lambda: self.hosted_buy_requested.emit(bid))
+            self.hosted_return_button.clicked.connect(lambda: self.hosted_return_requested.emit(bid))
+            row.addWidget(self.hosted_line, 1)
+            row.addWidget(self.hosted_buy_button)
+            row.addWidget(self.hosted_return_button)
+            box.addLayout(row)
 
         waiting = [c for c in recoverable if c.status == "recovering"]
         lost = [c for c in recoverable if c.status != "recovering"]
@@ -267,6 +289,83 @@ class CashOutDialog(_AccountDialog):
     def work(self) -> tuple[Callable[..., Any], tuple[Any, ...], bool]:
         args = (self.account.broker_id, self.value(), self.card_row.card(), self.key())
         return self.backend.service.cash_out, args, False
+
+
+class HostedBuyDialog(WorkDialog):
+    """Move money from the broker account into the hosted e-wallet (no card: the account pays)."""
+
+    def __init__(self, backend: GuiBackend, account: Any, parent: QWidget | None = None) -> None:
+        super().__init__(
+            backend.bridge,
+            self.tr("Move to the hosted e-wallet"),
+            self.tr(
+                "The broker keeps these coins for you, to pay from a phone or any computer with nothing installed. "
+                "Shops get only the budget you allow each of them."
+            ),
+            self.tr("Move"),
+            parent,
+        )
+        self.backend = backend
+        self.account = account
+        self.amount = QLineEdit("5.00")
+        self.form.addRow(self.tr("Account"), QLabel(f"{account.username} @ {account.broker_name}"))
+        self.form.addRow(self.tr("Balance"), QLabel(account.balance.format()))
+        self.form.addRow(self.tr("Amount"), self.amount)
+        self._sent: tuple[str, str] | None = None
+        self.new_hosted: Money | None = None
+
+    def inputs(self) -> list[QWidget]:
+        return [self.amount]
+
+    def value(self) -> Money | None:
+        return parse_money(self.amount.text(), self.account.balance.currency)
+
+    def validate(self) -> str | None:
+        value = self.value()
+        if value is None or value.amount <= 0:
+            return self.tr("Enter an amount, e.g. 5.00.")
+        if value.amount > self.account.balance.amount:
+            return self.tr("The account holds %1; top it up first.").replace("%1", self.account.balance.format())
+        return None
+
+    def work(self) -> tuple[Callable[..., Any], tuple[Any, ...], bool]:
+        request = repr(self.value())
+        if self._sent is None or self._sent[0] != request:
+            self._sent = (request, secrets.token_hex(16))
+        return self.backend.service.buy_hosted, (self.account.broker_id, self.value(), self._sent[1]), False
+
+    def done_ok(self, result: Any) -> None:
+        self.new_hosted = result
+        self.accept()
+
+
+class HostedReturnDialog(WorkDialog):
+    """Return the hosted e-wallet to the broker account (shops' grants end; their unspent coins come back too)."""
+
+    def __init__(self, backend: GuiBackend, account: Any, parent: QWidget | None = None) -> None:
+        hosted = account.hosted
+        super().__init__(
+            backend.bridge,
+            self.tr("Return the hosted e-wallet"),
+            self.tr(
+                "The broker ends every shop's grant and refunds the coins nobody spent to your account. Shops you "
+                "allowed will ask again next time."
+            ),
+            self.tr("Return"),
+            parent,
+        )
+        self.backend = backend
+        self.account = account
+        self.form.addRow(self.tr("Hosted e-wallet"), QLabel(hosted.balance.format()))
+        self.form.addRow(self.tr("Granted to shops"), QLabel(hosted.granted.format()))
+        self.refund: Money | None = None
+
+    def work(self) -> tuple[Callable[..., Any], tuple[Any, ...], bool]:
+        return self.backend.service.return_hosted, (self.account.broker_id,), False
+
+    def done_ok(self, result: Any) -> None:
+        self.refund = result
+        self.accept()
 
 
 class RecoverDialog(WorkDialog):

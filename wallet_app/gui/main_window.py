@@ -137,6 +137,8 @@ class MainWindow(QMainWindow):
         self.brokers_page.add_requested.connect(self.add_broker)
         self.brokers_page.top_up_requested.connect(self.top_up)
         self.brokers_page.cash_out_requested.connect(self.cash_out)
+        self.brokers_page.hosted_buy_requested.connect(self.hosted_buy)
+        self.brokers_page.hosted_return_requested.connect(self.hosted_return)
         self.brokers_page.recover_requested.connect(self.recover)
         self.restore_done.connect(self._restored)
         # the broker accounts move without the wallet (refunds after a grace period, another device): re-read them
@@ -356,6 +358,28 @@ class MainWindow(QMainWindow):
         if account is None:
             return None
         self.account_dialog = CashOutDialog(self.backend, account, self)
+        self.account_dialog.accepted.connect(self.refresh)
+        self.account_dialog.open()
+        return self.account_dialog
+
+    def hosted_buy(self, broker_id: str) -> Any:
+        from wallet_app.gui.account import HostedBuyDialog
+
+        account = self._account(broker_id)
+        if account is None:
+            return None
+        self.account_dialog = HostedBuyDialog(self.backend, account, self)
+        self.account_dialog.accepted.connect(self.refresh)
+        self.account_dialog.open()
+        return self.account_dialog
+
+    def hosted_return(self, broker_id: str) -> Any:
+        from wallet_app.gui.account import HostedReturnDialog
+
+        account = self._account(broker_id)
+        if account is None or account.hosted is None:
+            return None
+        self.account_dialog = HostedReturnDialog(self.backend, account, self)
         self.account_dialog.accepted.connect(self.refresh)
         self.account_dialog.open()
         return self.account_dialog

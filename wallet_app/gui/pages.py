@@ -379,6 +379,8 @@ class BrokersPage(Page):
     add_requested = Signal()
     top_up_requested = Signal(str)  # broker id
     cash_out_requested = Signal(str)
+    hosted_buy_requested = Signal(str)
+    hosted_return_requested = Signal(str)
     recover_requested = Signal(str)
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -429,6 +431,8 @@ class BrokersPage(Page):
                 panel = AccountPanel(view, rec)
                 panel.top_up_requested.connect(self.top_up_requested)
                 panel.cash_out_requested.connect(self.cash_out_requested)
+                panel.hosted_buy_requested.connect(self.hosted_buy_requested)
+                panel.hosted_return_requested.connect(self.hosted_return_requested)
                 panel.recover_requested.connect(self.recover_requested)
                 self.panels[broker.broker_id] = panel
                 card.body.addWidget(panel)

@@ -19,7 +19,7 @@ from netpay.messages import CoinCertificate, VendorCertificate
 from netpay.money import Money
 from netpay.signed import Signed
 from wallet_app.services.brokers import BrokerDesk
-from wallet_app.services.types import AccountView, ActivityEntry, RecoverableChain, StatementLine
+from wallet_app.services.types import AccountView, ActivityEntry, HostedView, RecoverableChain, StatementLine
 from wallet_app.vault.store import Vault
 
 __all__ = ["AccountDesk", "RecoveryOutcome"]
@@ -47,6 +47,8 @@ class AccountDesk:
         self.desk = desk
         self.clock = clock
         self.lock = lock
+        #: The hosted e-wallet per broker, as fetched this session (not kept in the vault: the broker holds it).
+        self.hosted: dict[str, HostedView] = {}
 
     # ----- fetching -----------------------------------------------------------------------------------------------
     def _with_account(self) -> list[str]:
@@ -75,6 +77,7 @@ class AccountDesk:
         # already holds their refunds
         chains = self.desk.call(broker_id, lambda c, t: c.account_chains(t))
         statement = self.desk.call(broker_id, lambda c, t: c.statement(t))
+        self._fetch_hosted(broker_id)
         try:
             balance = _money(statement["balance"], "balance")
             entries = [
@@ -117,6 +120,42 @@ class AccountDesk:
                     "WHERE chain_id = ? AND status = 'closing'",
                     (refund, now, info["chain_id"]),
                 )
+
+    def _fetch_hosted(self, broker_id: str) -> None:
+        """Best effort: a broker without hosted e-wallets (or one that refuses) leaves the line out."""
+        try:
+            raw = self.desk.call(broker_id, lambda c, t: c.hosted(t))
+            view = HostedView(
+                balance=_money(raw["hosted_balance"], "hosted_balance"),
+                granted=_money(raw["granted"], "granted"),
+                active_chains=tuple(str(c["chain_id"]) for c in raw["chains"] if c["status"] == "active"),
+            )
+        except (NetPayError, KeyError, TypeError, ValueError):
+            self.hosted.pop(broker_id, None)
+            return
+        self.hosted[broker_id] = view
+
+    def buy_hosted(self, broker_id: str, amount: Money, idempotency_key: str) -> Money:
+        """Move ``amount`` of the account into the hosted e-wallet (coins of one minor unit the broker generates and
+        keeps); the new hosted balance. Retrying with the same key and amount is safe (bought once)."""
+        body = {"length": amount.amount, "coin_value": Money(1, amount.currency).to_json()}
+        answer = self.desk.call(broker_id, lambda c, t: c.buy_hosted(t, idempotency_key, body))
+        return _money(answer["hosted"], "hosted")
+
+    def return_hosted(self, broker_id: str) -> Money:
+        """Return every active hosted chain to the account (their grants end first); the total refunded."""
+        self._fetch_hosted(broker_id)
+        view = self.hosted.get(broker_id)
+        total = 0
+        currency = view.balance.currency if view else "EUR"
+        for chain_id in view.active_chains if view else ():
+
+            def give_back(c: Any, t: str, cid: str = chain_id) -> dict[str, Any]:
+                answer: dict[str, Any] = c.return_hosted(t, cid)
+                return answer
+
+            total += _money(self.desk.call(broker_id, give_back)["refund"], "refund").amount
+        return Money(total, currency)
 
     def _vendor_names(self, broker_id: str, vendor_ids: set[str]) -> dict[str, str]:
         """Display names of vendors as the broker certified them (best effort: a revoked or unknown vendor keeps
@@ -172,6 +211,7 @@ class AccountDesk:
                     for e in json.loads(r["statement_json"])
                 ),
                 fetched_at=r["fetched_at"],
+                hosted=self.hosted.get(r["broker_id"]),
             )
             for r in rows
         ]

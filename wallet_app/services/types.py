@@ -18,6 +18,7 @@ __all__ = [
     "BuyProgress",
     "ChainSummary",
     "CheckedQuote",
+    "HostedView",
     "PaidQuote",
     "PayVia",
     "RecoverableChain",
@@ -91,6 +92,16 @@ class StatementLine:
 
 
 @dataclass(frozen=True, slots=True)
+class HostedView:
+    """The account's hosted e-wallet at a broker: coins not yet granted, the unspent part of active grants, and the
+    chains that may be returned (those still active)."""
+
+    balance: Money
+    granted: Money
+    active_chains: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class AccountView:
     """The account at one broker as last fetched: balance and statement (newest last)."""
 
@@ -100,6 +111,8 @@ class AccountView:
     balance: Money
     entries: tuple[StatementLine, ...]
     fetched_at: int
+    #: The hosted e-wallet at this broker (for phones and other computers), as last fetched this session.
+    hosted: HostedView | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -254,6 +254,22 @@ class WalletService:
         self._account_moved(broker_id)
         return balance
 
+    def buy_hosted(self, broker_id: str, amount: Money, idempotency_key: str) -> Money:
+        """Move ``amount`` from the broker account into the hosted e-wallet; returns the new hosted balance."""
+        self._require()
+        self.touch()
+        hosted = self.account_desk.buy_hosted(broker_id, amount, idempotency_key)
+        self._account_moved(broker_id)
+        return hosted
+
+    def return_hosted(self, broker_id: str) -> Money:
+        """Return the hosted e-wallet's chains to the broker account; returns the amount refunded."""
+        self._require()
+        self.touch()
+        refund = self.account_desk.return_hosted(broker_id)
+        self._account_moved(broker_id)
+        return refund
+
     def recoverable_chains(self, broker_id: str | None = None, refresh: bool = True) -> list[RecoverableChain]:
         """Chains bought on the account(s) that this wallet does not hold (lost wallet, older backup) and that the
         broker has not closed; with ``refresh`` asks the broker first (HTTP)."""
