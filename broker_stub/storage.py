@@ -78,8 +78,27 @@ CREATE INDEX ledger_by_account ON ledger_entries (account, sub);
 CREATE INDEX ledger_by_txn ON ledger_entries (txn_id);
 """
 
+# 2: custody windows (each custodian's lower and upper index, and where each came from), claims refused for coins
+# outside the claimant's windows (the signed batch kept as evidence), and custody overlaps charged to the account that
+# bought the chain. Plain ALTER TABLE ... ADD COLUMN and CREATE TABLE, portable to PostgreSQL.
+_V2 = """
+ALTER TABLE custody ADD COLUMN lower_source TEXT NOT NULL DEFAULT 'reported';
+ALTER TABLE custody ADD COLUMN upper_index INTEGER;
+ALTER TABLE custody ADD COLUMN upper_source TEXT;
+CREATE TABLE refused_claims (
+    id INTEGER PRIMARY KEY, chain_id TEXT NOT NULL, vendor_id TEXT NOT NULL, batch_id TEXT NOT NULL,
+    from_index INTEGER NOT NULL, to_index INTEGER NOT NULL, reason TEXT NOT NULL, evidence TEXT NOT NULL,
+    request TEXT NOT NULL, at INTEGER NOT NULL);
+CREATE INDEX refused_claims_by_chain ON refused_claims (chain_id);
+CREATE TABLE custody_overlaps (
+    id INTEGER PRIMARY KEY, chain_id TEXT NOT NULL, account_id TEXT NOT NULL, vendor_id TEXT NOT NULL,
+    batch_id TEXT NOT NULL, from_index INTEGER NOT NULL, to_index INTEGER NOT NULL, amount INTEGER NOT NULL,
+    evidence TEXT NOT NULL, at INTEGER NOT NULL);
+CREATE INDEX custody_overlaps_by_account ON custody_overlaps (account_id);
+"""
+
 #: Migration i (1-based) brings the schema to version i. Append only; never edit a released one.
-MIGRATIONS: list[str] = [_V1]
+MIGRATIONS: list[str] = [_V1, _V2]
 
 
 def open_database(path: Path) -> Database:
