@@ -94,6 +94,12 @@ MIGRATIONS: list[str] = [
         processed_at INTEGER
     );
     """,
+    # 2: the custody window the broker gave this vendor (its number) and the broker-signed grant that named it the
+    # chain's custodian, shown to the previous custodian in the release request
+    """
+    ALTER TABLE chains ADD COLUMN custody_window INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE chains ADD COLUMN custody_grant TEXT;
+    """,
 ]
 
 
