@@ -48,34 +48,6 @@ def _vendors(b: RunningBroker, *names: str) -> list[TestVendor]:
     return out
 
 
-def test_a_later_custodian_cannot_take_the_coins_of_an_earlier_one(broker: RunningBroker) -> None:
-    """The issue's first scenario: A reports 1-12 at once, B takes custody at 12 and is paid 13-37, then claims 0-37."""
-    a, b = _vendors(broker, "a-shop", "b-shop")
-    token = broker.new_customer(topup=1000)
-    cert, trav = broker.buy_chain(token, length=100)
-    chain_id = cert.body.chain_id
-    _claim(broker, a, chain_id)
-    i12, w12 = trav.advance(12)
-    _report(broker, a, [(chain_id, 0, i12, w12)])  # "almost on-line"
-    grant = _claim(broker, b, chain_id)
-    assert grant["lower_bound"]["index"] == 12 and grant["previous"]["vendor_id"] == "a-shop"
-    i37, w37 = trav.advance(25)
-    greedy = _redeem(broker, b.batch([(chain_id, 0, i37, w37)]))
-    assert greedy.status_code == 200, greedy.text
-    res = greedy.json()["body"]["results"][0]
-    assert (res["status"], res["reason"], res["amount"]["amount"]) == ("accepted", "outside_custody", 25)
-    assert res["evidence"]["outside"] == [[0, 12]]
-    kept = broker.broker.core.db.one("SELECT reason, request FROM refused_claims")
-    assert kept is not None and kept["reason"] == "outside_custody" and '"batch_id"' in kept["request"]
-    honest = _redeem(broker, a.batch([(chain_id, 0, i12, w12)]))
-    assert honest.status_code == 200, honest.text
-    res = honest.json()["body"]["results"][0]
-    assert (res["status"], res["reason"], res["amount"]["amount"]) == ("accepted", None, 12)
-    assert _payable(broker, "a-shop") == 12 and _payable(broker, "b-shop") == 25
-    assert chain_id.hex() not in broker.session.get(f"{broker.url}/v1/revocations").json()["body"]["chains"]
-    _audit(broker)
-
-
 def test_claiming_after_releasing_is_outside_custody(broker: RunningBroker) -> None:
     a, b = _vendors(broker, "a-shop", "b-shop")
     token = broker.new_customer(topup=1000)
