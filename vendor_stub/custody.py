@@ -158,6 +158,10 @@ class ChainBook:
                 log.warning("previous custodian %s gave no release (%s); starting above the broker's lower bound %d",
                             previous_vendor, exc.code, lb_index)  # fmt: skip
                 base = (lb_index, lb_payword, "lower_bound" if lb_index else "touchstone", False)
+                if st.status is not None and st.last_index > lb_index:
+                    # custody comes back: the coins up to this vendor's own last index are spent for sure (it
+                    # accepted them itself), even if the broker's lower bound lags behind
+                    base = (st.last_index, st.last_payword, "lower_bound", False)
         index, payword, source, exact = base
         now = self._now()
 

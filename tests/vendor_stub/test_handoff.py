@@ -180,3 +180,20 @@ def test_a_release_needs_the_broker_grant_naming_the_requester(
     named = _ask(a, b, cid, b_grant)
     assert named.status_code == 200, named.text
     assert Signed.from_wire(named.json(), CustodyRelease).require_signer(a.vendor.key.public).last_index == 3
+
+
+def test_custody_coming_back_never_starts_below_what_the_vendor_itself_accepted(
+    broker: RunningBroker, vendor_factory: Callable[..., RunningVendor]
+) -> None:
+    """Found by the protocol model: a vendor taking a chain back while the custodian is down started at the broker's
+    lower bound, below coins it had accepted itself, and a customer re-spending them made it fail (500)."""
+    a = vendor_factory(background=False)
+    b = vendor_factory(catalog=CARDS, name="Paper Lantern Cards", background=False, release_timeout_s=0.5)
+    c = buy_known_chain(broker, n=100)
+    assert b.pay(payment_of(b.quote("thank-you-sunrise"), c.segment(0, 10))).status_code == 200
+    assert a.pay(payment_of(a.quote("night-market-returns"), c.segment(10, 13))).status_code == 200
+    a.stop()  # nothing was reported: the broker's lower bound is still 0
+    again = b.pay(payment_of(b.quote("thank-you-sunrise"), c.segment(0, 10)))
+    assert again.status_code == 409 and again.json()["error"]["code"] == "index_conflict", again.text
+    refusal = Signed.from_wire(again.json()["error"]["details"]["refusal"], PaymentRefusal).body
+    assert refusal.held == ((c.cert.body.chain_id, 10),)
