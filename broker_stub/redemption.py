@@ -206,8 +206,8 @@ class RedemptionService:
         reach = windows.effective_uppers(wins, chain[2] if chain[2] is not None else chain[0])
         inside = windows.covered(wins, reach, batch.vendor_id, claim.from_index, claim.to_index)
         outside = windows.subtract(claim.from_index, claim.to_index, inside)
-        window_evidence = [w.to_json(r) for w, r in zip(wins, reach, strict=True)]
         if not inside:
+            window_evidence = [w.to_json(r) for w, r in zip(wins, reach, strict=True)]
             evidence = {"outside": [list(p) for p in outside], "windows": window_evidence}
             self._keep_refused(c, signed, claim, "outside_custody", evidence, now)
             raise _Reject("outside_custody", "these coins are outside this vendor's custody windows", evidence, True)
@@ -237,6 +237,8 @@ class RedemptionService:
                     (cid, a, b, batch.vendor_id, batch.batch_id, (b - a) * value, now),
                 )
                 paid.from_coins += (b - a) * value
+        if overlaps or outside:
+            window_evidence = [w.to_json(r) for w, r in zip(wins, reach, strict=True)]
         if overlaps:
             evidence = self._overlap_evidence(c, cid, batch, claim, overlaps, window_evidence)
             for o in overlaps:
@@ -266,7 +268,11 @@ class RedemptionService:
             paid.reason, paid.evidence = "outside_custody", evidence
         top = inside[-1][1]
         if top > chain[3]:
-            point = c.execute("SELECT payword FROM chain_points WHERE chain_id = ? AND idx = ?", (cid, top)).fetchone()
+            point = (
+                (claim.payword,)
+                if top == claim.to_index
+                else c.execute("SELECT payword FROM chain_points WHERE chain_id = ? AND idx = ?", (cid, top)).fetchone()
+            )
             if point is not None:
                 c.execute(
                     "UPDATE chains SET reported_index = ?, reported_payword = ? WHERE chain_id = ?",
@@ -277,14 +283,15 @@ class RedemptionService:
     @staticmethod
     def _redeemed_by(c: sqlite3.Connection, cid: str, vendor_id: str, lo: int, hi: int) -> dict[str, Any] | None:
         """An earlier payment of these coins to ``vendor_id`` (from the chain or as an overlap), or None."""
-        for table in ("redeemed", "custody_overlaps"):
-            row = c.execute(
-                f"SELECT from_index, to_index, batch_id FROM {table} WHERE chain_id = ? AND vendor_id = ? "
-                "AND from_index < ? AND to_index > ? LIMIT 1",
-                (cid, vendor_id, hi, lo),
-            ).fetchone()
-            if row is not None:
-                return {"vendor_id": vendor_id, "from_index": row[0], "to_index": row[1], "batch_id": row[2]}
+        row = c.execute(
+            "SELECT from_index, to_index, batch_id FROM redeemed WHERE chain_id = ? AND vendor_id = ? "
+            "AND from_index < ? AND to_index > ? UNION ALL "
+            "SELECT from_index, to_index, batch_id FROM custody_overlaps WHERE chain_id = ? AND vendor_id = ? "
+            "AND from_index < ? AND to_index > ? LIMIT 1",
+            (cid, vendor_id, hi, lo, cid, vendor_id, hi, lo),
+        ).fetchone()
+        if row is not None:
+            return {"vendor_id": vendor_id, "from_index": row[0], "to_index": row[1], "batch_id": row[2]}
         return None
 
     @staticmethod
