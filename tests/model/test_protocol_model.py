@@ -63,7 +63,8 @@ from vendor_stub.service import key_path
 
 #: The long run's number of steps (moves actually made; rules that find nothing to do are not counted).
 STEPS = int(os.environ.get("NETPAY_MODEL_STEPS", "0") or 0)
-STEPS_PER_RUN = 50
+#: Most steps in one run: short runs by default, long ones in the long run (fewer set-ups for the same steps).
+STEPS_PER_RUN = 200 if STEPS else 50
 LENGTH = 120
 
 DOC = (Path(__file__).resolve().parents[2] / "docs" / "protocol.md").read_text()
@@ -609,7 +610,7 @@ def test_protocol_model(world: World) -> None:
         run_state_machine_as_test(
             ProtocolModel,
             settings=settings(
-                max_examples=max(1, left // 30) if STEPS else 10,
+                max_examples=max(1, left // 60) if STEPS else 10,
                 stateful_step_count=STEPS_PER_RUN,
                 deadline=None,
                 suppress_health_check=list(HealthCheck),
