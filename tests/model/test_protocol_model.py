@@ -72,6 +72,7 @@ DOC = (Path(__file__).resolve().parents[2] / "docs" / "protocol.md").read_text()
 DOCUMENTED = set(re.findall(r"^\| `([a-z_]+)` \|", DOC, re.M))
 
 STATS: Counter[str] = Counter()
+STARTED = [0.0]
 
 
 @dataclass
@@ -173,6 +174,9 @@ class ProtocolModel(RuleBasedStateMachine):
     def step(self, name: str) -> None:
         STATS["steps"] += 1
         STATS[f"move {name}"] += 1
+        if STEPS and STATS["steps"] % 500 == 0:  # the long run shows how far it got
+            print(f"protocol model progress: {STATS['steps']} steps, {STATS['dishonest moves']} dishonest moves, "
+                  f"{STATS['checks']} invariant checks, {time.monotonic() - STARTED[0]:.0f} s", flush=True)  # fmt: skip
 
     def dishonest(self, name: str) -> None:
         STATS["dishonest moves"] += 1
@@ -602,7 +606,7 @@ class ProtocolModel(RuleBasedStateMachine):
 @pytest.mark.timeout(0 if STEPS else 300)
 def test_protocol_model(world: World) -> None:
     ProtocolModel.world = world
-    started = time.monotonic()
+    started = STARTED[0] = time.monotonic()
     STATS.clear()
     # The default run is the same every time (derandomized); the long run draws new runs until it made STEPS moves.
     while True:
