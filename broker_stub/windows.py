@@ -137,15 +137,17 @@ def record_release(c: sqlite3.Connection, cid: str, released_by: str, released_t
     on, which the releasing vendor's own reports had reached), ``conflicting`` (another release for that hand-off).
     """
     windows = load(c, cid)
-    pair = None
-    for prev, nxt in itertools.pairwise(windows):
-        if prev.vendor_id == released_by and nxt.vendor_id == released_to and prev.lower <= last_index:
-            pair = (prev, nxt)
-    if pair is None:
-        return "no_handoff"
-    prev, nxt = pair
-    if prev.upper_source == "release":
-        return "known" if prev.upper == last_index else "conflicting"
+    pairs = [
+        (prev, nxt)
+        for prev, nxt in itertools.pairwise(windows)
+        if prev.vendor_id == released_by and nxt.vendor_id == released_to and prev.lower <= last_index
+    ]
+    if any(prev.upper_source == "release" and prev.upper == last_index for prev, _ in pairs):
+        return "known"  # (a hand-off with no coin in between can share its index with a later one)
+    open_pairs = [(prev, nxt) for prev, nxt in pairs if prev.upper_source != "release"]
+    if not open_pairs:
+        return "conflicting" if pairs else "no_handoff"
+    prev, nxt = open_pairs[-1]
     if prev.upper is not None and last_index < prev.upper:
         return "below_handed"
     c.execute(

@@ -169,3 +169,31 @@ def test_an_overlap_larger_than_the_balance_leaves_it_negative_and_owed(broker: 
     assert (refused.status_code, refused.json()["error"]["code"]) == (402, "insufficient_funds")
     audit = _audit(broker)
     assert audit["checks"]["overlaps_charged"] is True
+
+
+def test_a_release_sent_again_is_known_even_when_a_later_hand_off_starts_at_its_index(broker: RunningBroker) -> None:
+    """Found by the protocol model: A → B → A → B where B took no coin, so A's second window starts at the first
+    release's index; sending that first release again was refused as conflicting with the second."""
+    a, b = _vendors(broker, "a-shop", "b-shop")
+    token = broker.new_customer(topup=1000)
+    cert, trav = broker.buy_chain(token, length=100)
+    chain_id = cert.body.chain_id
+    _claim(broker, a, chain_id)
+    i5, w5 = trav.advance(5)
+    _claim(broker, b, chain_id)
+    first = Signed.sign(CustodyRelease(chain_id, "a-shop", "b-shop", i5, w5, a.now()), a.key)
+    url = f"{broker.url}/v1/custody/releases"
+    assert broker.session.post(url, json=first.to_wire()).json()["recorded"] is True
+    _claim(broker, a, chain_id)
+    back = Signed.sign(CustodyRelease(chain_id, "b-shop", "a-shop", i5, w5, b.now()), b.key)  # B took nothing
+    assert broker.session.post(url, json=back.to_wire()).json()["recorded"] is True
+    i9, w9 = trav.advance(4)
+    _claim(broker, b, chain_id)
+    second = Signed.sign(CustodyRelease(chain_id, "a-shop", "b-shop", i9, w9, a.now()), a.key)
+    assert broker.session.post(url, json=second.to_wire()).json()["recorded"] is True
+    before = broker.broker.core.db.dump()
+    for again in (first, second):
+        resp = broker.session.post(url, json=again.to_wire())
+        assert resp.status_code == 200 and resp.json()["recorded"] is False, resp.text
+    assert broker.broker.core.db.dump() == before
+    _audit(broker)
