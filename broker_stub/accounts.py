@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import hmac
+import json
 import re
 import secrets
 import time
@@ -142,10 +143,22 @@ class AccountService:
                 "amount": self.core.money(-int(r[2])).to_json(),
                 "description": r[3],
                 "ref": r[4],
+                **({"evidence": self._overlap_evidence(r[4])} if r[1] == "custody_overlap" else {}),
             }
             for r in rows
         ]
         return {"entries": entries, "balance": self.balance(account_id).to_json()}
+
+    def _overlap_evidence(self, ref: str) -> Any:
+        """The evidence of a custody-overlap charge (ref ``chain/vendor/batch/from_index``): both claims, the
+        custody windows, the releases."""
+        chain_id, vendor_id, batch_id, from_index = ref.rsplit("/", 3)
+        row = self.core.db.one(
+            "SELECT evidence FROM custody_overlaps WHERE chain_id = ? AND vendor_id = ? AND batch_id = ? "
+            "AND from_index = ?",
+            (chain_id, vendor_id, batch_id, int(from_index)),
+        )
+        return json.loads(row[0]) if row is not None else None
 
     def parse_amount(self, raw: Any, field: str) -> Money:
         amount = Money.from_json(raw, field)

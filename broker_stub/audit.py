@@ -3,7 +3,8 @@
 Checks: every ledger transaction sums to zero and so do all accounts; coins issued = redeemed + refunded +
 outstanding (face values, from the chain records) and outstanding equals the ledger's ``coins_outstanding``; no
 coin is paid twice (no two redeemed ranges of a chain overlap); no chain has more coins redeemed plus refunded than
-it holds, nor a redeemed coin above its final index; no customer balance is negative.
+it holds, nor a redeemed coin above its final index; no customer balance is negative except by a custody-overlap
+charge; every custody overlap paid to a vendor was charged to the buyer's account.
 """
 
 from __future__ import annotations
@@ -46,17 +47,26 @@ def audit_report(core: BrokerCore) -> dict[str, Any]:
         negative = int(
             conn.execute(
                 "SELECT COUNT(*) FROM (SELECT sub, SUM(amount) AS s FROM ledger_entries "
-                "WHERE account = 'customer_funds' GROUP BY sub) AS balances WHERE s > 0"
+                "WHERE account = 'customer_funds' GROUP BY sub) AS balances WHERE s > 0 "
+                "AND sub NOT IN (SELECT account_id FROM custody_overlaps)"
+            ).fetchone()[0]
+        )
+        overlap_coins = int(conn.execute("SELECT COALESCE(SUM(amount), 0) FROM custody_overlaps").fetchone()[0])
+        overlap_charged = int(
+            conn.execute(
+                "SELECT COALESCE(SUM(e.amount), 0) FROM ledger_entries e JOIN ledger_txns t ON t.txn_id = e.txn_id "
+                "WHERE t.kind = 'custody_overlap' AND e.account = 'customer_funds'"
             ).fetchone()[0]
         )
     outstanding = -tb.accounts["coins_outstanding"]
     checks = {
         "ledger_balanced": tb.balanced,
-        "coins_conserved": issued == redeemed + refunded + outstanding,
+        "coins_conserved": issued + overlap_charged == redeemed + overlap_coins + refunded + outstanding,
         "no_coin_paid_twice": overlaps == 0,
         "no_refunded_coin_redeemed": beyond == 0,
         "no_chain_overdrawn": overdrawn == 0,
         "no_negative_customer_balance": negative == 0,
+        "overlaps_charged": overlap_coins == overlap_charged,
     }
     return {
         "balanced": all(checks.values()),
@@ -65,6 +75,13 @@ def audit_report(core: BrokerCore) -> dict[str, Any]:
         "total": tb.total,
         "transactions": tb.transactions,
         "unbalanced_transactions": tb.unbalanced_txns,
-        "coins": {"issued": issued, "redeemed": redeemed, "refunded": refunded, "outstanding": outstanding},
+        "coins": {
+            "issued": issued,
+            "redeemed": redeemed,
+            "refunded": refunded,
+            "outstanding": outstanding,
+            "overlaps_paid": overlap_coins,
+            "overlaps_charged": overlap_charged,
+        },
         "checks": checks,
     }

@@ -16,7 +16,7 @@ from typing import Any
 
 import requests
 
-from broker_stub import ledger
+from broker_stub import ledger, windows
 from broker_stub.accounts import AccountService
 from broker_stub.core import BrokerCore
 from broker_stub.ledger import Leg
@@ -151,6 +151,7 @@ class ClosingService:
                 f"Returned {int(chain['length']) - final} unspent coins (chain {chain_id[:8]})",
                 [Leg("coins_outstanding", refund), Leg("customer_funds", -refund, chain["account_id"])],
             )
+        windows.close_window(c, chain_id, final)
         revoke(c, "chain", chain_id, "closed", now)
 
     def _answer(self, account_id: str, chain_id: str) -> dict[str, Any]:

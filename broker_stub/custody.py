@@ -1,23 +1,38 @@
-"""Custody claims and spend reports: who holds each chain, and a verified lower bound of its index."""
+"""Custody claims, releases and spend reports: who holds each chain in which window, and a verified lower bound of
+its index (see :mod:`broker_stub.windows`)."""
 
 from __future__ import annotations
 
 import json
+import sqlite3
 from typing import Any
 
+from broker_stub import windows
 from broker_stub.core import BrokerCore, request_hash
 from broker_stub.hosted import outside_grants
 from broker_stub.points import verify_point
 from broker_stub.vendors import VendorService, parse_signed
-from netpay.errors import CertificateExpired, Forbidden, NetPayError, NotFound, ReplayedRequest, Revoked
-from netpay.messages import CustodyClaim, SpendReport
+from netpay.errors import (
+    CertificateExpired,
+    Conflict,
+    Forbidden,
+    InvalidPayword,
+    MalformedMessage,
+    NetPayError,
+    NotFound,
+    ReplayedRequest,
+    Revoked,
+)
+from netpay.keys import VerifyKey
+from netpay.messages import CustodyClaim, CustodyGrant, CustodyRelease, SpendReport
+from netpay.signed import Signed
 from netpay_web.db import lock_keys
 
 __all__ = ["CustodyService"]
 
 
 class CustodyService:
-    """``POST /v1/custody/claims`` and ``POST /v1/spend-reports``."""
+    """``POST /v1/custody/claims``, ``POST /v1/custody/releases`` and ``POST /v1/spend-reports``."""
 
     def __init__(self, core: BrokerCore, vendors: VendorService) -> None:
         self.core = core
@@ -40,25 +55,71 @@ class CustodyService:
             if c.execute("SELECT 1 FROM hosted_chains WHERE chain_id = ?", (cid,)).fetchone():
                 raise Forbidden("a hosted chain goes to vendors only through grants", chain_id=cid, reason="hosted")
             self.vendors.use_nonce(c, claim.vendor_id, claim.nonce, claim.claimed_at)
+            now = self.core.now()
             previous = None
+            grant = None
             if chain["custodian"] is not None and chain["custodian"] != claim.vendor_id:
                 prev = c.execute(
                     "SELECT vendor_id, api_url FROM vendors WHERE vendor_id = ?", (chain["custodian"],)
                 ).fetchone()
                 previous = {"vendor_id": prev["vendor_id"], "api_url": prev["api_url"]}
             if chain["custodian"] != claim.vendor_id:
-                seq = c.execute("SELECT COUNT(*) FROM custody WHERE chain_id = ?", (cid,)).fetchone()[0]
-                c.execute(
-                    "INSERT INTO custody (chain_id, seq, vendor_id, claimed_at, lower_index) VALUES (?,?,?,?,?)",
-                    (cid, seq + 1, claim.vendor_id, self.core.now(), chain["reported_index"]),
-                )
+                seq = windows.open_window(c, cid, claim.vendor_id, chain["reported_index"], now)
                 c.execute("UPDATE chains SET custodian = ? WHERE chain_id = ?", (claim.vendor_id, cid))
+            else:
+                seq = int(c.execute("SELECT MAX(seq) FROM custody WHERE chain_id = ?", (cid,)).fetchone()[0])
+            if previous is not None:
+                grant = Signed.sign(
+                    CustodyGrant(claim.chain_id, claim.vendor_id, previous["vendor_id"], seq, chain["reported_index"],
+                                 now),
+                    self.core.key,
+                ).to_wire()  # fmt: skip
         return {
             "chain_id": cid,
             "custodian": claim.vendor_id,
             "previous": previous,
             "lower_bound": {"index": chain["reported_index"], "payword": bytes(chain["reported_payword"]).hex()},
+            "window": seq,
+            "grant": grant,
         }
+
+    def release(self, data: Any) -> dict[str, Any]:
+        """Record a custodian's signed release (sent by either vendor of the hand-off): it bounds both windows."""
+        release = Signed.from_wire(data, CustodyRelease, "body")
+        with self.core.db.tx() as c:
+            lock_keys(c, f"chain:{release.body.chain_id.hex()}")
+            outcome = self.record_release(c, release)
+            if outcome not in ("recorded", "known"):
+                raise Conflict(f"this release does not fit the chain's custody ({outcome})", reason=outcome)
+            return {"chain_id": release.body.chain_id.hex(), "recorded": outcome == "recorded"}
+
+    @staticmethod
+    def record_release(c: sqlite3.Connection, release: Signed[CustodyRelease]) -> str:
+        """Check a release (signed by the vendor it names, payword on the chain) and bound the windows it ends and
+        starts. Raises for a release that is not genuine; returns :func:`broker_stub.windows.record_release`'s
+        outcome otherwise."""
+        rel = release.body
+        cid = rel.chain_id.hex()
+        chain = c.execute("SELECT length FROM chains WHERE chain_id = ?", (cid,)).fetchone()
+        if chain is None:
+            raise NotFound("no such chain", chain_id=cid)
+        key = c.execute("SELECT public_key FROM vendors WHERE vendor_id = ?", (rel.released_by,)).fetchone()
+        if key is None or release.signer != VerifyKey.from_hex(key[0]):
+            raise MalformedMessage("the release is not signed by the vendor it names", field="release")
+        if rel.last_index > chain[0] or rel.released_to == "broker":
+            raise MalformedMessage("the release is beyond the chain or not to a vendor", field="release")
+        try:
+            verify_point(c, cid, rel.last_index, rel.last_payword)
+        except InvalidPayword:
+            raise MalformedMessage("the release's payword is not on the chain", field="release.last_payword") from None
+        outcome = windows.record_release(c, cid, rel.released_by, rel.released_to, rel.last_index)
+        if outcome in ("recorded", "known"):
+            c.execute(
+                "INSERT INTO releases (chain_id, released_by, released_to, last_index, wire) "
+                "VALUES (?,?,?,?,?) ON CONFLICT DO NOTHING",
+                (cid, rel.released_by, rel.released_to, rel.last_index, json.dumps(release.to_wire())),
+            )
+        return outcome
 
     def spend_report(self, data: Any) -> dict[str, Any]:
         signed = parse_signed(data, SpendReport)

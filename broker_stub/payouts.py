@@ -39,11 +39,14 @@ class PayoutService:
             paid = conn.execute(
                 "SELECT COALESCE(SUM(amount), 0) FROM payouts WHERE vendor_id = ?", (vendor_id,)
             ).fetchone()[0]
-            coins, redeemed = conn.execute(
-                "SELECT COALESCE(SUM(to_index - from_index), 0), COALESCE(SUM(amount), 0) FROM redeemed "
-                "WHERE vendor_id = ?",
-                (vendor_id,),
-            ).fetchone()
+            coins, redeemed = 0, 0
+            for table in ("redeemed", "custody_overlaps"):  # coins of custody overlaps are paid too
+                row = conn.execute(
+                    f"SELECT COALESCE(SUM(to_index - from_index), 0), COALESCE(SUM(amount), 0) FROM {table} "
+                    "WHERE vendor_id = ?",
+                    (vendor_id,),
+                ).fetchone()
+                coins, redeemed = coins + int(row[0]), redeemed + int(row[1])
         return {
             "vendor_id": vendor_id,
             "payable": self.core.money(payable).to_json(),

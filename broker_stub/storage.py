@@ -119,8 +119,27 @@ CREATE INDEX hosted_grants_by_account ON hosted_grants (account_id);
 CREATE INDEX hosted_grants_by_chain ON hosted_grants (chain_id, status);
 """
 
+# 5: custody windows (each custodian's lower and upper index, and where each came from), claims refused for coins
+# outside the claimant's windows (the signed batch kept as evidence), and custody overlaps charged to the account that
+# bought the chain. Plain ALTER TABLE ... ADD COLUMN and CREATE TABLE, portable to PostgreSQL.
+_V5 = """
+ALTER TABLE custody ADD COLUMN lower_source TEXT NOT NULL DEFAULT 'reported';
+ALTER TABLE custody ADD COLUMN upper_index INTEGER;
+ALTER TABLE custody ADD COLUMN upper_source TEXT;
+CREATE TABLE refused_claims (
+    id INTEGER PRIMARY KEY, chain_id TEXT NOT NULL, vendor_id TEXT NOT NULL, batch_id TEXT NOT NULL,
+    from_index INTEGER NOT NULL, to_index INTEGER NOT NULL, reason TEXT NOT NULL, evidence TEXT NOT NULL,
+    request TEXT NOT NULL, at INTEGER NOT NULL);
+CREATE INDEX refused_claims_by_chain ON refused_claims (chain_id);
+CREATE TABLE custody_overlaps (
+    id INTEGER PRIMARY KEY, chain_id TEXT NOT NULL, account_id TEXT NOT NULL, vendor_id TEXT NOT NULL,
+    batch_id TEXT NOT NULL, from_index INTEGER NOT NULL, to_index INTEGER NOT NULL, amount INTEGER NOT NULL,
+    evidence TEXT NOT NULL, at INTEGER NOT NULL);
+CREATE INDEX custody_overlaps_by_account ON custody_overlaps (account_id);
+"""
+
 #: Migration i (1-based) brings the schema to version i. Append only; never edit a released one.
-MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4]
+MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4, _V5]
 
 
 def open_database(target: Path | str) -> AnyDatabase:

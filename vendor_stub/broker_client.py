@@ -79,6 +79,10 @@ class BrokerClient:
             raise PeerUnavailable("custody answer is not an object")
         return data
 
+    def submit_release(self, release: Signed[CustodyRelease]) -> Any:
+        """Tell the broker about a release (it bounds the custody windows of the hand-off)."""
+        return self.post("/v1/custody/releases", release.to_wire())
+
     def report_spends(self, report: Signed[SpendReport]) -> Any:
         return self.post("/v1/spend-reports", report.to_wire())
 

@@ -1,10 +1,16 @@
 """Custody of chains: which chains this vendor holds, up to which index, and hand-offs between vendors.
 
 A chain is held by at most one vendor. The first time a chain is offered, the vendor claims it at the broker; if the
-broker names a previous custodian, the vendor asks it for a signed release (its last index and payword). If the
-previous custodian cannot be reached, the vendor starts from the broker's lower bound (the last index that vendor
-reported) and accepts any segment above it; overlap is caught at redemption. Each chain has a lock: payments,
-releases and closes on one chain run one at a time.
+broker names a previous custodian, the vendor asks it for a signed release (its last index and payword), showing the
+broker-signed custody grant that names it the next custodian, and passes the release on to the broker (it bounds both
+custody windows). If the previous custodian cannot be reached, the vendor starts from the broker's lower bound (the
+last index that vendor reported) and accepts any segment above it; overlap is settled at redemption.
+
+Custody can come back: a chain this vendor released (or one it still thinks it holds, offered above its index after
+another vendor took it while this one was down) is claimed again, which opens a new custody window at the broker.
+
+A custodian releases a chain only to the vendor a broker-signed grant names as its successor, for a window after its
+own. Each chain has a lock: payments, releases and closes on one chain run one at a time.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from netpay.chain import verify_paywords
 from netpay.encoding import FieldReader
 from netpay.errors import (
     CustodyConflict,
+    Forbidden,
     MalformedMessage,
     NetPayError,
     NotFound,
@@ -31,7 +38,14 @@ from netpay.errors import (
     UntrustedSigner,
 )
 from netpay.keys import SigningKey
-from netpay.messages import CloseRequest, CoinCertificate, CustodyClaim, CustodyRelease, ReleaseRequest
+from netpay.messages import (
+    CloseRequest,
+    CoinCertificate,
+    CustodyClaim,
+    CustodyGrant,
+    CustodyRelease,
+    ReleaseRequest,
+)
 from netpay.signed import Signed
 from vendor_stub.broker_client import BrokerClient, request_release
 from vendor_stub.storage import Store
@@ -57,6 +71,7 @@ class ChainState:
     exact: bool = True
     released_to: str | None = None
     release: dict[str, Any] | None = None
+    window: int = 0
 
 
 class ChainBook:
@@ -94,11 +109,14 @@ class ChainBook:
             st.exact = bool(row["exact"])
             st.released_to = row["released_to"]
             st.release = _json(row["release"])
+            st.window = int(row["custody_window"])
         st.loaded = True
 
     # -- taking custody ---------------------------------------------------------------------------------------
-    def acquire(self, st: ChainState, cert: Signed[CoinCertificate]) -> None:
-        """Take custody of a chain never seen before (``st.lock`` held). Raises CustodyConflict/PeerUnavailable."""
+    def acquire(self, st: ChainState, cert: Signed[CoinCertificate]) -> bool:
+        """Take custody of a chain (``st.lock`` held): one never seen, or one released or lost before (custody comes
+        back). Returns False when the broker says this vendor holds it already (nothing changes). Raises
+        CustodyConflict/PeerUnavailable."""
         body = cert.body
         claim = Signed.sign(CustodyClaim(self.vendor_id, body.chain_id, secrets.token_hex(16), self._now()), self._key)
         answer = self._broker.claim_custody(claim)
@@ -109,10 +127,15 @@ class ChainBook:
             lb = FieldReader(r.raw("lower_bound"), "custody.lower_bound")
             lb_index = lb.integer("index", 0, body.length)
             lb_payword = lb.hex("payword", 32)
+            window = r.integer("window", 1, 1 << 30, optional=True) or 0
+            grant_raw = r.raw("grant", optional=True)
+            grant = Signed.from_wire(grant_raw, CustodyGrant, "custody.grant") if grant_raw is not None else None
         except MalformedMessage as exc:
             raise PeerUnavailable(f"the broker's custody answer is malformed: {exc.message}") from None
         if custodian != self.vendor_id:
             raise CustodyConflict("the broker gave this chain to another vendor", custodian=custodian)
+        if st.status == "held" and prev is None:
+            return False  # still this vendor's (a gap in the customer's payments, not a hand-off)
         if lb_index == 0 and not hmac.compare_digest(lb_payword, body.touchstone):
             raise PeerUnavailable("the broker's lower bound does not match the touchstone")
         base = (lb_index, lb_payword, "touchstone" if lb_index == 0 else "lower_bound", lb_index == 0)
@@ -121,39 +144,61 @@ class ChainBook:
         if isinstance(prev, dict) and prev.get("vendor_id") not in (None, self.vendor_id):
             previous_vendor = str(prev.get("vendor_id"))
             try:
-                release = self._ask_release(body, previous_vendor, str(prev.get("api_url", "")), lb_index, lb_payword)
+                release = self._ask_release(
+                    body, previous_vendor, str(prev.get("api_url", "")), lb_index, lb_payword, grant
+                )
                 rb = release.body
                 base = (rb.last_index, rb.last_payword, "release", True)
                 base_release = release.to_wire()
+                try:  # the broker bounds both custody windows by it; redemption attaches it again
+                    self._broker.submit_release(release)
+                except NetPayError as exc:
+                    log.warning("could not pass the release of %s on to the broker (%s)", previous_vendor, exc.code)
             except NetPayError as exc:
                 log.warning("previous custodian %s gave no release (%s); starting above the broker's lower bound %d",
                             previous_vendor, exc.code, lb_index)  # fmt: skip
                 base = (lb_index, lb_payword, "lower_bound" if lb_index else "touchstone", False)
+                if st.status is not None and st.last_index > lb_index:
+                    # custody comes back: the coins up to this vendor's own last index are spent for sure (it
+                    # accepted them itself), even if the broker's lower bound lags behind
+                    base = (st.last_index, st.last_payword, "lower_bound", False)
         index, payword, source, exact = base
         now = self._now()
+
+        grant_text = json.dumps(grant.to_wire()) if grant is not None else None
 
         def write(c: sqlite3.Connection) -> None:
             c.execute(
                 "INSERT INTO chains (chain_id, certificate, coin_value, currency, status, base_index, base_payword,"
-                " base_source, base_release, previous_vendor, last_index, last_payword, exact, acquired_at)"
-                " VALUES (?, ?, ?, ?, 'held', ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (chain_id) DO NOTHING",
+                " base_source, base_release, previous_vendor, last_index, last_payword, exact, acquired_at,"
+                " custody_window, custody_grant) VALUES (?, ?, ?, ?, 'held', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (chain_id) DO UPDATE SET status = 'held', released_to = NULL, release = NULL,"
+                " released_at = NULL, base_index = excluded.base_index,"
+                " base_payword = excluded.base_payword, base_source = excluded.base_source,"
+                " base_release = excluded.base_release, previous_vendor = excluded.previous_vendor,"
+                " last_index = excluded.last_index, last_payword = excluded.last_payword, exact = excluded.exact,"
+                " acquired_at = excluded.acquired_at, custody_window = excluded.custody_window,"
+                " custody_grant = excluded.custody_grant",
                 (body.chain_id.hex(), json.dumps(cert.to_wire()), body.coin_value.amount, body.coin_value.currency,
                  index, payword.hex(), source, json.dumps(base_release) if base_release else None, previous_vendor,
-                 index, payword.hex(), int(exact), now),
+                 index, payword.hex(), int(exact), now, window, grant_text),
             )  # fmt: skip
 
         self._store.write(write)
         st.status, st.last_index, st.last_payword, st.exact, st.loaded = "held", index, payword, exact, True
+        st.released_to, st.release, st.window = None, None, window
         if self._store.shared:  # another process of this shop may have taken it a moment before: its row wins
             st.loaded = False
             self.load(st)
+        return True
 
-    def _ask_release(self, body: CoinCertificate, previous: str, api_url: str, lb_index: int, lb_payword: bytes
-                     ) -> Signed[CustodyRelease]:  # fmt: skip
+    def _ask_release(self, body: CoinCertificate, previous: str, api_url: str, lb_index: int, lb_payword: bytes,
+                     grant: Signed[CustodyGrant] | None) -> Signed[CustodyRelease]:  # fmt: skip
         if not api_url.startswith(("http://", "https://")):
             raise PeerUnavailable("the broker named no address for the previous custodian")
         req = Signed.sign(
-            ReleaseRequest(body.chain_id, self._trust.certificate(), secrets.token_hex(16), self._now()), self._key
+            ReleaseRequest(body.chain_id, self._trust.certificate(), secrets.token_hex(16), self._now(), grant),
+            self._key,
         )
         release = request_release(api_url, req, self._release_timeout)
         prev_cert = self._trust.check_vendor_certificate(self._broker.vendor_certificate(previous), self._now())
@@ -183,7 +228,13 @@ class ChainBook:
             )
         if cert.vendor_id == self.vendor_id:
             raise CustodyConflict("a vendor cannot release a chain to itself")
-        return self._release(req.body.chain_id, cert.vendor_id)
+        grant = req.body.grant
+        if grant is None:
+            raise Forbidden("a release request must carry the broker's custody grant", reason="no_grant")
+        g = grant.require_signer(self._trust.broker_key())
+        if g.chain_id != req.body.chain_id or g.vendor_id != cert.vendor_id or g.previous != self.vendor_id:
+            raise Forbidden("the custody grant does not name the requester after this vendor", reason="not_named")
+        return self._release(req.body.chain_id, cert.vendor_id, g.window)
 
     def close_for_broker(self, wire: Any) -> Signed[CustodyRelease]:
         """Answer the broker's signed close request (POST /v1/custody/close) with a release to ``broker``."""
@@ -195,12 +246,15 @@ class ChainBook:
             )
         return self._release(req.body.chain_id, "broker")
 
-    def _release(self, chain_id: bytes, to: str) -> Signed[CustodyRelease]:
+    def _release(self, chain_id: bytes, to: str, window: int | None = None) -> Signed[CustodyRelease]:
         st = self.state(chain_id)
         with st.lock:
             self.load(st)
             if st.status is None:
                 raise NotFound("this vendor has never held that chain", chain_id=chain_id.hex())
+            if window is not None and window <= st.window:
+                raise Forbidden("the custody grant is older than this vendor's custody window", reason="old_grant",
+                                window=st.window)  # fmt: skip
             if st.status != "held":
                 if st.released_to == to and st.release is not None:
                     return Signed.from_wire(st.release, CustodyRelease, "release", verify=False)

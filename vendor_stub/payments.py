@@ -28,6 +28,7 @@ from netpay.errors import (
     CustodyConflict,
     IdempotencyConflict,
     IndexConflict,
+    InvalidPayword,
     NetPayError,
     NotFound,
     QuoteAlreadyPaid,
@@ -351,12 +352,17 @@ class PaymentDesk:
             return done
         for seg, st in zip(payment.segments, states, strict=True):
             self._book.load(st)
-            if st.status is None:
+            # Custody is claimed for a chain never seen, and again for one handed on before (it comes back) or one
+            # offered above the index held (another vendor may have taken it while this one was unreachable).
+            gap = st.status == "held" and st.exact and seg.from_index > st.last_index
+            if st.status is None or st.status == "released" or gap:
                 if not may_acquire:
                     raise _NeedsThread()
+                if gap and not _extends(st, seg):
+                    continue  # not the customer's next coins: refused below (index_conflict)
                 self._book.acquire(st, seg.certificate)
             elif st.status != "held":
-                raise CustodyConflict("this shop has handed that chain on and no longer accepts it",
+                raise CustodyConflict("this shop has closed that chain and no longer accepts it",
                                       chain_id=seg.chain_id.hex(), released_to=st.released_to)  # fmt: skip
         for seg, st in zip(payment.segments, states, strict=True):
             ok = seg.from_index == st.last_index if st.exact else seg.from_index >= st.last_index
@@ -443,6 +449,16 @@ class PaymentDesk:
             return st.last_index if st.status == "held" else None
         row = self._store.one("SELECT status, last_index FROM chains WHERE chain_id = ?", (chain_id.hex(),))
         return int(row["last_index"]) if row is not None and row["status"] == "held" else None
+
+
+def _extends(st: ChainState, seg: Segment) -> bool:
+    """Whether the segment's payword hashes down to the payword this vendor holds: the customer really spent the
+    coins in between (elsewhere), so another vendor may have taken the chain while this one could not be reached."""
+    try:
+        verify_paywords(seg.chain_id, st.last_index, st.last_payword, seg.to_index, seg.payword)
+    except InvalidPayword:
+        return False
+    return True
 
 
 def _insert_spend(c: sqlite3.Connection, payment_id: str, seg: Segment, now: int) -> None:

@@ -122,6 +122,12 @@ MIGRATIONS: list[str] = [
     CREATE INDEX refunds_uncredited ON refunds(status, credited_at);
     CREATE TABLE opened (receipt_id TEXT PRIMARY KEY, at INTEGER NOT NULL);
     """,
+    # 4: the custody window the broker gave this vendor (its number) and the broker-signed grant that named it the
+    # chain's custodian, shown to the previous custodian in the release request
+    """
+    ALTER TABLE chains ADD COLUMN custody_window INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE chains ADD COLUMN custody_grant TEXT;
+    """,
 ]
 
 

@@ -22,6 +22,17 @@ async def claim(request: Request) -> dict[str, Any]:
 
 
 @router.post(
+    "/v1/custody/releases",
+    summary="Record a custodian's signed release (bounds the custody windows of a hand-off)",
+    openapi_extra=body(signed("custody_release")),
+)
+async def release(request: Request) -> dict[str, Any]:
+    data = await json_body(request)
+    result: dict[str, Any] = await run(broker_of(request).custody.release, data)
+    return result
+
+
+@router.post(
     "/v1/spend-reports",
     summary="A vendor reports accepted spends (raises lower bounds)",
     openapi_extra=body(signed("spend_report")),

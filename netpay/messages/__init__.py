@@ -1,16 +1,16 @@
 """Every object of the NetPay protocol, with strict parsing.
 
 Signed objects (wrapped in :class:`netpay.signed.Signed`): coin certificate, vendor certificate, quote, receipt,
-custody claim, release request, custody release, spend report, redemption batch, redemption result, close request,
-revocation list and refund decision. The payment itself is not signed: the paywords are its proof. Field names and
-limits here are the wire format; ``docs/protocol.md`` documents them.
+custody claim, custody grant, release request, custody release, spend report, redemption batch, redemption result,
+close request, revocation list and refund decision. The payment itself is not signed: the paywords are its proof.
+Field names and limits here are the wire format; ``docs/protocol.md`` documents them.
 
 Modules: ``certificates``, ``purchase``, ``custody``, ``settlement``, and ``fields`` (limits and field rules
 they share). Everything is re-exported here: import from ``netpay.messages``.
 """
 
 from netpay.messages.certificates import CoinCertificate, RevocationList, VendorCertificate
-from netpay.messages.custody import CloseRequest, CustodyClaim, CustodyRelease, ReleaseRequest
+from netpay.messages.custody import CloseRequest, CustodyClaim, CustodyGrant, CustodyRelease, ReleaseRequest
 from netpay.messages.fields import MAX_BATCH, MAX_SEGMENTS
 from netpay.messages.hosted import GrantRequest, HostedGrant
 from netpay.messages.purchase import BusinessModel, Payment, PaymentRefusal, Quote, Receipt, Segment, SegmentRef
@@ -34,6 +34,7 @@ __all__ = [
     "CloseRequest",
     "CoinCertificate",
     "CustodyClaim",
+    "CustodyGrant",
     "CustodyRelease",
     "GrantRequest",
     "HostedGrant",

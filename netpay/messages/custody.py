@@ -15,6 +15,7 @@ from netpay.signed import Body, Signed
 __all__ = [
     "CloseRequest",
     "CustodyClaim",
+    "CustodyGrant",
     "CustodyRelease",
     "ReleaseRequest",
 ]
@@ -52,21 +53,30 @@ class CustodyClaim(Body):
 
 
 @dataclass(frozen=True, slots=True)
-class ReleaseRequest(Body):
-    """Vendor B asks vendor A to release a chain; signed by B, carrying B's vendor certificate."""
+class CustodyGrant(Body):
+    """The broker's signed record that ``vendor_id`` became the chain's custodian after ``previous``.
 
-    TYPE = "release_request"
+    ``window`` numbers the chain's custody windows (1, 2, ...); ``lower_index`` is the index the broker handed over
+    (its lower bound of the chain's index). The new custodian shows it to ``previous`` in its release request, so the
+    previous custodian can tell, offline, that the broker named the requester as the next custodian.
+    """
+
+    TYPE = "custody_grant"
     chain_id: bytes
-    requester: Signed[VendorCertificate]
-    nonce: str
-    requested_at: int
+    vendor_id: str
+    previous: str
+    window: int
+    lower_index: int
+    granted_at: int
 
     def to_body(self) -> dict[str, Any]:
         return {
             "chain_id": self.chain_id.hex(),
-            "requester": self.requester.to_wire(),
-            "nonce": self.nonce,
-            "requested_at": self.requested_at,
+            "vendor_id": self.vendor_id,
+            "previous": self.previous,
+            "window": self.window,
+            "lower_index": self.lower_index,
+            "granted_at": self.granted_at,
         }
 
     @classmethod
@@ -74,12 +84,51 @@ class ReleaseRequest(Body):
         r = FieldReader(data, where)
         obj = cls(
             chain_id=r.hex("chain_id", CHAIN_ID_BYTES),
-            requester=Signed.from_wire(r.raw("requester"), VendorCertificate, f"{where}.requester"),
-            nonce=r.text("nonce", ID_LEN),
-            requested_at=read_time(r, "requested_at"),
+            vendor_id=r.text("vendor_id", ID_LEN),
+            previous=r.text("previous", ID_LEN),
+            window=r.integer("window", 1, MAX_CHAIN_LENGTH * 4),
+            lower_index=r.integer("lower_index", 0, MAX_CHAIN_LENGTH),
+            granted_at=read_time(r, "granted_at"),
         )
         r.done()
         return obj
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseRequest(Body):
+    """Vendor B asks vendor A to release a chain; signed by B, carrying B's vendor certificate.
+
+    ``grant`` (optional in the encoding, like every optional field: ``null`` when absent) is the broker-signed
+    :class:`CustodyGrant` naming B as the custodian after A; a custodian releases only against one.
+    """
+
+    TYPE = "release_request"
+    chain_id: bytes
+    requester: Signed[VendorCertificate]
+    nonce: str
+    requested_at: int
+    grant: Signed[CustodyGrant] | None = None
+
+    def to_body(self) -> dict[str, Any]:
+        return {
+            "chain_id": self.chain_id.hex(),
+            "requester": self.requester.to_wire(),
+            "nonce": self.nonce,
+            "requested_at": self.requested_at,
+            "grant": self.grant.to_wire() if self.grant is not None else None,
+        }
+
+    @classmethod
+    def from_body(cls, data: Any, where: str) -> Self:
+        r = FieldReader(data, where)
+        chain_id = r.hex("chain_id", CHAIN_ID_BYTES)
+        requester = Signed.from_wire(r.raw("requester"), VendorCertificate, f"{where}.requester")
+        nonce = r.text("nonce", ID_LEN)
+        requested_at = read_time(r, "requested_at")
+        raw = r.raw("grant", optional=True)
+        grant = Signed.from_wire(raw, CustodyGrant, f"{where}.grant") if raw is not None else None
+        r.done()
+        return cls(chain_id, requester, nonce, requested_at, grant)
 
 
 @dataclass(frozen=True, slots=True)

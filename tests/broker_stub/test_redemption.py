@@ -93,25 +93,36 @@ def test_claim_refusals(broker: RunningBroker) -> None:
     assert err["details"]["reason"] == "bad_evidence"
 
 
-def test_double_spend_across_vendors_is_pinned_with_evidence(broker: RunningBroker) -> None:
-    a, chain_id, traversal, _ = _setup(broker)
+def test_coins_spent_twice_while_no_release_was_possible_are_paid_to_both_and_charged(broker: RunningBroker) -> None:
+    a, chain_id, traversal, token = _setup(broker)
     b = TestVendor("b-shop")
     broker.register_vendor("b-shop", b.key)
     seg = traversal.advance(10)
-    # B takes custody before A reported anything, so B starts at 0 too; the wallet pays both the same coins
+    # B takes custody before A reported anything, so B starts at 0 too; the customer pays both the same coins
     assert broker.session.post(f"{broker.url}/v1/custody/claims", json=b.claim(chain_id)).status_code == 200
     assert _redeem(broker, a.batch([(chain_id, 0, seg[0], seg[1])])).status_code == 200
     batch = b.batch([(chain_id, 0, seg[0], seg[1])], batch_id="b-1")
     resp = _redeem(broker, batch)
     assert resp.status_code == 200
     claim = resp.json()["body"]["results"][0]
-    assert claim["status"] == "rejected" and claim["reason"] == "double_spend"
-    assert claim["evidence"]["redeemed"]["vendor_id"] == "shop"
-    assert [c["vendor_id"] for c in claim["evidence"]["custody"]] == ["shop", "b-shop"]
+    assert claim["status"] == "accepted" and claim["reason"] == "custody_overlap"
+    assert claim["amount"]["amount"] == 10
+    assert claim["evidence"]["overlaps"][0]["redeemed"]["vendor_id"] == "shop"
+    assert [w["vendor_id"] for w in claim["evidence"]["windows"]] == ["shop", "b-shop"]
     assert chain_id.hex() in broker.session.get(f"{broker.url}/v1/revocations").json()["body"]["chains"]
-    assert broker.broker.core.db.one("SELECT COUNT(*) FROM double_spends")[0] == 1
-    assert _payable(broker, "b-shop") == 0 and _payable(broker, "shop") == 10
+    assert _payable(broker, "b-shop") == 10 and _payable(broker, "shop") == 10
+    statement = broker.session.get(
+        f"{broker.url}/v1/account/statement", headers={"Authorization": f"Bearer {token}"}
+    ).json()
+    charge = [e for e in statement["entries"] if e["kind"] == "custody_overlap"]
+    assert len(charge) == 1 and charge[0]["amount"]["amount"] == -10
+    assert charge[0]["evidence"]["claim"]["vendor_id"] == "b-shop"
+    assert statement["balance"]["amount"] == 10_000 - 100 - 10
     assert _redeem(broker, batch).json() == resp.json()  # the same bytes again: the stored answer
+    audit = broker.session.get(
+        f"{broker.url}/v1/ledger/trial-balance", headers={"X-Operator-Token": broker.operator_token}
+    ).json()
+    assert audit["balanced"] is True, audit
 
 
 def test_verified_points_are_cached_so_no_hash_is_computed_twice(broker: RunningBroker) -> None:

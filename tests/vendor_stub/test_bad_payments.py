@@ -172,13 +172,16 @@ def test_expired_quote(shop: Shop) -> None:
         shop.a.vendor.clock_offset = 0
 
 
-def test_chain_held_by_another_vendor(shop: Shop) -> None:
+def test_chain_closed_at_this_vendor(shop: Shop) -> None:
     c = shop.held_chain()
-    moved = shop.b.pay(make_payment(shop.b.quote("thank-you-sunrise"), [(c.cert, c.traversal, 10)]))
-    assert moved.status_code == 200, moved.text
-    details = refused(shop, payment_of(shop.a.quote("night-market-returns"), c.segment(15, 18)), 409,
+    closed = shop.broker.session.post(
+        f"{shop.broker.url}/v1/chains/{c.cert.body.chain_id.hex()}/close",
+        headers={"Authorization": f"Bearer {c.token}"},
+    )
+    assert closed.status_code == 200 and closed.json()["status"] == "closed", closed.text
+    details = refused(shop, payment_of(shop.a.quote("night-market-returns"), c.segment(5, 8)), 409,
                       "custody_conflict")  # fmt: skip
-    assert details["released_to"] == shop.b.vendor_id
+    assert details["released_to"] == "broker"
     check_refusal(shop, details, "custody_conflict", None)
 
 

@@ -1,0 +1,635 @@
+"""An adversarial model of the whole protocol: a real broker and three real vendors on loopback, two customers, and
+hypothesis choosing what happens next (``RuleBasedStateMachine``).
+
+Honest moves: buy a chain, pay at any vendor (a hand-off when another vendor holds the chain, a return when the vendor
+held it before), a vendor going down (its server stops) and coming back (restarted on its data dir), spend reports,
+redemption batches (any vendor, any order, repeated), closing a chain (refund), revocations (a rogue vendor revoked by
+the operator; vendors refreshing the list).
+
+Dishonest moves: a vendor claiming coins another vendor accepted (outside its windows; an exact copy of the other
+vendor's claim; coins above a release it signed), a vendor re-sending another's stored batch, a customer spending the
+same coins at a second vendor while the custodian is down, releases forged or replayed at the broker, release
+requests to a custodian from a vendor the broker never named (no grant, a stolen grant, an old grant).
+
+After every step: the broker's books balance (``netpay-broker audit`` checks); no vendor was ever paid for a coin it
+did not accept, so no coin is paid to two vendors out of its chain (an overlap the customer caused is paid once more
+and charged to its account, and only a cheating customer is charged); refunds are exactly the coins not spent; every
+refusal carries a code documented in docs/protocol.md; a dishonest move changes no money and no custody. At the end
+of each run every vendor is back up and redeems: each is paid for every coin it accepted.
+
+Default: a short run inside ``make test``. Long run: ``NETPAY_MODEL_STEPS=20000 .venv/bin/python -m pytest
+tests/model -s``. It prints steps, dishonest moves, invariant checks and wall time.
+
+What the adversary does not do, and why: it never claims coins no customer has spent (a vendor cannot know those
+paywords), and it claims another vendor's coins only on chains whose every hand-off had a release. Where a custodian
+did not answer, its window reaches over its successor's (it may honestly have accepted those coins), so a vendor that
+obtained the successor's paywords could be paid for them as an overlap charged to the customer; that needs the other
+vendor's paywords (collusion) and is written down in docs/protocol.md as a limit of the overlap rule.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
+
+from broker_stub.audit import audit_report
+from netpay.keys import SigningKey, load_or_create_key
+from netpay.messages import (
+    CustodyGrant,
+    CustodyRelease,
+    RedemptionBatch,
+    RedemptionClaim,
+    ReleaseRequest,
+    VendorCertificate,
+)
+from netpay.signed import Signed
+from tests.support.broker import RunningBroker, TestVendor, start_broker
+from tests.support.vendor import CARDS, NEWSPAPER, KnownChain, RunningVendor, payment_of, start_vendor
+from vendor_stub.service import key_path
+
+#: The long run's number of steps (moves actually made; rules that find nothing to do are not counted).
+STEPS = int(os.environ.get("NETPAY_MODEL_STEPS", "0") or 0)
+#: Most steps in one run: short runs by default, long ones in the long run (fewer set-ups for the same steps).
+STEPS_PER_RUN = 200 if STEPS else 50
+LENGTH = 120
+
+DOC = (Path(__file__).resolve().parents[2] / "docs" / "protocol.md").read_text()
+#: Every code in a table of docs/protocol.md (error codes, redemption reasons, release refusals).
+DOCUMENTED = set(re.findall(r"^\| `([a-z_]+)` \|", DOC, re.M))
+
+STATS: Counter[str] = Counter()
+STARTED = [0.0]
+
+
+@dataclass
+class Slot:
+    """One of the three vendors: its place on disk and port; ``running`` is None while it is down."""
+
+    name: str
+    vendor_id: str
+    catalog: Path
+    item: str
+    price: int
+    data_dir: Path
+    port: int
+    running: RunningVendor | None = None
+
+    @property
+    def key(self) -> SigningKey:
+        return load_or_create_key(key_path(self.data_dir))
+
+    def up(self, broker: RunningBroker, register: bool = False) -> None:
+        self.running = start_vendor(broker, self.data_dir, catalog=self.catalog, name=self.name,
+                                    vendor_id=self.vendor_id, port=self.port or None, register=register,
+                                    background=False, release_timeout_s=0.5)  # fmt: skip
+        self.port = self.running.server.port
+
+    def down(self) -> None:
+        assert self.running is not None
+        self.running.stop()
+        self.running = None
+
+
+@dataclass
+class World:
+    broker: RunningBroker
+    slots: list[Slot]
+    runs: int = 0
+
+
+@dataclass
+class Chain:
+    known: KnownChain
+    owner: int
+    index: int = 0
+    custodian: int | None = None
+    holders: list[int] = field(default_factory=list)
+    accepted: list[tuple[int, int, int]] = field(default_factory=list)  # (vendor, from, to)
+    tainted: bool = False  # its customer spent coins twice on it
+    closing: bool = False
+    closed: bool = False
+
+    @property
+    def cid(self) -> str:
+        return self.known.cert.body.chain_id.hex()
+
+
+@dataclass
+class Customer:
+    token: str
+    account_id: str
+    cheated: bool = False
+    chains: list[Chain] = field(default_factory=list)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    root = tmp_path_factory.mktemp("model")
+    broker = start_broker(root / "broker", close_grace_s=10**9)
+    slots = [
+        Slot("Daily Planet", "daily-planet", NEWSPAPER, "night-market-returns", 3, root / "v0", 0),
+        Slot("Paper Lantern Cards", "paper-lantern", CARDS, "thank-you-sunrise", 10, root / "v1", 0),
+        Slot("Evening Star", "evening-star", NEWSPAPER, "harbour-bridge-reopens", 5, root / "v2", 0),
+    ]
+    for s in slots:
+        s.up(broker, register=True)
+    yield World(broker, slots)
+    for s in slots:
+        if s.running is not None:
+            s.down()
+    broker.stop()
+
+
+class ProtocolModel(RuleBasedStateMachine):
+    """One run: fresh customers and chains on the shared broker and vendors."""
+
+    world: World
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.broker = self.world.broker
+        self.slots = self.world.slots
+        self.db = self.broker.broker.core.db
+        self.customers: list[Customer] = []
+        self.mallory = TestVendor(f"mallory-{secrets.token_hex(4)}")
+        self.mallory_cert: Signed[VendorCertificate] = self.broker.register_vendor(self.mallory.vendor_id,
+                                                                                   self.mallory.key)  # fmt: skip
+        self.mallory_revoked = False
+
+    # -- helpers ------------------------------------------------------------------------------------------------
+    def step(self, name: str) -> None:
+        STATS["steps"] += 1
+        STATS[f"move {name}"] += 1
+        if STEPS and STATS["steps"] % 500 == 0:  # the long run shows how far it got
+            print(f"protocol model progress: {STATS['steps']} steps, {STATS['dishonest moves']} dishonest moves, "
+                  f"{STATS['checks']} invariant checks, {time.monotonic() - STARTED[0]:.0f} s", flush=True)  # fmt: skip
+
+    def dishonest(self, name: str) -> None:
+        STATS["dishonest moves"] += 1
+        self.step(f"dishonest {name}")
+
+    def documented(self, code: str) -> None:
+        STATS["checks"] += 1
+        assert code in DOCUMENTED, f"refusal code {code!r} is not documented in docs/protocol.md"
+
+    def money(self) -> Any:
+        """Everything money and custody rest on at the broker (refusals must leave it as it was)."""
+        with self.db.lock:
+            return (
+                self.db.query("SELECT account, sub, SUM(amount) FROM ledger_entries GROUP BY account, sub"),
+                self.db.query("SELECT * FROM redeemed ORDER BY chain_id, from_index"),
+                self.db.query("SELECT chain_id, vendor_id, from_index, to_index FROM custody_overlaps"),
+                self.db.query("SELECT chain_id, seq, vendor_id, lower_index, upper_index FROM custody"),
+                self.db.query("SELECT kind, ident FROM revocations"),
+            )
+
+    def unchanged(self, before: Any) -> None:
+        STATS["checks"] += 1
+        assert [list(map(tuple, t)) for t in self.money()] == [list(map(tuple, t)) for t in before]
+
+    def chains(self) -> list[Chain]:
+        return [c for cu in self.customers for c in cu.chains]
+
+    def pick(self, items: list[Any], n: int) -> Any:
+        return items[n % len(items)] if items else None
+
+    def up(self) -> list[int]:
+        return [i for i, s in enumerate(self.slots) if s.running is not None]
+
+    def hard(self, chain: Chain) -> bool:
+        """Every hand-off of the chain had a release the broker knows (no window reaches over another)."""
+        row = self.db.one("SELECT COUNT(*) FROM custody WHERE chain_id = ? AND upper_source = 'handed'", (chain.cid,))
+        return row is not None and int(row[0]) == 0
+
+    def paid(self, vendor_id: str, cid: str) -> list[tuple[int, int]]:
+        rows = self.db.query(
+            "SELECT from_index, to_index FROM redeemed WHERE vendor_id = ? AND chain_id = ? UNION ALL "
+            "SELECT from_index, to_index FROM custody_overlaps WHERE vendor_id = ? AND chain_id = ?",
+            (vendor_id, cid, vendor_id, cid),
+        )
+        return [(int(r[0]), int(r[1])) for r in rows]
+
+    def redeem_claims(self, slot: Slot, claims: list[tuple[bytes, int, int, bytes]]) -> requests.Response:
+        batch = Signed.sign(
+            RedemptionBatch(secrets.token_hex(8), slot.vendor_id,
+                            tuple(RedemptionClaim(*c) for c in claims), int(time.time())),
+            slot.key,
+        )  # fmt: skip
+        return self.broker.session.post(f"{self.broker.url}/v1/redemptions", json=batch.to_wire())
+
+    # -- honest moves ---------------------------------------------------------------------------------------------
+    @initialize()
+    def customers_arrive(self) -> None:
+        for _ in range(2):
+            token = self.broker.new_customer(topup=2000)
+            acc = self.broker.session.get(f"{self.broker.url}/v1/account", headers={"Authorization": f"Bearer {token}"})
+            self.customers.append(Customer(token, acc.json()["account_id"]))
+        for who in range(2):
+            self.buy(who)
+
+    @rule(who=st.integers(0, 1))
+    def buy(self, who: int) -> None:
+        cu = self.customers[who]
+        if len(cu.chains) >= 3:
+            return
+        self.step("buy")
+        cert, trav = self.broker.buy_chain(cu.token, length=LENGTH)
+        cu.chains.append(Chain(KnownChain(cert, trav, cu.token, trav.to_bytes()), who))
+
+    @rule(who=st.integers(0, 1), which=st.integers(0, 5), v=st.integers(0, 2), times=st.integers(1, 3))
+    def pay(self, who: int, which: int, v: int, times: int) -> None:
+        """The customer pays at vendor v, a few times in a row."""
+        for _ in range(times):
+            self.pay_once(who, which, v)
+
+    @rule(who=st.integers(0, 1), which=st.integers(0, 5), shift=st.integers(1, 2), times=st.integers(1, 3))
+    def pay_elsewhere(self, who: int, which: int, shift: int, times: int) -> None:
+        """The customer takes a chain to another vendor than the one holding it (a hand-off, or a return)."""
+        cu = self.customers[who]
+        chain = self.pick([c for c in cu.chains if not (c.tainted or c.closing or c.closed)], which)
+        if chain is None or chain.custodian is None:
+            return
+        for _ in range(times):
+            self.pay_once(who, which, (chain.custodian + shift) % 3)
+
+    def pay_once(self, who: int, which: int, v: int) -> None:
+        cu = self.customers[who]
+        chain = self.pick([c for c in cu.chains if not (c.tainted or c.closing or c.closed)], which)
+        slot = self.slots[v]
+        if chain is None or chain.index + slot.price > LENGTH:
+            return
+        label = "pay" if chain.custodian in (None, v) else ("return" if v in chain.holders else "handoff")
+        self.step(label)
+        if slot.running is None:
+            STATS["payments to a vendor that is down"] += 1
+            with pytest.raises(requests.ConnectionError):
+                requests.post(f"http://127.0.0.1:{slot.port}/v1/quotes", json={"item_id": slot.item}, timeout=5)
+            return
+        to = chain.index + slot.price
+        resp = slot.running.pay(payment_of(slot.running.quote(slot.item), chain.known.segment(chain.index, to)))
+        STATS["checks"] += 1
+        assert resp.status_code == 200, f"an honest payment at {slot.vendor_id} was refused: {resp.text}"
+        chain.accepted.append((v, chain.index, to))
+        chain.index, chain.custodian = to, v
+        if v not in chain.holders:
+            chain.holders.append(v)
+
+    @rule(v=st.integers(0, 2), back=st.booleans())
+    def vendor_down_or_back(self, v: int, back: bool) -> None:
+        slot = self.slots[v]
+        if slot.running is None and back:
+            self.step("vendor back")
+            slot.up(self.broker)
+        elif slot.running is not None and not back and len(self.up()) > 1:
+            self.step("vendor down")
+            slot.down()
+
+    @rule(v=st.integers(0, 2))
+    def spend_report(self, v: int) -> None:
+        slot = self.slots[v]
+        if slot.running is not None:
+            self.step("spend report")
+            slot.running.vendor.reporter.flush()
+
+    @rule(v=st.integers(0, 2))
+    def redeem(self, v: int) -> None:
+        slot = self.slots[v]
+        if slot.running is not None:
+            self.step("redemption batch")
+            summary = slot.running.vendor.redeemer.redeem()
+            STATS["claims accepted"] += summary["accepted"]
+            STATS["claims rejected"] += summary["rejected"]
+            for row in slot.running.vendor.store.query("SELECT DISTINCT reason FROM spends WHERE reason IS NOT NULL"):
+                self.documented(row[0])
+
+    @rule(who=st.integers(0, 1), which=st.integers(0, 5))
+    def close(self, who: int, which: int) -> None:
+        cu = self.customers[who]
+        chain = self.pick([c for c in cu.chains if not (c.closed or c.tainted)], which)
+        if chain is None:
+            return
+        self.step("close")
+        resp = self.broker.session.post(
+            f"{self.broker.url}/v1/chains/{chain.cid}/close", headers={"Authorization": f"Bearer {cu.token}"}
+        )
+        assert resp.status_code == 200, resp.text
+        out = resp.json()
+        chain.closing = True
+        if out["status"] == "closed":
+            chain.closed = True
+            STATS["checks"] += 1
+            assert out["final_index"] == chain.index, (out, chain.index)
+            assert out["refund"]["amount"] == LENGTH - chain.index
+        else:
+            assert out["status"] == "closing" and chain.custodian is not None
+            assert self.slots[chain.custodian].running is None  # only an unreachable custodian keeps it open
+
+    @rule(refresh=st.booleans())
+    def revocation(self, refresh: bool) -> None:
+        if refresh:
+            self.step("vendors refresh revocations")
+            for i in self.up():
+                running = self.slots[i].running
+                assert running is not None
+                running.vendor.trust.refresh_revocations()
+        elif not self.mallory_revoked:
+            self.step("operator revokes a rogue vendor")
+            resp = self.broker.session.post(f"{self.broker.url}/v1/vendors/{self.mallory.vendor_id}/revoke",
+                                            headers={"X-Operator-Token": self.broker.operator_token})  # fmt: skip
+            assert resp.status_code == 200
+            self.mallory_revoked = True
+
+    # -- dishonest moves ------------------------------------------------------------------------------------------
+    @rule(v=st.integers(0, 2), which=st.integers(0, 20), kind=st.sampled_from(["exact", "part", "batch"]))
+    def vendor_claims_what_is_not_its_own(self, v: int, which: int, kind: str) -> None:
+        """Another vendor's coins claimed as an exact copy of its claim or a part of it, or its batch re-sent."""
+        if kind == "batch":
+            self.vendor_resends_anothers_batch(which)
+            return
+        exact = kind == "exact"
+        choices = [(c, a) for c in self.chains() for a in c.accepted if a[0] != v and self.hard(c)]
+        picked = self.pick(choices, which)
+        if picked is None:
+            return
+        chain, (other, lo, hi) = picked
+        if not exact and hi - lo > 1:
+            lo = lo + 1
+        mine = [a for a in chain.accepted if a[0] == v]
+        if any(a[2] <= lo for a in mine):
+            self.dishonest("claim after releasing")
+        else:
+            self.dishonest("replay another vendor's claim" if exact else "claim outside its window")
+        before = self.money()
+        resp = self.redeem_claims(self.slots[v], [(bytes.fromhex(chain.cid), lo, hi, chain.known.word(hi))])
+        self.refused_claim(resp)
+        self.unchanged(before)
+        del other
+
+    def refused_claim(self, resp: requests.Response) -> None:
+        STATS["checks"] += 1
+        if resp.status_code == 200:
+            res = resp.json()["body"]["results"][0]
+            assert res["status"] == "rejected", res
+            self.documented(res["reason"])
+        else:
+            assert 400 <= resp.status_code < 500, resp.text
+            self.documented(resp.json()["error"]["code"])
+            reason = resp.json()["error"]["details"].get("reason")
+            if reason:
+                self.documented(reason)
+
+    def vendor_resends_anothers_batch(self, which: int) -> None:
+        """A stored batch of a vendor sent again as it is (same id, same bytes): the stored answer, nothing paid."""
+        slot = self.slots[which % 3]
+        if slot.running is None:
+            return
+        rows = slot.running.vendor.store.query("SELECT body, result FROM batches WHERE status = 'done'")
+        row = self.pick(rows, which)
+        if row is None:
+            return
+        self.dishonest("replay a stored batch")
+        before = self.money()
+        resp = self.broker.session.post(f"{self.broker.url}/v1/redemptions", json=json.loads(row["body"]))
+        STATS["checks"] += 1
+        if resp.status_code == 200:
+            assert resp.json() == json.loads(row["result"])
+        else:
+            self.documented(resp.json()["error"]["code"])
+        self.unchanged(before)
+
+    @rule(b=st.integers(0, 2), which=st.integers(0, 5))
+    def customer_spends_twice_while_custodian_is_down(self, b: int, which: int) -> None:
+        cu = self.customers[1]
+        chain = self.pick([c for c in cu.chains if not (c.tainted or c.closing or c.closed)], which)
+        slot = self.slots[b]
+        if chain is None or chain.custodian is None or chain.custodian == b or slot.running is None:
+            return
+        if self.slots[chain.custodian].running is not None:
+            self.step("vendor down")
+            self.slots[chain.custodian].down()
+        self.dishonest("customer double-spends while the custodian is down")
+        # From here on the customer cheats with this chain (it never closes it, so nothing it spent is refunded).
+        chain.tainted = True
+        cu.cheated = True
+        # The customer offers coins from 0: B claims custody, cannot reach the custodian, and answers with the index
+        # it will accept from (the broker's lower bound). The customer then pays from there.
+        first = slot.running.pay(payment_of(slot.running.quote(slot.item), chain.known.segment(0, slot.price)))
+        start = 0
+        if first.status_code != 200:
+            self.documented(first.json()["error"]["code"])
+            held = first.json()["error"]["details"]["refusal"]["body"]["held"][0]["index"]
+            if held is None or held + slot.price > LENGTH:
+                return
+            start = held
+            first = slot.running.pay(
+                payment_of(slot.running.quote(slot.item), chain.known.segment(start, start + slot.price))
+            )
+            assert first.status_code == 200, first.text
+        chain.accepted.append((b, start, start + slot.price))
+        chain.custodian = b
+        if b not in chain.holders:
+            chain.holders.append(b)
+        if start < chain.index:
+            STATS["coins spent twice"] += min(chain.index, start + slot.price) - start
+        chain.index = max(chain.index, start + slot.price)
+
+    @rule(v=st.integers(0, 2), which=st.integers(0, 20),
+          kind=st.sampled_from(["forged", "replayed", "none", "stolen", "old"]))  # fmt: skip
+    def forged_or_replayed_release(self, v: int, which: int, kind: str) -> None:
+        """At the broker: a release forged or replayed. At a custodian: a release request with no grant, a grant
+        stolen from another vendor, or a genuine grant of an earlier window."""
+        if kind in ("forged", "replayed"):
+            self.release_at_the_broker(which, kind)
+        else:
+            self.release_request_from_a_vendor_not_named(v, which, kind)
+
+    def release_at_the_broker(self, which: int, kind: str) -> None:
+        url = f"{self.broker.url}/v1/custody/releases"
+        if kind == "replayed":
+            rows = self.db.query("SELECT wire FROM releases WHERE released_to != 'broker'")
+            row = self.pick(rows, which)
+            if row is None:
+                return
+            self.dishonest("replay a release at the broker")
+            before = self.money()
+            resp = self.broker.session.post(url, json=json.loads(row[0]))
+            STATS["checks"] += 1
+            assert resp.status_code == 200 and resp.json()["recorded"] is False, resp.text
+            self.unchanged(before)
+            return
+        chain = self.pick(self.chains(), which)
+        if chain is None or not chain.holders:
+            return
+        self.dishonest("forge a release at the broker")
+        victim = self.slots[chain.holders[0]].vendor_id
+        hi = max(chain.index, 1)
+        forged = Signed.sign(
+            CustodyRelease(bytes.fromhex(chain.cid), victim, self.mallory.vendor_id, hi, chain.known.word(hi), 1),
+            self.mallory.key,
+        )
+        before = self.money()
+        resp = self.broker.session.post(url, json=forged.to_wire())
+        STATS["checks"] += 1
+        assert resp.status_code in (400, 404, 409), resp.text
+        self.documented(resp.json()["error"]["code"])
+        self.unchanged(before)
+
+    def release_request_from_a_vendor_not_named(self, v: int, which: int, how: str) -> None:
+        slot = self.slots[v]
+        if slot.running is None:
+            return
+        store = slot.running.vendor.store
+        held = self.pick(store.query("SELECT chain_id, custody_window FROM chains"), which)
+        if held is None:
+            return
+        chain_id = bytes.fromhex(held["chain_id"])
+        grant: Signed[CustodyGrant] | None = None
+        requester = (self.mallory_cert, self.mallory.key)
+        if how in ("stolen", "old"):
+            grants = [
+                Signed.from_wire(json.loads(r["custody_grant"]), CustodyGrant)
+                for s in self.slots
+                if s.running is not None
+                for r in s.running.vendor.store.query(
+                    "SELECT custody_grant FROM chains WHERE chain_id = ? AND custody_grant IS NOT NULL",
+                    (held["chain_id"],),
+                )
+            ]
+            if how == "old":  # a genuine grant of an earlier window, sent by the vendor it names
+                grants = [g for g in grants if g.body.window <= held["custody_window"]]
+                if not grants:
+                    return
+                grant = grants[0]
+                owner = next(s for s in self.slots if s.vendor_id == grant.body.vendor_id)
+                if owner.running is None:
+                    return
+                requester = (owner.running.vendor.trust.certificate(), owner.key)
+            else:
+                grant = self.pick(grants, which)
+                if grant is None:
+                    return
+        self.dishonest(f"release request with {how} grant")
+        before_vendor = slot.running.dump()
+        before = self.money()
+        req = Signed.sign(ReleaseRequest(chain_id, requester[0], secrets.token_hex(8), int(time.time()), grant),
+                          requester[1])  # fmt: skip
+        resp = requests.post(f"{slot.running.url}/v1/custody/release", json=req.to_wire(), timeout=10)
+        STATS["checks"] += 1
+        assert 400 <= resp.status_code < 500, resp.text
+        self.documented(resp.json()["error"]["code"])
+        assert slot.running.dump() == before_vendor
+        self.unchanged(before)
+
+    # -- invariants -----------------------------------------------------------------------------------------------
+    @invariant()
+    def books_balance(self) -> None:
+        if not self.customers:
+            return
+        report = audit_report(self.broker.broker.core)
+        STATS["checks"] += len(report["checks"])
+        assert report["balanced"], report
+
+    @invariant()
+    def nobody_is_paid_for_coins_it_did_not_accept(self) -> None:
+        for chain in self.chains():
+            for i, slot in enumerate(self.slots):
+                accepted = {k for (v, lo, hi) in chain.accepted if v == i for k in range(lo + 1, hi + 1)}
+                paid = [k for lo, hi in self.paid(slot.vendor_id, chain.cid) for k in range(lo + 1, hi + 1)]
+                STATS["checks"] += 1
+                assert len(paid) == len(set(paid)), f"{slot.vendor_id} paid twice on {chain.cid}"
+                assert set(paid) <= accepted, f"{slot.vendor_id} paid for coins it did not accept on {chain.cid}"
+
+    @invariant()
+    def only_a_cheating_customer_is_charged(self) -> None:
+        for cu in self.customers:
+            row = self.db.one("SELECT COUNT(*) FROM custody_overlaps WHERE account_id = ?", (cu.account_id,))
+            STATS["checks"] += 1
+            assert row is not None and (cu.cheated or int(row[0]) == 0)
+            if not cu.cheated:
+                bought = LENGTH * len(cu.chains)
+                refunds = sum(LENGTH - c.index for c in cu.chains if c.closed)
+                balance = self.broker.broker.accounts.balance(cu.account_id).amount
+                STATS["checks"] += 1
+                assert balance == 2000 - bought + refunds
+
+    def teardown(self) -> None:
+        """Eventually: every vendor back up, reports and redemptions done; each is paid for every coin it took."""
+        try:
+            for slot in self.slots:
+                if slot.running is None:
+                    slot.up(self.broker)
+            for chain in self.chains():
+                if chain.closing and not chain.closed:
+                    cu = self.customers[chain.owner]
+                    out = self.broker.session.post(
+                        f"{self.broker.url}/v1/chains/{chain.cid}/close",
+                        headers={"Authorization": f"Bearer {cu.token}"},
+                    ).json()
+                    assert out["status"] == "closed" and out["final_index"] == chain.index, out
+                    chain.closed = True
+            for _ in range(2):
+                for slot in self.slots:
+                    assert slot.running is not None
+                    slot.running.vendor.reporter.flush()
+                    summary = slot.running.vendor.redeemer.redeem()
+                    STATS["claims accepted"] += summary["accepted"]
+                    STATS["claims rejected"] += summary["rejected"]
+            for chain in self.chains():
+                for i, slot in enumerate(self.slots):
+                    accepted = {k for (v, lo, hi) in chain.accepted if v == i for k in range(lo + 1, hi + 1)}
+                    paid = {k for lo, hi in self.paid(slot.vendor_id, chain.cid) for k in range(lo + 1, hi + 1)}
+                    STATS["checks"] += 1
+                    assert paid == accepted, (slot.vendor_id, chain.cid, sorted(accepted - paid))
+            self.only_a_cheating_customer_is_charged()
+            self.books_balance()
+            STATS["runs"] += 1
+        finally:
+            for slot in self.slots:
+                if slot.running is None:
+                    slot.up(self.broker)
+
+
+@pytest.mark.timeout(0 if STEPS else 300)
+def test_protocol_model(world: World) -> None:
+    ProtocolModel.world = world
+    started = STARTED[0] = time.monotonic()
+    STATS.clear()
+    # The default run is the same every time (derandomized); the long run draws new runs until it made STEPS moves.
+    while True:
+        left = STEPS - STATS["steps"]
+        run_state_machine_as_test(
+            ProtocolModel,
+            settings=settings(
+                max_examples=max(1, left // 60) if STEPS else 10,
+                stateful_step_count=STEPS_PER_RUN,
+                deadline=None,
+                suppress_health_check=list(HealthCheck),
+                derandomize=not STEPS,
+                database=None,
+            ),
+        )
+        if STATS["steps"] >= STEPS:
+            break
+    wall = time.monotonic() - started
+    moves = sorted((k, v) for k, v in STATS.items() if k.startswith("move "))
+    print(f"\nprotocol model: {STATS['runs']} runs, {STATS['steps']} steps, {STATS['dishonest moves']} dishonest "
+          f"moves, {STATS['checks']} invariant checks, {wall:.1f} s")  # fmt: skip
+    for name, count in moves:
+        print(f"  {name[5:]}: {count}")
+    for key in ("payments to a vendor that is down", "coins spent twice", "claims accepted", "claims rejected"):
+        print(f"  {key}: {STATS[key]}")
+    assert STATS["steps"] > 0 and STATS["checks"] > 0
