@@ -26,6 +26,7 @@ from netpay.messages import (  # noqa: E402
     CloseRequest,
     CoinCertificate,
     CustodyClaim,
+    CustodyGrant,
     CustodyRelease,
     GrantRequest,
     HostedGrant,
@@ -100,6 +101,7 @@ def examples() -> dict[str, object]:
         Money(5, "EUR"), (SegmentRef(chain, 0, 5),), token, None, T + 2,
     )  # fmt: skip
     refusal = PaymentRefusal("pay-7c1e", quote.body.quote_id, "daily-planet", "index_conflict", ((chain, 5),), T + 3)
+    grant = Signed.sign(CustodyGrant(chain, "paper-lantern-cards", "daily-planet", 2, 5, T + 59), BROKER)
     # The card shop takes the chain over from the newspaper at index 5, is paid coins 6..8, and redeems them with
     # the newspaper's release attached.
     release = Signed.sign(CustodyRelease(chain, "daily-planet", "paper-lantern-cards", 5, w5, T + 60), PLANET)
@@ -115,7 +117,10 @@ def examples() -> dict[str, object]:
         "receipt": Signed.sign(receipt, PLANET).to_wire(),
         "payment_refusal": Signed.sign(refusal, PLANET).to_wire(),
         "custody_claim": Signed.sign(CustodyClaim("paper-lantern-cards", chain, "n-81f2", T + 59), CARDS).to_wire(),
-        "release_request": Signed.sign(ReleaseRequest(chain, cards, "n-22c1", T + 59), CARDS).to_wire(),
+        # The broker's answer to that claim carries this grant (window 2, after the newspaper's window 1, from the
+        # index the newspaper reported); the card shop shows it to the newspaper in its release request.
+        "custody_grant": grant.to_wire(),
+        "release_request": Signed.sign(ReleaseRequest(chain, cards, "n-22c1", T + 59, grant), CARDS).to_wire(),
         "custody_release": release.to_wire(),
         # A hosted e-wallet: the newspaper redeems the customer's authorization code (with its PKCE verifier) and
         # the broker grants it coins 9..16 of a hosted chain as W_16 (here the chain's seed, as the grant ends at

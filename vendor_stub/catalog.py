@@ -74,6 +74,11 @@ class Catalog:
         return tuple(i for i in self.items if not i.is_pass and not i.api)
 
     @property
+    def stories(self) -> tuple[Item, ...]:
+        """The articles themselves: what the archive holds (no bundle of them)."""
+        return tuple(i for i in self.articles if not i.is_bundle)
+
+    @property
     def passes(self) -> tuple[Item, ...]:
         return tuple(i for i in self.items if i.is_pass)
 

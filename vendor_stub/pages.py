@@ -133,7 +133,7 @@ def build_pages(vendor: Vendor) -> APIRouter:
             vendor.refunds.mark_opened(grant.receipt_id)
         until = (dt.datetime.fromtimestamp(grant.valid_until, dt.UTC).strftime("%d %b %Y, %H:%M UTC")
                  if grant and grant.valid_until else None)  # fmt: skip
-        others = [i for i in catalog.articles if i.item_id != item_id and not i.is_bundle][:3]
+        others = [i for i in catalog.stories if i.item_id != item_id][:3]
         members = [m for m in (catalog.get(i) for i in item.model.items) if m is not None]
         ctx = {**common(request), "item": item, "grant": grant, "until": until, "others": others, "members": members,
                "passes": [p for p in catalog.passes if p.item_id != item_id]}  # fmt: skip

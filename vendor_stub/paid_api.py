@@ -140,6 +140,6 @@ def build_paid_api(vendor: Vendor) -> APIRouter:
             return await run_in_threadpool(challenge, item, resource, "invalid")
         if not await run_in_threadpool(spend_on, grant.receipt_id, resource):
             return await run_in_threadpool(challenge, item, resource, "spent")
-        return JSONResponse({"query": query, "results": search_archive(vendor.catalog.articles, query)})
+        return JSONResponse({"query": query, "results": search_archive(vendor.catalog.stories, query)})
 
     return router

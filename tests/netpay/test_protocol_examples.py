@@ -29,8 +29,8 @@ def _signer_party(type_: str, body: dict[str, Any]) -> str:
     """The party an object names as its signer (§3.1's "(signer)" column)."""
     if type_ in ("coin_certificate", "vendor_certificate", "close_request", "revocation_list", "hosted_grant"):
         return str(body["broker_id"])
-    if type_ == "redemption_result":
-        return "demo-broker"  # the broker that answers the vendor's batch
+    if type_ in ("redemption_result", "custody_grant"):
+        return "demo-broker"  # the broker that answers the vendor's batch or claim
     if type_ == "release_request":
         return str(body["requester"]["body"]["vendor_id"])
     if type_ == "custody_release":
