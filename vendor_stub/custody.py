@@ -178,7 +178,11 @@ class ChainBook:
                 " base_release = excluded.base_release, previous_vendor = excluded.previous_vendor,"
                 " last_index = excluded.last_index, last_payword = excluded.last_payword, exact = excluded.exact,"
                 " acquired_at = excluded.acquired_at, custody_window = excluded.custody_window,"
-                " custody_grant = excluded.custody_grant",
+                " custody_grant = excluded.custody_grant"
+                # only custody that comes back (released or closed here, or a later window): never a row another
+                # process of this shop has just taken and paid on (it would move the chain's index back)
+                " WHERE chains.status <> 'held' OR chains.custody_window < excluded.custody_window"
+                " OR chains.last_index < excluded.last_index",
                 (body.chain_id.hex(), json.dumps(cert.to_wire()), body.coin_value.amount, body.coin_value.currency,
                  index, payword.hex(), source, json.dumps(base_release) if base_release else None, previous_vendor,
                  index, payword.hex(), int(exact), now, window, grant_text),
