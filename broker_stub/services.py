@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from broker_stub.accounts import AccountService
+from broker_stub.cis import CisService
 from broker_stub.closing import ClosingService
 from broker_stub.core import BrokerCore
 from broker_stub.custody import CustodyService
@@ -29,6 +30,8 @@ class Broker:
         self.revocations = RevocationService(self.core)
         self.closing = ClosingService(self.core, self.accounts)
         self.payouts = PayoutService(self.core, self.vendors)
+        self.cis = CisService(self.core, self.vendors)
+        self.issuing.may_buy = self.cis.check_may_buy
 
     def close(self) -> None:
         self.core.close()
