@@ -1,0 +1,118 @@
+"""Selling and buying between two wallets through the broker's CIS (issue 20), on loopback."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from netpay.errors import PeerUnavailable
+from tests.support.broker import RunningBroker
+from tests.support.peer import make_peer
+from tests.support.wallet import funded_wallet
+from wallet_app.peer.buyer import PeerBuyer
+from wallet_app.peer.server import PeerServer
+from wallet_app.services import WalletService
+
+
+@pytest.fixture
+def seller(wallet_factory: Callable[..., WalletService], broker: RunningBroker, tmp_path: Path) -> Iterator[PeerServer]:
+    wallet = wallet_factory("seller")
+    broker_id = funded_wallet(wallet, broker.url, chains=0)
+    peer = make_peer(wallet, broker_id, broker.url, broker.public_key.hex, tmp_path / "seller-peer")
+    yield peer
+    peer.stop()
+
+
+def _file(tmp_path: Path, name: str, size: int) -> Path:
+    folder = tmp_path / "shared"
+    folder.mkdir(exist_ok=True)
+    path = folder / name
+    path.write_bytes(os.urandom(size))
+    return path
+
+
+def test_a_wallet_sells_a_file_another_finds_pays_downloads_and_the_money_adds_up(
+    seller: PeerServer, wallet_factory: Callable[..., WalletService], broker: RunningBroker, tmp_path: Path
+) -> None:
+    path = _file(tmp_path, "song.ogg", 700_000)
+    seller.shares.add_file(path, price=7, title="Demo song", description="a song")
+    seller.start()
+    buyer_wallet = wallet_factory("buyer")
+    funded_wallet(buyer_wallet, broker.url, chains=1, coins=100)
+    buyer = PeerBuyer(buyer_wallet, tmp_path / "downloads")
+    found = buyer.search(broker.url, "song")
+    assert found["total"] == 1
+    listing = found["results"][0]
+    assert listing["seller"] == "Alice's files" and listing["price"] == {"amount": 7, "currency": "EUR"}
+    checked = buyer.quote(listing)
+    assert checked.vendor_name == "Alice's files" and checked.price.amount == 7
+    seen: list[int] = []
+    got = buyer.buy(listing, checked, progress=lambda done, total: seen.append(done))
+    assert got.paid_now and got.path.read_bytes() == path.read_bytes() and seen[-1] == 700_000
+    assert hashlib.sha256(got.path.read_bytes()).hexdigest() == listing["sha256"]
+    assert got.receipt_path.exists()
+    # buying the same file again neither pays nor downloads again
+    again = buyer.buy(listing)
+    assert not again.paid_now
+    assert seller.earnings()["downloads"] == 1 and seller.earnings()["earned"] == 7
+    # the seller redeems in a batch; the broker pays the peer's account as a vendor's
+    summary = seller.redeem_now()
+    assert summary["accepted_amount"] == 7
+    assert seller.earnings()["redeemed"] == 7
+    payable = broker.session.get(f"{broker.url}/v1/vendors/{seller.peer_id}/account",
+                                 headers={"X-Operator-Token": broker.operator_token}).json()  # fmt: skip
+    assert payable["payable"]["amount"] == 7
+    assert _unspent(buyer_wallet) == 100 - 7
+
+
+def _unspent(wallet: WalletService) -> int:
+    return sum(c.unspent * c.coin_value.amount for c in wallet.list_chains())
+
+
+def test_a_broken_download_resumes_without_paying_twice(
+    seller: PeerServer, wallet_factory: Callable[..., WalletService], broker: RunningBroker, tmp_path: Path
+) -> None:
+    path = _file(tmp_path, "film.mkv", 2_000_000)
+    seller.shares.add_file(path, price=5)
+    seller.start()
+    buyer_wallet = wallet_factory("buyer")
+    funded_wallet(buyer_wallet, broker.url, chains=1, coins=50)
+    buyer = PeerBuyer(buyer_wallet, tmp_path / "downloads")
+    listing = buyer.search(broker.url)["results"][0]
+
+    def stop_half_way(done: int, total: int) -> None:
+        if done >= total // 2:
+            seller.stop()  # the seller goes offline mid-download
+
+    with pytest.raises(PeerUnavailable):
+        buyer.buy(listing, progress=stop_half_way)
+    part = next((tmp_path / "downloads").glob("*.part"))
+    assert 0 < part.stat().st_size < 2_000_000
+    assert _unspent(buyer_wallet) == 45
+    seller.start()  # back online, maybe on another port: the CIS lists the new address
+    listing = buyer.search(broker.url)["results"][0]
+    got = buyer.buy(listing)
+    assert not got.paid_now and got.path.read_bytes() == path.read_bytes()
+    assert _unspent(buyer_wallet) == 45  # paid once
+    assert seller.earnings()["downloads"] == 1
+
+
+def test_sharing_is_off_by_default_and_a_download_needs_a_receipt(
+    seller: PeerServer, broker: RunningBroker, tmp_path: Path
+) -> None:
+    from dataclasses import replace
+
+    off = PeerServer(replace(seller.settings, enabled=False), seller._token)
+    with pytest.raises(Exception, match="switched off"):
+        off.start()
+    share = seller.shares.add_file(_file(tmp_path, "a.txt", 1000), price=3)
+    url = seller.start()
+    resp = requests.get(f"{url}/files/{share.item_id}", timeout=10)
+    assert resp.status_code == 401 and resp.json()["error"]["code"] == "auth_required"
+    resp = requests.get(f"{url}/files/{share.item_id}", headers={"Authorization": "Bearer v1.forged.token"}, timeout=10)
+    assert resp.status_code == 403
