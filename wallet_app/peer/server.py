@@ -119,7 +119,7 @@ class PeerServer:
         if self.settings.tls_cert:
             tls = {"ssl_certfile": self.settings.tls_cert, "ssl_keyfile": self.settings.tls_key}
         self._server = LiveServer(self._app(self.vendor), host=self.settings.host, port=self.port,
-                                  limit_concurrency=4 * self.settings.max_downloads + 16,
+                                  limit_concurrency=128 + 4 * self.settings.max_downloads,
                                   timeout_keep_alive=5, timeout_graceful_shutdown=1, **tls)  # fmt: skip
         self._serving.set()
         self._server.start()
@@ -141,7 +141,6 @@ class PeerServer:
         except NetPayError as exc:
             log.info("could not take the listings off the CIS: %s", exc.message)
         if self._server is not None:
-            self._server.server.force_exit = True
             self._server.stop()
         if self.vendor is not None:
             try:
