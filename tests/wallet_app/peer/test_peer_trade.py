@@ -13,7 +13,8 @@ import requests
 from netpay.errors import PeerUnavailable
 from tests.support.broker import RunningBroker
 from tests.support.peer import make_peer
-from tests.support.wallet import funded_wallet
+from tests.support.vendor import RunningVendor
+from tests.support.wallet import funded_wallet, parsed_quote
 from wallet_app.peer.buyer import PeerBuyer
 from wallet_app.peer.server import PeerServer
 from wallet_app.services import WalletService
@@ -116,3 +117,31 @@ def test_sharing_is_off_by_default_and_a_download_needs_a_receipt(
     assert resp.status_code == 401 and resp.json()["error"]["code"] == "auth_required"
     resp = requests.get(f"{url}/files/{share.item_id}", headers={"Authorization": "Bearer v1.forged.token"}, timeout=10)
     assert resp.status_code == 403
+
+
+def test_a_chain_used_at_a_shop_pays_a_peer_next_custody_hand_off(
+    seller: PeerServer,
+    wallet_factory: Callable[..., WalletService],
+    broker: RunningBroker,
+    vendor: RunningVendor,
+    tmp_path: Path,
+) -> None:
+    path = _file(tmp_path, "notes.pdf", 50_000)
+    seller.shares.add_file(path, price=4)
+    seller.start()
+    third = wallet_factory("third")
+    funded_wallet(third, broker.url, chains=1, coins=100)  # one chain: the same one pays the shop and the peer
+    quote, cert = parsed_quote(vendor.url, "harbour-bridge-reopens")
+    third.pay_quote(quote, cert, None, "prompt")
+    shop_price = quote.body.price.amount
+    (chain,) = third.list_chains()
+    assert _unspent(third) == 100 - shop_price
+    buyer = PeerBuyer(third, tmp_path / "downloads")
+    got = buyer.buy(buyer.search(broker.url)["results"][0])
+    assert got.paid_now and got.path.read_bytes() == path.read_bytes()
+    assert _unspent(third) == 100 - shop_price - 4
+    custody = broker.broker.core.db.query(
+        "SELECT vendor_id FROM custody WHERE chain_id = ? ORDER BY seq", (chain.chain_id,)
+    )
+    assert [r["vendor_id"] for r in custody] == [vendor.vendor_id, seller.peer_id]  # the shop handed it to the peer
+    assert seller.redeem_now()["accepted_amount"] == 4
