@@ -100,7 +100,10 @@ class PeerBuyer:
     # -- internals ----------------------------------------------------------------------------------------------
     def _paths(self, listing: dict[str, Any]) -> tuple[Path, Path]:
         name = re.sub(r"[^\w.\- ]", "_", listing["title"]).strip(" .")[:100] or listing["item_id"]
-        final = self.downloads / f"{name} [{listing['item_id'][:8]}]"
+        stem, dot, ext = name.rpartition(".")
+        if not dot or not stem or len(ext) > 8:
+            stem, ext = name, ""
+        final = self.downloads / (f"{stem} [{listing['item_id'][:8]}]" + (f".{ext}" if ext else ""))
         return final, self.downloads / f".{final.name}.receipt.json"
 
     def _fetch(self, listing: dict[str, Any], token: str, final: Path, progress: Progress | None) -> None:
