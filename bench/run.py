@@ -31,6 +31,7 @@ TARGETS: dict[str, tuple[str, float]] = {
     "handoff_ratio": ("<=", 1.5),
     "wallet_start_ms": ("<=", 1500),
     "wallet_idle_rss_mb": ("<=", 200),
+    "peer_download_ratio": (">=", 0.8),
 }
 
 
