@@ -85,10 +85,22 @@ class PeerBuyer:
         self.downloads.mkdir(parents=True, exist_ok=True)
         final, receipt_path = self._paths(listing)
         paid_now = False
-        if not receipt_path.exists():
+        record = json.loads(receipt_path.read_text(encoding="utf-8")) if receipt_path.exists() else None
+        if record is not None and "access_token" not in record:
+            paid = self._finish_pending(record)  # a payment the seller did not answer: finish it, never pay twice
+            if paid is not None:
+                record["receipt"], record["access_token"] = paid.receipt.to_wire(), paid.access_token
+                _write_atomic(receipt_path, json.dumps(record, indent=1).encode())
+            else:
+                record = None  # the wallet holds no payment for that quote (refused or released): pay anew
+        if record is None:
             checked = checked or self.quote(listing)
+            q = checked.quote.body
+            # remembered before paying: if the seller vanishes mid-payment, the next try finishes this payment
+            pending = {"listing": listing, "quote_id": q.quote_id, "peer_id": q.vendor_id}
+            _write_atomic(receipt_path, json.dumps(pending, indent=1).encode())
             paid = self.wallet.pay_quote(checked.quote, checked.vendor_certificate, None, via)
-            _write_atomic(receipt_path, json.dumps({"listing": listing, "receipt": paid.receipt.to_wire(),
+            _write_atomic(receipt_path, json.dumps({**pending, "receipt": paid.receipt.to_wire(),
                                                     "access_token": paid.access_token}, indent=1).encode())  # fmt: skip
             paid_now = True
         record = json.loads(receipt_path.read_text(encoding="utf-8"))
@@ -98,6 +110,25 @@ class PeerBuyer:
         return Download(final, receipt_path, listing["sha256"], final.stat().st_size, paid_now)
 
     # -- internals ----------------------------------------------------------------------------------------------
+    def _finish_pending(self, record: dict[str, Any]) -> Any:
+        """The receipt of the remembered payment, re-sending it (idempotent at the seller) if still pending; None
+        when the wallet has no pending or settled payment for that quote."""
+        paid = self.wallet.receipt_for(record["quote_id"], record["peer_id"])
+        if paid is not None:
+            return paid
+        self.wallet.recover_pending()
+        paid = self.wallet.receipt_for(record["quote_id"], record["peer_id"])
+        if paid is not None:
+            return paid
+        row = self.wallet.vault.one(
+            "SELECT status FROM spends WHERE vendor_id = ? AND quote_id = ? AND status = 'pending'",
+            (record["peer_id"], record["quote_id"]),
+        )
+        if row is not None:
+            raise PeerUnavailable("the seller has not confirmed your payment yet; it is finished (never paid twice) "
+                                  "when the seller is back online")  # fmt: skip
+        return None
+
     def _paths(self, listing: dict[str, Any]) -> tuple[Path, Path]:
         name = re.sub(r"[^\w.\- ]", "_", listing["title"]).strip(" .")[:100] or listing["item_id"]
         stem, dot, ext = name.rpartition(".")

@@ -102,10 +102,15 @@ class PeerServer:
             return self.base_url
         if not self.settings.enabled:
             raise Forbidden("sharing is switched off in the settings", reason="sharing_off")
-        if not self.port:
+        if not self.port:  # chosen once and kept, so a payment sent before a restart still finds this peer
             from netpay_web.live import free_port
 
-            self.port = free_port(self.settings.host)
+            port_file = Path(self.settings.data_dir) / "port"
+            try:
+                self.port = int(port_file.read_text())
+            except (OSError, ValueError):
+                self.port = free_port(self.settings.host)
+                port_file.write_text(str(self.port))
         answer = self._broker("POST", "/v1/cis/peers", self._registration())
         self.peer_id = str(answer["peer_id"])
         vs = VendorSettings(

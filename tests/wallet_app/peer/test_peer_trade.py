@@ -145,3 +145,26 @@ def test_a_chain_used_at_a_shop_pays_a_peer_next_custody_hand_off(
     )
     assert [r["vendor_id"] for r in custody] == [vendor.vendor_id, seller.peer_id]  # the shop handed it to the peer
     assert seller.redeem_now()["accepted_amount"] == 4
+
+
+def test_a_seller_vanishing_during_the_payment_costs_the_buyer_nothing(
+    seller: PeerServer, wallet_factory: Callable[..., WalletService], broker: RunningBroker, tmp_path: Path
+) -> None:
+    path = _file(tmp_path, "map.png", 30_000)
+    seller.shares.add_file(path, price=3)
+    seller.start()
+    buyer_wallet = wallet_factory("buyer")
+    funded_wallet(buyer_wallet, broker.url, chains=1, coins=20)
+    buyer = PeerBuyer(buyer_wallet, tmp_path / "downloads")
+    listing = buyer.search(broker.url)["results"][0]
+    checked = buyer.quote(listing)
+    seller.stop()  # gone between the quote and the payment
+    with pytest.raises(PeerUnavailable):
+        buyer.buy(listing, checked)
+    with pytest.raises(PeerUnavailable, match="not confirmed"):
+        buyer.buy(listing)  # still away: the payment stays pending, nothing new is paid
+    assert _unspent(buyer_wallet) == 17  # the 3 coins are reserved by the pending payment, not spent twice
+    seller.start()  # back (same port): the pending payment is finished, then the file downloaded
+    got = buyer.buy(listing)
+    assert got.path.read_bytes() == path.read_bytes()
+    assert _unspent(buyer_wallet) == 17 and seller.earnings() == {"downloads": 1, "earned": 3, "redeemed": 0}
