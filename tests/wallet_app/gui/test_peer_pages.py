@@ -73,3 +73,29 @@ def test_share_find_buy_and_screenshots(qtbot: Any, qapp: Any, wallet_factory: A
     sharing.toggle.click()
     qtbot.waitUntil(lambda: not peer.running and sharing.toggle.text() == "Start sharing", timeout=20000)
     bridge.wait_idle()
+
+
+def test_the_main_window_has_sharing_and_find_with_sharing_off(qtbot: Any, gui_wallet: Any, tmp_path: Path) -> None:
+    gui_wallet.set_up_account()
+    gui_wallet.windows.start()
+    window = gui_wallet.windows.window
+    names = [window.sidebar.item(i).text() for i in range(window.sidebar.count())]
+    assert names[-2:] == ["Sharing", "Find"]
+    p2p = gui_wallet.windows.p2p
+    assert p2p is not None and not p2p.peer.running  # off until the user presses Start sharing
+    assert p2p.peer.settings.host == "127.0.0.1"
+    callback_port = int(gui_wallet.server.url.rsplit(":", 1)[1])
+    window.sidebar.setCurrentRow(len(names) - 2)
+    assert window.stack.currentWidget() is p2p.sharing
+    p2p.peer.shares.add_file(_one_file(tmp_path), 3)
+    p2p.sharing.toggle.click()
+    qtbot.waitUntil(lambda: p2p.peer.running, timeout=20000)
+    assert p2p.peer.port != callback_port  # its own port, never the callback's
+    gui_wallet.windows.shutdown()
+    assert not p2p.peer.running  # quitting the wallet stops sharing
+
+
+def _one_file(tmp_path: Path) -> Path:
+    path = tmp_path / "one.txt"
+    path.write_bytes(b"one file")
+    return path
