@@ -152,8 +152,10 @@ class CisService:
         r.done()
         if price <= 0:
             raise MalformedMessage(f"{where}.price must be positive", field=f"{where}.price")
-        if not all(ch.isalnum() or ch in "._-" for ch in item_id):
-            raise MalformedMessage(f"{where}.item_id may hold letters, digits and ._-", field=f"{where}.item_id")
+        if item_id != sha256[:32]:
+            # the buyer checks the same: the receipt names the item, so it binds the hash the buyer verifies
+            raise MalformedMessage(f"{where}.item_id must be the first 32 hex digits of its sha256",
+                                   field=f"{where}.item_id")  # fmt: skip
         return {"item_id": item_id, "title": title, "description": description, "size": size, "sha256": sha256,
                 "price": price}  # fmt: skip
 

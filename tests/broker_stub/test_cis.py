@@ -115,6 +115,7 @@ def test_bad_registrations_and_listings_change_nothing(broker: RunningBroker) ->
         [{**good, "price": {"amount": 3, "currency": "USD"}}],
         [{**good, "sha256": "00"}],
         [{**good, "item_id": "../../etc"}],
+        [{**good, "item_id": "0" * 32}],  # not the start of its sha256
         [good, good],
         [{**good, "extra": 1}],
     ):
