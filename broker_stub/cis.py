@@ -14,7 +14,6 @@ operator refuses coin purchases of accounts whose requests exceed ratio × suppl
 
 from __future__ import annotations
 
-import hashlib
 import json
 from typing import Any
 
@@ -25,22 +24,12 @@ from netpay.errors import BadSignature, Forbidden, MalformedMessage, NotFound
 from netpay.keys import VerifyKey
 from netpay.messages.fields import check_url
 from netpay.money import Money
+from netpay.peers import PEER_PREFIX, peer_id_for, registration_text
 
 __all__ = ["PEER_PREFIX", "CisService", "peer_id_for", "registration_text"]
 
-PEER_PREFIX = "peer-"
 MAX_LISTINGS = 500
 MAX_PAGE = 100
-
-
-def peer_id_for(account_id: str) -> str:
-    """The vendor id of the peer an account runs (stable, and no account id is shown to buyers)."""
-    return PEER_PREFIX + hashlib.sha256(account_id.encode()).hexdigest()[:20]
-
-
-def registration_text(broker_id: str, peer_id: str, public_key_hex: str, api_url: str) -> bytes:
-    """What a peer signs with its key to register it: binds key, broker, peer id and address."""
-    return f"netpay-peer-registration|{broker_id}|{peer_id}|{public_key_hex}|{api_url}".encode()
 
 
 def _origin(url: str) -> str:

@@ -13,23 +13,25 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+import h11
 import requests
+import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from broker_stub.cis import registration_text
 from netpay.errors import AuthenticationRequired, Forbidden, NetPayError, NotFound, RateLimited, error_from_body
 from netpay.keys import SigningKey, load_or_create_key
 from netpay.messages import BusinessModel
+from netpay.peers import peer_id_for, registration_text
 from netpay_web.http import BodyLimitMiddleware, error_response, install_error_handlers
-from netpay_web.live import LiveServer
 from vendor_stub.api import build_api
 from vendor_stub.catalog import Catalog, Item
 from vendor_stub.service import Vendor, key_path
@@ -77,7 +79,7 @@ class PeerServer:
         self.key: SigningKey = load_or_create_key(key_path(Path(settings.data_dir)))
         self.vendor: Vendor | None = None
         self.peer_id: str | None = None
-        self._server: LiveServer | None = None
+        self._server: _Runner | None = None
         self._serving = threading.Event()
         self._slots = threading.BoundedSemaphore(settings.max_downloads)
         self._stop_heartbeat = threading.Event()
@@ -123,9 +125,10 @@ class PeerServer:
         tls = {}
         if self.settings.tls_cert:
             tls = {"ssl_certfile": self.settings.tls_cert, "ssl_keyfile": self.settings.tls_key}
-        self._server = LiveServer(self._app(self.vendor), host=self.settings.host, port=self.port,
-                                  limit_concurrency=128 + 4 * self.settings.max_downloads,
-                                  timeout_keep_alive=5, timeout_graceful_shutdown=1, **tls)  # fmt: skip
+        config = uvicorn.Config(self._app(self.vendor), host=self.settings.host, port=self.port,
+                                log_level="warning", lifespan="on", timeout_keep_alive=5, timeout_graceful_shutdown=1,
+                                limit_concurrency=128 + 4 * self.settings.max_downloads, **tls)  # fmt: skip
+        self._server = _Runner(config)
         self._serving.set()
         self._server.start()
         self.publish()
@@ -192,8 +195,6 @@ class PeerServer:
     def _registration(self) -> dict[str, Any]:
         broker = self._broker("GET", "/v1/info", None, auth=False)
         account = self._broker("GET", "/v1/account", None)
-        from broker_stub.cis import peer_id_for
-
         peer_id = peer_id_for(str(account["account_id"]))
         proof = self.key.sign(registration_text(str(broker["broker_id"]), peer_id, self.key.public.hex, self.base_url))
         return {"display_name": self.settings.display_name, "public_key": self.key.public.hex,
@@ -305,6 +306,37 @@ class PeerServer:
         finally:
             f.close()
             self._slots.release()
+
+
+class _Server(uvicorn.Server):
+    """uvicorn, but a download cut short by switching sharing off (its connection is in h11's ERROR state, as it
+    promised more bytes) does not crash the shutdown."""
+
+    async def shutdown(self, sockets: Any = None) -> None:
+        try:
+            await super().shutdown(sockets)
+        except h11.LocalProtocolError:
+            log.info("a download was cut short by switching sharing off")
+
+
+class _Runner:
+    """The peer's uvicorn in a daemon thread."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        self.server = _Server(config)
+        self._thread = threading.Thread(target=self.server.run, name=f"peer:{config.port}", daemon=True)
+
+    def start(self, timeout: float = 15.0) -> None:
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self.server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"the peer server on port {self.server.config.port} did not start")
+            time.sleep(0.01)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self._thread.join(timeout=10)
 
 
 def _unsatisfiable(share: Share) -> Response:

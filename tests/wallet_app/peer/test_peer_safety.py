@@ -34,13 +34,14 @@ class Shop:
 
 @pytest.fixture
 def shop(wallet_factory: Callable[..., WalletService], broker: RunningBroker, tmp_path: Path) -> Iterator[Shop]:
-    """A seller sharing one 8 MB file, and the access token of one paid purchase of it."""
+    """A seller sharing one 32 MB file (more than loopback socket buffers hold), and the access token of one paid
+    purchase of it."""
     seller = wallet_factory("seller")
     broker_id = funded_wallet(seller, broker.url, chains=0)
     peer = make_peer(seller, broker_id, broker.url, broker.public_key.hex, tmp_path / "peer", max_downloads=2)
     folder = tmp_path / "shared"
     folder.mkdir()
-    content = os.urandom(8 << 20)
+    content = os.urandom(32 << 20)
     (folder / "big.bin").write_bytes(content)
     share = peer.shares.add_file(folder / "big.bin", price=2)
     url = peer.start()

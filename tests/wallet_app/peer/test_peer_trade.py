@@ -78,7 +78,7 @@ def _unspent(wallet: WalletService) -> int:
 def test_a_broken_download_resumes_without_paying_twice(
     seller: PeerServer, wallet_factory: Callable[..., WalletService], broker: RunningBroker, tmp_path: Path
 ) -> None:
-    path = _file(tmp_path, "film.mkv", 2_000_000)
+    path = _file(tmp_path, "film.mkv", 32 << 20)  # more than loopback socket buffers hold: the stop really cuts it
     seller.shares.add_file(path, price=5)
     seller.start()
     buyer_wallet = wallet_factory("buyer")
@@ -87,13 +87,13 @@ def test_a_broken_download_resumes_without_paying_twice(
     listing = buyer.search(broker.url)["results"][0]
 
     def stop_half_way(done: int, total: int) -> None:
-        if done >= total // 2:
+        if done >= 1 << 20 and seller.running:
             seller.stop()  # the seller goes offline mid-download
 
     with pytest.raises(PeerUnavailable):
         buyer.buy(listing, progress=stop_half_way)
     part = next((tmp_path / "downloads").glob("*.part"))
-    assert 0 < part.stat().st_size < 2_000_000
+    assert 0 < part.stat().st_size < 32 << 20
     assert _unspent(buyer_wallet) == 45
     seller.start()  # back online, maybe on another port: the CIS lists the new address
     listing = buyer.search(broker.url)["results"][0]
