@@ -36,6 +36,7 @@ TARGETS: dict[str, Target] = {
     "api_call_ratio": ("<=", 2.0),
     "wallet_start_ms": ("<=", 1500),
     "wallet_idle_rss_mb": ("<=", 200),
+    "peer_download_ratio": (">=", 0.8),
 }
 
 

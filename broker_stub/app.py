@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
 from broker_stub import home, hosted_pages
-from broker_stub.routers import accounts, chains, custody, hosted, info, ledger, redemptions, revocations, vendors
+from broker_stub.routers import accounts, chains, cis, custody, hosted, info, ledger, redemptions, revocations, vendors
 from broker_stub.services import Broker
 from broker_stub.settings import BrokerSettings
 from netpay_web.http import BodyLimitMiddleware, install_error_handlers
@@ -33,7 +33,7 @@ def create_app(settings: BrokerSettings, broker: Broker | None = None) -> FastAP
     )
     app.state.broker = broker
     install_error_handlers(app)
-    for module in (info, accounts, chains, vendors, custody, redemptions, revocations, ledger, hosted):
+    for module in (info, accounts, chains, vendors, custody, redemptions, revocations, ledger, hosted, cis):
         app.include_router(module.router)
     app.include_router(home.router)
     app.include_router(hosted_pages.router)

@@ -92,6 +92,20 @@ def _parser() -> argparse.ArgumentParser:
         default=int(_env("CLOSE_GRACE", "300") or 300),
         help="seconds a closing chain waits for its custodian (env NETPAY_BROKER_CLOSE_GRACE)",
     )
+    serve.add_argument(
+        "--peer-supply-ratio",
+        type=float,
+        default=float(_env("PEER_SUPPLY_RATIO", "0") or 0),
+        help="P2P supply policy: refuse coin purchases of accounts whose buys from peers exceed this many times what "
+        "their own peer supplied; 0: off (env NETPAY_BROKER_PEER_SUPPLY_RATIO)",
+    )
+    serve.add_argument(
+        "--peer-supply-grace",
+        type=int,
+        default=int(_env("PEER_SUPPLY_GRACE", "1000") or 1000),
+        help="minor units an account may buy from peers before the supply policy looks (env "
+        "NETPAY_BROKER_PEER_SUPPLY_GRACE)",
+    )
     reg = sub.add_parser(
         "register-vendor", help="register a vendor and print its certificate JSON", formatter_class=fmt
     )
@@ -175,6 +189,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             close_grace_s=args.close_grace,
             database_url=args.database,
             tls=tls is not None,
+            peer_supply_ratio=args.peer_supply_ratio,
+            peer_supply_grace=args.peer_supply_grace,
         )
         if args.workers > 1:
             return _serve_workers(args, settings, tls)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Callable
 from typing import Any
 
 from broker_stub import ledger
@@ -28,6 +29,7 @@ class IssuingService:
     def __init__(self, core: BrokerCore, accounts: AccountService) -> None:
         self.core = core
         self.accounts = accounts
+        self.may_buy: Callable[[str], None] = lambda account_id: None
 
     def purchase(self, account_id: str, data: Any, idem_key: str) -> tuple[int, dict[str, Any]]:
         s = self.core.settings
@@ -57,6 +59,7 @@ class IssuingService:
             )
         req = request_hash({**data, "card": card.number if card else None})
         cid = chain_id.hex()
+        self.may_buy(account_id)  # the operator's P2P supply policy (broker_stub/cis.py); off by default
         with self.core.db.tx() as c:
             # the balance is read, then debited; the idempotency key answers once
             lock_keys(c, f"account:{account_id}", f"idem:{account_id}:chains:{idem_key}", f"chain:{cid}")

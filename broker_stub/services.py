@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from broker_stub.accounts import AccountService
+from broker_stub.cis import CisService
 from broker_stub.closing import ClosingService
 from broker_stub.core import BrokerCore
 from broker_stub.custody import CustodyService
@@ -33,6 +34,8 @@ class Broker:
         self.closing = ClosingService(self.core, self.accounts)
         self.payouts = PayoutService(self.core, self.vendors)
         self.hosted = HostedService(self.core, self.issuing, self.vendors, self.closing)
+        self.cis = CisService(self.core, self.vendors)
+        self.issuing.may_buy = self.cis.check_may_buy
 
     def close(self) -> None:
         self.core.close()

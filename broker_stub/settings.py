@@ -50,6 +50,12 @@ class BrokerSettings:
     chain_validity_s: int = 365 * 86400
     vendor_cert_validity_s: int = 365 * 86400
     max_body: int = 256 * 1024
+    #: P2P index (CIS): a peer's listings are shown only while it sent a heartbeat within this many seconds.
+    peer_ttl_s: int = 300
+    #: Supply policy (seed 002 §4.1), off at 0: refuse coin purchases of an account whose peer-to-peer requests
+    #: exceed ``peer_supply_ratio`` times what its own peer supplied, once requests pass ``peer_supply_grace``.
+    peer_supply_ratio: float = 0.0
+    peer_supply_grace: int = 1000
     #: Base URL others use to reach this broker (for ``revocation_url``); default http://host:port.
     public_url: str | None = None
     #: ``postgresql://...`` to keep the state in PostgreSQL (several processes may share it); None: SQLite file.

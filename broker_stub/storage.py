@@ -138,8 +138,22 @@ CREATE TABLE custody_overlaps (
 CREATE INDEX custody_overlaps_by_account ON custody_overlaps (account_id);
 """
 
+# P2P (issue 20): the broker as the Central Indexing Server. A peer is also a row of ``vendors`` (so custody,
+# redemption and certificates work unchanged); ``peers`` ties it to the customer account that runs it and records
+# when it last answered; ``peer_listings`` are the files it offers. Portable SQL (PostgreSQL support in parallel).
+_V6 = """
+CREATE TABLE peers (
+    peer_id TEXT PRIMARY KEY, account_id TEXT NOT NULL UNIQUE REFERENCES accounts, registered_at INTEGER NOT NULL,
+    last_seen INTEGER NOT NULL);
+CREATE TABLE peer_listings (
+    peer_id TEXT NOT NULL REFERENCES peers, item_id TEXT NOT NULL, title TEXT NOT NULL, description TEXT NOT NULL,
+    size INTEGER NOT NULL, sha256 TEXT NOT NULL, price INTEGER NOT NULL, listed_at INTEGER NOT NULL,
+    PRIMARY KEY (peer_id, item_id));
+CREATE INDEX peer_listings_by_title ON peer_listings (title);
+"""
+
 #: Migration i (1-based) brings the schema to version i. Append only; never edit a released one.
-MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4, _V5]
+MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4, _V5, _V6]
 
 
 def open_database(target: Path | str) -> AnyDatabase:

@@ -90,6 +90,7 @@ class WalletWindows(QObject):
         self.start_minimized = minimized
         self.qsettings = QSettings(str(data_dir / "gui.ini"), QSettings.Format.IniFormat)
         self.window: MainWindow | None = None
+        self.p2p: Any = None  # the Sharing and Find pages with their peer server (wallet_app.gui.p2p)
         self.wizard: FirstRunWizard | None = None
         self.unlock_dialog: UnlockDialog | None = None
         self.tray = Tray(self)
@@ -162,6 +163,9 @@ class WalletWindows(QObject):
             self.window.on_notify = self._notify
             self.window.refreshed.connect(self._update_tray)
             self._status()
+            from wallet_app.gui.p2p import install_p2p_pages  # P2P-NetPay (issue 20): Sharing and Find
+
+            self.p2p = install_p2p_pages(self.window, self.backend)
         if self.start_minimized and self.tray.available:
             self.start_minimized = False  # started with the system: stay in the tray until asked
         else:
@@ -241,6 +245,8 @@ class WalletWindows(QObject):
     def shutdown(self) -> None:
         """Save the window geometry, stop timers and wait for background work (before the services close)."""
         self.idle_timer.stop()
+        if self.p2p is not None:
+            self.p2p.shutdown()  # sharing stops with the wallet
         if self.window is not None:
             self.window.save_geometry()
         app = QCoreApplication.instance()

@@ -1,0 +1,67 @@
+"""Puts the P2P pages (Sharing, Find) into the main window's sidebar, for the first broker the wallet has an account
+at. Sharing stays off until the user presses "Start sharing"; the peer server's interface, port and TLS files come
+from the wallet settings ``sharing_host`` (default ``127.0.0.1``), ``sharing_port`` (0: picked once and kept),
+``sharing_public_url``, ``sharing_tls_cert`` and ``sharing_tls_key``. Nothing here touches the browser callback."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QSize
+from PySide6.QtWidgets import QListWidgetItem
+
+from wallet_app.gui.find import FindPage
+from wallet_app.gui.sharing import SharingPage
+from wallet_app.gui.theme import icon
+from wallet_app.peer.buyer import PeerBuyer
+from wallet_app.peer.server import PeerServer, PeerSettings
+
+__all__ = ["P2PPages", "install_p2p_pages"]
+
+
+@dataclass
+class P2PPages:
+    """The pages and the peer server behind them (stop it when the wallet quits or locks)."""
+
+    peer: PeerServer
+    sharing: SharingPage
+    find: FindPage
+
+    def shutdown(self) -> None:
+        self.peer.stop()
+
+
+def install_p2p_pages(window: Any, backend: Any) -> P2PPages | None:
+    """Add Sharing and Find to ``window`` (a :class:`~wallet_app.gui.main_window.MainWindow`); None when no broker
+    account exists yet (the pages need one: the broker certifies the peer and indexes its files)."""
+    service = backend.service
+    brokers = [b for b in service.brokers() if b.trusted and b.username]
+    if not brokers:
+        return None
+    broker = brokers[0]
+    data = Path(service.session.directory) / "peer"
+    settings = PeerSettings(
+        data_dir=data, broker_url=broker.url, broker_public_key=broker.public_key_hex,
+        display_name=str(service.get_setting("sharing_name", f"{broker.username}'s files")),
+        host=str(service.get_setting("sharing_host", "127.0.0.1")), port=int(service.get_setting("sharing_port", 0)),
+        public_url=str(service.get_setting("sharing_public_url", "")), enabled=True,
+        tls_cert=service.get_setting("sharing_tls_cert"), tls_key=service.get_setting("sharing_tls_key"),
+        currency=broker.currencies[0] if broker.currencies else "EUR",
+    )  # fmt: skip
+
+    def token() -> str:
+        result: str = service.brokers_desk.call(broker.broker_id, lambda _client, t: t)
+        return result
+
+    peer = PeerServer(settings, token)
+    sharing = SharingPage(peer, window.bridge)
+    find = FindPage(PeerBuyer(service, Path.home() / "Downloads" / "NetPay"), broker.url, window.bridge)
+    for key, name, page in (("sharing", window.tr("Sharing"), sharing), ("find", window.tr("Find"), find)):
+        item = QListWidgetItem(icon(key), name)
+        item.setSizeHint(QSize(180, 40))
+        window.sidebar.addItem(item)
+        window.stack.addWidget(page)
+        window.pages.append(page)
+    return P2PPages(peer, sharing, find)

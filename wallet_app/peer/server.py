@@ -1,0 +1,363 @@
+"""The peer server inside the wallet: quotes, payments, custody and redemption by ``vendor_stub`` (the same code a
+shop runs), and ``GET /files/{item_id}`` for a paid file, with its SHA-256 and single-range (resumable) downloads.
+
+Safety: files are looked up by id in the :class:`~wallet_app.peer.shares.ShareList`, never by a path; a download
+needs the access token of a receipt for exactly that file; at most ``max_downloads`` run at once (more get
+``rate_limited``); a range past the end is ``416``; :meth:`PeerServer.stop` stops every running download at the next
+chunk and takes the listings off the CIS. The server binds its own host and port (off by default, see
+:class:`PeerSettings`) and has no route to the vault or the loopback callback.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import h11
+import requests
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from netpay.errors import AuthenticationRequired, Forbidden, NetPayError, NotFound, RateLimited, error_from_body
+from netpay.keys import SigningKey, load_or_create_key
+from netpay.messages import BusinessModel
+from netpay.peers import peer_id_for, registration_text
+from netpay_web.http import BodyLimitMiddleware, error_response, install_error_handlers
+from vendor_stub.api import build_api
+from vendor_stub.catalog import Catalog, Item
+from vendor_stub.service import Vendor, key_path
+from vendor_stub.settings import VendorSettings
+from wallet_app.peer.shares import Share, ShareList
+
+__all__ = ["PeerServer", "PeerSettings"]
+
+log = logging.getLogger(__name__)
+
+_CHUNK = 256 * 1024
+_ITEM = re.compile(r"\A[0-9a-f]{32}\Z")
+_RANGE = re.compile(r"\Abytes=(\d*)-(\d*)\Z")
+
+
+@dataclass(frozen=True, slots=True)
+class PeerSettings:
+    """Where the peer server listens and whom it tells. ``enabled`` is False by default: nothing is served until
+    the user switches sharing on. ``host`` is the interface to bind (the wallet's callback stays on loopback)."""
+
+    data_dir: Path
+    broker_url: str
+    broker_public_key: str
+    display_name: str
+    host: str = "127.0.0.1"
+    port: int = 0
+    public_url: str = ""
+    enabled: bool = False
+    max_downloads: int = 8
+    heartbeat_s: float = 60.0
+    redeem_interval_s: float = 3600.0
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    currency: str = "EUR"
+
+
+class PeerServer:
+    """One wallet's peer: ``start()`` certifies it at the CIS and serves; ``stop()`` switches everything off."""
+
+    def __init__(self, settings: PeerSettings, session_token: Callable[[], str]) -> None:
+        self.settings = settings
+        self._token = session_token
+        Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+        self.shares = ShareList(Path(settings.data_dir) / "shares.json", settings.currency)
+        self.key: SigningKey = load_or_create_key(key_path(Path(settings.data_dir)))
+        self.vendor: Vendor | None = None
+        self.peer_id: str | None = None
+        self._server: _Runner | None = None
+        self._serving = threading.Event()
+        self._slots = threading.BoundedSemaphore(settings.max_downloads)
+        self._stop_heartbeat = threading.Event()
+        self._heartbeat: threading.Thread | None = None
+        self.port = settings.port
+        self._http = requests.Session()
+
+    # -- lifecycle ----------------------------------------------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        return self._serving.is_set()
+
+    @property
+    def base_url(self) -> str:
+        s = self.settings
+        scheme = "https" if s.tls_cert else "http"
+        return (s.public_url or f"{scheme}://{s.host}:{self.port}").rstrip("/")
+
+    def start(self) -> str:
+        """Bind the port, get certified at the CIS, publish the listings; returns the peer's base URL."""
+        if self.running:
+            return self.base_url
+        if not self.settings.enabled:
+            raise Forbidden("sharing is switched off in the settings", reason="sharing_off")
+        if not self.port:  # chosen once and kept, so a payment sent before a restart still finds this peer
+            from netpay_web.live import free_port
+
+            port_file = Path(self.settings.data_dir) / "port"
+            try:
+                self.port = int(port_file.read_text())
+            except (OSError, ValueError):
+                self.port = free_port(self.settings.host)
+                port_file.write_text(str(self.port))
+        answer = self._broker("POST", "/v1/cis/peers", self._registration())
+        self.peer_id = str(answer["peer_id"])
+        vs = VendorSettings(
+            name=self.settings.display_name, catalog=Path("/nonexistent"), data_dir=Path(self.settings.data_dir),
+            broker_url=self.settings.broker_url, host=self.settings.host, port=self.port, vendor_id=self.peer_id,
+            public_url=self.base_url, broker_public_key=self.settings.broker_public_key,
+            redeem_interval_s=self.settings.redeem_interval_s, tls=bool(self.settings.tls_cert),
+        )  # fmt: skip
+        self.vendor = Vendor(vs, self._catalog())
+        tls = {}
+        if self.settings.tls_cert:
+            tls = {"ssl_certfile": self.settings.tls_cert, "ssl_keyfile": self.settings.tls_key}
+        config = uvicorn.Config(self._app(self.vendor), host=self.settings.host, port=self.port,
+                                log_level="warning", lifespan="on", timeout_keep_alive=5, timeout_graceful_shutdown=1,
+                                limit_concurrency=128 + 4 * self.settings.max_downloads, **tls)  # fmt: skip
+        self._server = _Runner(config)
+        self._serving.set()
+        self._server.start()
+        self.publish()
+        self._stop_heartbeat.clear()
+        self._heartbeat = threading.Thread(target=self._beat, name="peer-heartbeat", daemon=True)
+        self._heartbeat.start()
+        return self.base_url
+
+    def stop(self) -> None:
+        """Switch sharing off at once: running downloads end at their next chunk, the listings leave the CIS, the
+        port closes. Payments already recorded stay recorded and are redeemed (now, best effort)."""
+        if not self.running:
+            return
+        self._serving.clear()
+        self._stop_heartbeat.set()
+        try:
+            self._broker("POST", "/v1/cis/offline", None)
+        except NetPayError as exc:
+            log.info("could not take the listings off the CIS: %s", exc.message)
+        if self._server is not None:
+            self._server.stop()
+        if self.vendor is not None:
+            try:
+                self.vendor.redeemer.redeem()
+            except NetPayError as exc:
+                log.info("redemption postponed: %s", exc.message)
+            self.vendor.close()
+        self._server = self.vendor = None
+
+    def publish(self) -> dict[str, Any]:
+        """Send the current share list to the CIS (and let the payment desk sell exactly these files)."""
+        if self.vendor is not None:
+            catalog = self._catalog()
+            self.vendor.catalog = catalog
+            self.vendor.desk._catalog = catalog  # the desk looks items up in the catalog it was given
+        result: dict[str, Any] = self._broker("PUT", "/v1/cis/listings",
+                                              {"listings": [s.listing() for s in self.shares.all()]})  # fmt: skip
+        return result
+
+    def redeem_now(self) -> dict[str, Any]:
+        """Redeem every recorded payment now (otherwise the redeemer runs every ``redeem_interval_s``)."""
+        if self.vendor is None:
+            raise Forbidden("sharing is off", reason="sharing_off")
+        return self.vendor.redeemer.redeem()
+
+    def earnings(self) -> dict[str, int]:
+        """Downloads sold, cents earned, cents redeemed at the broker (from the peer's own records)."""
+        if self.vendor is None:
+            from vendor_stub.storage import Store
+
+            store = Store(Path(self.settings.data_dir) / "vendor.sqlite3")
+            try:
+                return _earnings(store)
+            finally:
+                store.close()
+        return _earnings(self.vendor.store)
+
+    def standing(self) -> dict[str, Any]:
+        """The account's requested/supplied totals and whether the broker's supply policy lets it buy coins."""
+        result: dict[str, Any] = self._broker("GET", "/v1/cis/standing", None)
+        return result
+
+    # -- internals ----------------------------------------------------------------------------------------------
+    def _registration(self) -> dict[str, Any]:
+        broker = self._broker("GET", "/v1/info", None, auth=False)
+        account = self._broker("GET", "/v1/account", None)
+        peer_id = peer_id_for(str(account["account_id"]))
+        proof = self.key.sign(registration_text(str(broker["broker_id"]), peer_id, self.key.public.hex, self.base_url))
+        return {"display_name": self.settings.display_name, "public_key": self.key.public.hex,
+                "api_url": self.base_url, "proof": proof.hex()}  # fmt: skip
+
+    def _broker(self, method: str, path: str, body: Any, auth: bool = True) -> Any:
+        headers = {"Authorization": f"Bearer {self._token()}"} if auth else {}
+        url = self.settings.broker_url.rstrip("/") + path
+        try:
+            resp = self._http.request(method, url, json=body, headers=headers, timeout=10)
+        except requests.RequestException as exc:
+            from netpay.errors import PeerUnavailable
+
+            raise PeerUnavailable(f"the broker could not be reached: {type(exc).__name__}") from None
+        data = resp.json() if resp.content else None
+        if resp.status_code >= 400:
+            raise error_from_body(data, resp.status_code)
+        return data
+
+    def _beat(self) -> None:
+        while not self._stop_heartbeat.wait(self.settings.heartbeat_s):
+            try:
+                self._broker("POST", "/v1/cis/heartbeat", None)
+            except NetPayError as exc:
+                log.info("CIS heartbeat failed: %s", exc.message)
+
+    def _catalog(self) -> Catalog:
+        one_off = BusinessModel.from_json({"kind": "one_off"}, "model")
+        items = tuple(Item(s.item_id, s.title, s.money, one_off, s.description, ()) for s in self.shares.all())
+        return Catalog(self.settings.display_name, "", "files", self.settings.currency, items)
+
+    def _app(self, vendor: Vendor) -> FastAPI:
+        @asynccontextmanager
+        async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+            vendor.start()
+            yield
+
+        app = FastAPI(title=f"NetPay peer: {self.settings.display_name}", lifespan=lifespan, docs_url=None,
+                      redoc_url=None, openapi_url=None)  # fmt: skip
+        install_error_handlers(app)
+        app.include_router(build_api(vendor))
+
+        @app.get("/files/{item_id}")
+        async def download(item_id: str, request: Request, token: str = "") -> Response:
+            return await self._download(vendor, item_id, request, token)
+
+        app.add_middleware(BodyLimitMiddleware, max_body=256 * 1024)
+        return app
+
+    async def _download(self, vendor: Vendor, item_id: str, request: Request, token: str) -> Response:
+        if not self.running:
+            return error_response(Forbidden("sharing is off", reason="sharing_off"))
+        if not _ITEM.match(item_id):
+            return error_response(NotFound("no such shared file"))
+        auth = request.headers.get("authorization", "")
+        token = auth[7:].strip() if auth.startswith("Bearer ") else token
+        if not token:
+            return error_response(AuthenticationRequired("send the receipt's access token (Authorization: Bearer)"))
+        if vendor.tokens.check(token, item_id, vendor.now()) is None:
+            return error_response(Forbidden("this access token does not open this file", reason="not_paid"))
+        try:
+            share, f = await run_in_threadpool(self.shares.open, item_id)
+        except NetPayError as exc:
+            return error_response(exc)
+        start, end, status = 0, share.size - 1, 200
+        rng = request.headers.get("range")
+        if rng is not None and (m := _RANGE.match(rng.replace(" ", ""))) is not None:
+            a, b = m.group(1), m.group(2)
+            if a == "" and b == "":
+                f.close()
+                return _unsatisfiable(share)
+            if a == "":
+                start = max(0, share.size - int(b[:20]))
+            else:
+                start = int(a[:20]) if len(a) <= 20 else share.size
+                if b != "":
+                    end = min(end, int(b[:20]) if len(b) <= 20 else end)
+            if start >= share.size or start > end:
+                f.close()
+                return _unsatisfiable(share)
+            status = 206
+        if not self._slots.acquire(blocking=False):
+            f.close()
+            return error_response(RateLimited("too many downloads at once; try again shortly"),
+                                  headers={"Retry-After": "2"})  # fmt: skip
+        headers = {
+            "Accept-Ranges": "bytes",
+            "Content-Length": str(end - start + 1),
+            "X-Content-SHA256": share.sha256,
+            "Repr-Digest": f"sha-256=:{_b64(share.sha256)}:",
+            "Content-Disposition": f"attachment; filename*=UTF-8''{_quote(Path(share.path).name)}",
+            "Cache-Control": "no-store",
+        }
+        if status == 206:
+            headers["Content-Range"] = f"bytes {start}-{end}/{share.size}"
+        return StreamingResponse(self._chunks(f, start, end), status_code=status, headers=headers,
+                                 media_type="application/octet-stream")  # fmt: skip
+
+    async def _chunks(self, f: IO[bytes], start: int, end: int) -> AsyncIterator[bytes]:
+        try:
+            await run_in_threadpool(f.seek, start)
+            left = end - start + 1
+            while left > 0 and self.running:
+                chunk = await run_in_threadpool(f.read, min(_CHUNK, left))
+                if not chunk:
+                    break
+                left -= len(chunk)
+                yield chunk
+        finally:
+            f.close()
+            self._slots.release()
+
+
+class _Server(uvicorn.Server):
+    """uvicorn, but a download cut short by switching sharing off (its connection is in h11's ERROR state, as it
+    promised more bytes) does not crash the shutdown."""
+
+    async def shutdown(self, sockets: Any = None) -> None:
+        try:
+            await super().shutdown(sockets)
+        except h11.LocalProtocolError:
+            log.info("a download was cut short by switching sharing off")
+
+
+class _Runner:
+    """The peer's uvicorn in a daemon thread."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        self.server = _Server(config)
+        self._thread = threading.Thread(target=self.server.run, name=f"peer:{config.port}", daemon=True)
+
+    def start(self, timeout: float = 15.0) -> None:
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self.server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"the peer server on port {self.server.config.port} did not start")
+            time.sleep(0.01)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self._thread.join(timeout=10)
+
+
+def _unsatisfiable(share: Share) -> Response:
+    return JSONResponse({"error": {"code": "malformed", "message": "the requested range is outside the file",
+                                   "details": {"size": share.size}}},
+                        status_code=416, headers={"Content-Range": f"bytes */{share.size}"})  # fmt: skip
+
+
+def _b64(hex_digest: str) -> str:
+    import base64
+
+    return base64.b64encode(bytes.fromhex(hex_digest)).decode()
+
+
+def _quote(name: str) -> str:
+    from urllib.parse import quote
+
+    return quote(name, safe="")
+
+
+def _earnings(store: Any) -> dict[str, int]:
+    sold = store.one("SELECT COUNT(*), COALESCE(SUM(amount), 0) FROM payments")
+    redeemed = store.one("SELECT COALESCE(SUM(amount), 0) FROM spends WHERE status = 'redeemed'")
+    return {"downloads": int(sold[0]), "earned": int(sold[1]), "redeemed": int(redeemed[0])}
