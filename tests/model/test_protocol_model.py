@@ -614,7 +614,7 @@ def test_protocol_model(world: World) -> None:
         run_state_machine_as_test(
             ProtocolModel,
             settings=settings(
-                max_examples=max(1, left // 60) if STEPS else 10,
+                max_examples=max(1, left // STEPS_PER_RUN) if STEPS else 10,  # at most the steps left
                 stateful_step_count=STEPS_PER_RUN,
                 deadline=None,
                 suppress_health_check=list(HealthCheck),
