@@ -153,6 +153,8 @@ class CisService:
         """Listings of live peers whose title or description holds every word of ``q``, cheapest first."""
         if len(q) > 200:
             raise MalformedMessage("q is longer than 200 characters", field="q")
+        if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in q):
+            raise MalformedMessage("q may not hold control characters", field="q")
         if not 1 <= page <= 10_000 or not 1 <= per_page <= MAX_PAGE:
             raise MalformedMessage(f"page must be 1..10000 and per_page 1..{MAX_PAGE}", field="page")
         self.sweep()

@@ -25,6 +25,7 @@ import psycopg
 from psycopg.adapt import Loader
 from psycopg_pool import ConnectionPool
 
+from netpay.errors import MalformedMessage
 from netpay_web.sqlite import SchemaTooNew, _split
 
 __all__ = ["PgConn", "PgDatabase", "Row", "is_postgres_url", "pg_ddl", "pg_sql"]
@@ -125,7 +126,14 @@ class PgConn:
 
     def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> psycopg.Cursor[Any]:
         cur = self.raw.cursor(row_factory=_row_factory)
-        cur.execute(pg_sql(sql), params or None)
+        try:
+            cur.execute(pg_sql(sql), params or None)
+        except psycopg.DataError as exc:
+            # SQLite stores a NUL in text, PostgreSQL refuses it: the same input answers the same 400 on both engines
+            # (an endpoint should refuse it first; this keeps a missed one from answering 500)
+            if "NUL" in str(exc):
+                raise MalformedMessage("text may not hold NUL characters") from None
+            raise
         return cur
 
     def executemany(self, sql: str, seq: Sequence[Sequence[Any]]) -> psycopg.Cursor[Any]:
