@@ -19,6 +19,7 @@ from wallet_app.gui.backend import GuiBackend
 from wallet_app.gui.dialogs import UnlockDialog
 from wallet_app.gui.first_run import DEMO_BROKER_URL, FirstRunWizard
 from wallet_app.gui.formatting import plural
+from wallet_app.gui.gc_guard import install_main_thread_gc
 from wallet_app.gui.main_window import MainWindow
 from wallet_app.gui.prompt import PromptQueue
 from wallet_app.gui.theme import RESOURCES, apply_theme, icon
@@ -40,6 +41,7 @@ def create_application(argv: list[str] | None = None) -> QApplication:
     app.setDesktopFileName("netpay-wallet")
     app.setWindowIcon(icon("app"))
     app.setQuitOnLastWindowClosed(False)
+    install_main_thread_gc(app)  # worker threads never free Qt objects
     _install_translator(app)
     apply_theme(app)
     return app

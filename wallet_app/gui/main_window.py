@@ -206,7 +206,7 @@ class MainWindow(QMainWindow):
         self._action(wallet, self.tr("Change &passphrase…"), None, self.change_passphrase)
         self._action(wallet, self.tr("&Settings…"), "Ctrl+,", self.settings)
         wallet.addSeparator()
-        self.lock_action = self._action(wallet, self.tr("&Lock"), "Ctrl+L", self.lock_requested.emit)
+        self.lock_action = self._action(wallet, self.tr("&Lock"), "Ctrl+L", self.lock_requested)
         self._action(wallet, self.tr("&Quit"), "Ctrl+Q", self._quit)
         view = bar.addMenu(self.tr("&View"))
         names = [

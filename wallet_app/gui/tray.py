@@ -29,10 +29,10 @@ class Tray(QObject):
         self.prompts_action = self.menu.addAction(self.tr("No purchases waiting"))
         self.prompts_action.triggered.connect(self.prompts_requested)
         self.menu.addSeparator()
-        self.menu.addAction(self.tr("Open wallet"), self.show_requested.emit)
-        self.menu.addAction(self.tr("Lock"), self.lock_requested.emit)
+        self.menu.addAction(self.tr("Open wallet")).triggered.connect(self.show_requested)
+        self.menu.addAction(self.tr("Lock")).triggered.connect(self.lock_requested)
         self.menu.addSeparator()
-        self.menu.addAction(self.tr("Quit"), self.quit_requested.emit)
+        self.menu.addAction(self.tr("Quit")).triggered.connect(self.quit_requested)
         self.icon.setContextMenu(self.menu)
         self.icon.activated.connect(self._activated)
         self.tooltip = ""
