@@ -128,6 +128,21 @@ MIGRATIONS: list[str] = [
     ALTER TABLE chains ADD COLUMN custody_window INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE chains ADD COLUMN custody_grant TEXT;
     """,
+    # 5: metered sessions (vendor_stub.metered): one per opening payment, its units counted by each unit's payment
+    """
+    CREATE TABLE metered_sessions (
+        session_id TEXT PRIMARY KEY,
+        item_id TEXT NOT NULL,
+        unit_amount INTEGER NOT NULL,
+        currency TEXT NOT NULL,
+        cap_units INTEGER NOT NULL,
+        units_paid INTEGER NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('open', 'ended')),
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        CHECK (units_paid <= cap_units)
+    );
+    """,
 ]
 
 
