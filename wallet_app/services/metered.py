@@ -22,7 +22,7 @@ import contextlib
 import json
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from netpay.errors import (
@@ -141,7 +141,7 @@ class MeteredSessions:
         with self.lock:
             busy = self._busy.setdefault(session_id, threading.Lock())
         with busy:  # one unit of one session at a time: a twin request waits, then finds its unit paid
-            s = self._row(session_id)
+            s = self._caught_up(self._row(session_id))
             if origin is not None and origin != s.origin:
                 raise Forbidden("this session belongs to another site", session_id=session_id)
             if 1 <= unit_no <= s.units_paid:
@@ -197,20 +197,41 @@ class MeteredSessions:
         return self._count(s, unit_no, row["access_token"])
 
     def _count(self, s: MeteredSession, unit_no: int, token: str) -> UnitPaid:
+        """Count a unit whose payment settled. The count is derived data (the settled spend of quote
+        ``<session>.<n>`` is the record), so it is written without a flush of its own; a count lost in a crash is
+        caught up from the spends (:meth:`_caught_up`)."""
         now = int(self.clock())
         ended = unit_no >= s.cap_units
-        with self.lock, self.vault.tx() as c:
+        key = (unit_no, now, ended, ended, s.vendor_id, s.session_id, unit_no - 1)
+
+        def write(c: Any) -> None:
             c.execute(
                 "UPDATE metered_sessions SET units_paid = ?, updated_at = ?,"
                 " status = CASE WHEN ? THEN 'ended' ELSE status END,"
                 " end_reason = CASE WHEN ? AND status = 'open' THEN 'cap' ELSE end_reason END"
                 " WHERE vendor_id = ? AND session_id = ? AND units_paid = ?",
-                (unit_no, now, ended, ended, s.vendor_id, s.session_id, unit_no - 1),
-            )  # fmt: skip
-        session = self.get(s.session_id)
+                key,
+            )
+
+        self.vault.defer(write)
+        session = replace(s, units_paid=unit_no, updated_at=now, status="ended" if ended else s.status,
+                          end_reason="cap" if ended and s.status == "open" else s.end_reason)  # fmt: skip
         self._emit("metered_changed", session)
         self._emit("balance_changed")
         return self._answer(session, unit_no, token)
+
+    def _caught_up(self, s: MeteredSession) -> MeteredSession:
+        """The session with every unit whose payment settled counted (after a crash, or a unit recovered late)."""
+        while s.units_paid < s.cap_units and self.vault.one(
+            "SELECT 1 FROM spends WHERE vendor_id = ? AND quote_id = ? AND status = 'settled'",
+            (s.vendor_id, f"{s.session_id}.{s.units_paid + 1}"),
+        ):
+            n = s.units_paid + 1
+            with self.lock, self.vault.tx() as c:
+                c.execute("UPDATE metered_sessions SET units_paid = ? WHERE session_id = ? AND units_paid = ?",
+                          (n, s.session_id, n - 1))  # fmt: skip
+            s = replace(s, units_paid=n)
+        return s
 
     def _answer(self, s: MeteredSession, unit_no: int, token: str | None = None) -> UnitPaid:
         return UnitPaid(s.session_id, unit_no, token or self._token(s.session_id), s.units_paid, s.cap_units,

@@ -12,6 +12,7 @@ import dataclasses
 import json
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -468,8 +469,11 @@ class WalletService:
 
     def _metered_check(self, quote_wire: Any, cert_wire: Any, origin: str | None
                        ) -> tuple[Signed[Quote], Signed[VendorCertificate]]:  # fmt: skip
-        checked = self.check_quote(quote_wire, cert_wire, origin)
-        return checked.quote, checked.vendor_certificate
+        # the engine's checks alone: a unit needs no prompt, so no balance or allowance figures for one
+        quote, cert = self.payments.check(quote_wire, cert_wire, origin)
+        if self.revocations.ensure_fresh(cert.body.broker_id):
+            quote, cert = self.payments.check(quote_wire, cert_wire, origin)
+        return quote, cert
 
     def recover_pending(self) -> int:
         """Finish every pending spend by re-sending the same payment (idempotent at the vendor); return how many
@@ -525,6 +529,21 @@ class WalletService:
         self._require()
         with self._lock:
             return self.refund_requests.request_for(payment_id)
+
+    def item_link(self, payment_id: str) -> str | None:
+        """A link that opens a settled purchase's item in the browser: its URL with a one-time code the shop
+        exchanges for the item's cookie (the access token never goes into a URL). A token lost (a restored
+        wallet) is issued again from the receipt first. None while the payment is not settled."""
+        self._require()
+        with self._lock:
+            paid = self.payments.receipt_of(payment_id)
+            row = self.vault.one("SELECT api_url_json FROM spends WHERE payment_id = ?", (payment_id,))
+        if paid is None or row is None:
+            return None
+        token = paid.access_token or str(self.redeliver(payment_id))
+        code = self.payments.vendor_client(json.loads(row["api_url_json"])).access_code(token)
+        sep = "&" if "?" in paid.item_url else "?"
+        return f"{paid.item_url}{sep}code={urllib.parse.quote(code, safe='')}"
 
     def redeliver(self, payment_id: str) -> str:
         """A new access token for a settled purchase from its receipt alone."""

@@ -185,3 +185,51 @@ def test_a_shop_stopped_mid_session_refuses_nothing_paid(
         w.pay_metered_unit(sid, 2, shop.url)
     assert _unspent(w) == before  # the quote could not be had: nothing journalled, nothing spent
     assert not w.vault.query("SELECT 1 FROM spends WHERE status = 'pending'")
+
+
+def test_a_session_opened_under_an_allowance_stops_at_its_day_budget(
+    listener: WalletService, vendor: RunningVendor
+) -> None:
+    w = listener
+    w.set_allowance(vendor.vendor_id, "Daily Planet", Money(2, "EUR"), Money(4, "EUR"))
+    sid = _open(w, vendor, via="allowance")
+    for n in (2, 3, 4):
+        w.pay_metered_unit(sid, n, vendor.url)
+    assert w.allowances()[0].spent_today == Money(4, "EUR")  # the units count against the allowance
+    with pytest.raises(MeteredSessionEnded) as ended:
+        w.pay_metered_unit(sid, 5, vendor.url)
+    assert ended.value.details["reason"] == "budget"
+    assert _shop_units(vendor, sid) == (4, 4)
+
+
+def test_a_count_lost_in_a_crash_is_caught_up_from_the_spends(listener: WalletService, vendor: RunningVendor) -> None:
+    w = listener
+    sid = _open(w, vendor)
+    w.pay_metered_unit(sid, 2, vendor.url)
+    w.vault.flush()
+    with w.vault.tx() as c:  # as if the process died before the unit's count reached the vault
+        c.execute("UPDATE metered_sessions SET units_paid = 1")
+    assert w.pay_metered_unit(sid, 2, vendor.url).units_paid == 2  # answered from the settled spend, not paid again
+    assert w.pay_metered_unit(sid, 3, vendor.url).units_paid == 3
+    assert _shop_units(vendor, sid) == (3, 3)
+
+
+def test_a_page_gone_without_a_word_ends_its_session_when_idle(
+    wallet_factory: Callable[..., WalletService], broker: RunningBroker, vendor: RunningVendor
+) -> None:
+    import time
+
+    from wallet_app.services.metered import IDLE_END_S
+
+    offset = [0]
+    w = wallet_factory(clock=lambda: time.time() + offset[0])
+    funded_wallet(w, broker.url, coins=50)
+    sid = _open(w, vendor)
+    w.pay_metered_unit(sid, 2, vendor.url)
+    assert w.metered.end_idle() == 0  # still in use
+    offset[0] = IDLE_END_S + 1
+    assert w.metered.end_idle() == 1
+    with pytest.raises(MeteredSessionEnded) as ended:
+        w.pay_metered_unit(sid, 3, vendor.url)
+    assert ended.value.details["reason"] == "idle"
+    assert vendor.vendor.store.one("SELECT status FROM metered_sessions")["status"] == "ended"
