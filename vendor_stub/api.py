@@ -55,6 +55,12 @@ _RECEIPT_REQUEST = {
     "properties": {"receipt": _SIGNED, "reason": {"type": "string", "maxLength": 500}},
     "additionalProperties": False,
 }
+_TOKEN_REQUEST = {
+    "type": "object",
+    "required": ["token"],
+    "properties": {"token": {"type": "string", "maxLength": 512}},
+    "additionalProperties": False,
+}
 _PAYMENT = {
     "type": "object",
     "required": ["type", "version", "payment_id", "quote", "segments"],
@@ -219,6 +225,16 @@ def build_api(vendor: Vendor) -> APIRouter:
         token = _session_token(request)
         state = await run_in_threadpool(vendor.metered.end, session_id, token)
         return state.to_json()
+
+    @router.post("/access/codes", summary="A one-time code that opens an item page once, for an access token "
+                 "(`{token}` -> `{code, expires_at}`; `/items/{id}?code=` sets the item's cookie)",
+                 openapi_extra=_body(_TOKEN_REQUEST))  # fmt: skip
+    async def access_code(request: Request) -> dict[str, Any]:
+        r = FieldReader(await read_json(request), "body")
+        token = r.text("token", 512)
+        r.done()
+        code, expires_at = await run_in_threadpool(vendor.handover.issue, token)
+        return {"code": code, "expires_at": expires_at}
 
     @router.get("/access/{item_id}", summary="Whether an access token opens an item")
     def access(item_id: str, token: str = "") -> dict[str, Any]:

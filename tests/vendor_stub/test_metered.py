@@ -114,6 +114,7 @@ def test_a_unit_paid_twice_or_replayed_is_recorded_once(broker: RunningBroker, v
     replay = vendor.pay(payment)  # the same payment again: the same receipt, nothing more recorded
     assert replay.status_code == 200 and replay.json() == first.json()
     # the same unit's quote paid again with the next coin: refused, with a signed refusal, nothing recorded
+    vendor.vendor.reporter.flush()  # background work done before the snapshot, not during the checks
     before = vendor.dump()
     again = vendor.pay(payment_of(quote, me.chain.segment(2, 3)))
     assert again.status_code == 409 and again.json()["error"]["code"] == "quote_paid"
@@ -135,12 +136,14 @@ def test_a_unit_out_of_order_or_beyond_the_cap_records_nothing(broker: RunningBr
         q = replace(base, quote_id=f"{me.session_id}.{n}", model=model)
         return vendor.vendor.desk.issue_quote(q)
 
+    vendor.vendor.reporter.flush()  # background work done before the snapshot, not during the checks
     before = vendor.dump()
     skipped = vendor.pay(payment_of(forged(3), me.chain.segment(1, 2)))
     assert skipped.status_code == 409 and skipped.json()["error"]["code"] == "unit_out_of_order"
     assert "refusal" in skipped.json()["error"]["details"]
     assert vendor.dump() == before
     vendor.vendor.store.write(lambda c: c.execute("UPDATE metered_sessions SET cap_units = 2"))
+    vendor.vendor.reporter.flush()  # background work done before the snapshot, not during the checks
     before = vendor.dump()
     beyond = vendor.pay(payment_of(forged(3, cap=3), me.chain.segment(1, 2)))
     assert beyond.status_code == 409 and beyond.json()["error"]["code"] == "unit_out_of_order"
@@ -171,6 +174,7 @@ def test_an_ended_session_sells_no_further_unit(broker: RunningBroker, vendor: R
     quote = me.next_quote().json()["quote"]  # the page asked for the next unit, then closed
     end = requests.post(f"{vendor.url}/v1/metered/{me.session_id}/end", headers=_auth(me.token), timeout=30)
     assert end.status_code == 200 and end.json()["status"] == "ended"
+    vendor.vendor.reporter.flush()  # background work done before the snapshot, not during the checks
     before = vendor.dump()
     late = me.pay(quote)
     assert late.status_code == 409 and late.json()["error"]["code"] == "session_ended"
