@@ -153,6 +153,8 @@ def build_pages(vendor: Vendor) -> APIRouter:
             grant = vendor.tokens.check(request.cookies.get("np_pass"), item_id, now)
         for bundle in catalog.bundles_of(item_id) if grant is None else ():
             grant = grant or vendor.tokens.check(request.cookies.get(_cookie_name(bundle)), item_id, now)
+        if item.is_metered:
+            grant = None  # paid per unit used: a pass or another token opens the player, never the units
         if grant is not None:
             vendor.refunds.mark_opened(grant.receipt_id)
         until = (dt.datetime.fromtimestamp(grant.valid_until, dt.UTC).strftime("%d %b %Y, %H:%M UTC")

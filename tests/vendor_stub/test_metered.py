@@ -203,3 +203,17 @@ def test_bad_metered_models_are_refused(model: object) -> None:
 def test_metered_model_round_trips() -> None:
     m = BusinessModel("metered", unit="1 page", cap_units=50, session_id=secrets.token_hex(8), unit_no=7)
     assert BusinessModel.from_json(m.to_json(), "model") == m
+
+
+def test_a_day_pass_opens_the_podcast_page_but_no_unit(broker: RunningBroker, vendor: RunningVendor) -> None:
+    buyer = Listener(vendor, buy_known_chain(broker, n=100))
+    resp = buyer.pay(vendor.quote("day-pass"))
+    assert resp.status_code == 200, resp.text
+    pass_token = resp.json()["receipt"]["body"]["access_token"]
+    browser = requests.Session()
+    browser.cookies.set("np_pass", pass_token)
+    page = browser.get(f"{vendor.url}/items/{PODCAST}", timeout=30).text
+    assert "data-netpay-meter" in page and 'class="story paid"' not in page  # the player: units are paid per use
+    other = Listener(vendor, buy_known_chain(broker))
+    other.open()
+    assert other.audio(1, pass_token).status_code == 403
