@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import io
+import json
 import math
 import sqlite3
 import wave
@@ -154,6 +155,16 @@ class MeteredDesk:
             raise MeteredUnitOutOfOrder(f"unit {unit_no} is not paid ({st.units_paid} paid)",
                                         session_id=session_id, units_paid=st.units_paid)  # fmt: skip
         return st
+
+    def unit_receipt_id(self, session_id: str, unit_no: int) -> str | None:
+        """The receipt id of a paid unit (unit 1's is the session id): delivering the unit marks it opened, so a
+        refund of a unit the customer received is the publisher's decision, and one never delivered is automatic."""
+        if unit_no == 1:
+            return session_id
+        row = self._store.one("SELECT receipt FROM payments WHERE quote_id = ?", (f"{session_id}.{unit_no}",))
+        if row is None:
+            return None
+        return str(json.loads(row["receipt"])["body"]["receipt_id"])
 
 
 @functools.lru_cache(maxsize=32)

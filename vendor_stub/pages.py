@@ -191,7 +191,9 @@ def build_pages(vendor: Vendor) -> APIRouter:
         state = vendor.metered.unit_paid(session_id, token, unit_no)
         item = catalog.get(state.item_id)
         seconds = (item.model.unit_s if item is not None else None) or 30
-        vendor.refunds.mark_opened(session_id)
+        receipt_id = vendor.metered.unit_receipt_id(session_id, unit_no)
+        if receipt_id is not None:
+            vendor.refunds.mark_opened(receipt_id)
         return Response(tone_wav(unit_no, seconds), media_type="audio/wav",
                         headers={"Cache-Control": "private, no-store", "Referrer-Policy": "no-referrer"})  # fmt: skip
 

@@ -217,3 +217,21 @@ def test_a_day_pass_opens_the_podcast_page_but_no_unit(broker: RunningBroker, ve
     other = Listener(vendor, buy_known_chain(broker))
     other.open()
     assert other.audio(1, pass_token).status_code == 403
+
+
+def test_a_delivered_unit_is_not_refunded_automatically_an_undelivered_one_is(broker: RunningBroker,
+                                                                           vendor: RunningVendor) -> None:  # fmt: skip
+    me = Listener(vendor, buy_known_chain(broker))
+    me.open()
+    receipts = {1: None}
+    for n in (2, 3):
+        receipts[n] = me.unit().json()["receipt"]
+    assert me.audio(1).status_code == 200 and me.audio(2).status_code == 200  # unit 3 paid ahead, never played
+
+    def refund(n: int) -> str:
+        resp = requests.post(f"{vendor.url}/v1/refunds", json={"receipt": receipts[n], "reason": "stopped"}, timeout=30)
+        assert resp.status_code == 200, resp.text
+        return str(resp.json()["status"])
+
+    assert refund(2) == "pending"  # heard: the publisher decides
+    assert refund(3) == "granted"  # paid ahead and never delivered: refunded at once
