@@ -13,7 +13,9 @@ is one ``DELETE … RETURNING``, so of two processes of one shop only one can us
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
 import secrets
 import sqlite3
 from collections.abc import Callable
@@ -78,9 +80,6 @@ class TokenHandover:
 
 def _item_of(token: str) -> str | None:
     """The item a token names (read without checking it; :meth:`AccessTokens.check` checks it next)."""
-    import base64
-    import json
-
     parts = token.split(".")
     if len(parts) != 3:
         return None

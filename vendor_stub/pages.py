@@ -128,7 +128,7 @@ def build_pages(vendor: Vendor) -> APIRouter:
 
     # access tokens never stay in a URL: a one-time code (or, from older links, a token) in the query is turned
     # into the item's cookie and the browser is sent on to the plain URL at once
-    def handed_over(item: Item, code: str, access: str) -> Response | None:
+    def handed_over(item: Item, code: str, access: str) -> Response:
         token = vendor.handover.exchange(code) if code else access or None
         grant = vendor.tokens.check(token, item.item_id, vendor.now()) if token else None
         resp = RedirectResponse(f"/items/{item.item_id}", status_code=303,
@@ -144,9 +144,7 @@ def build_pages(vendor: Vendor) -> APIRouter:
             ctx = {**common(request), "items": list(catalog.articles)[:4]}
             return TEMPLATES.TemplateResponse(request, "missing.html", ctx, status_code=404)
         if code or access:
-            redirect = handed_over(item, code, access)
-            if redirect is not None:
-                return redirect
+            return handed_over(item, code, access)
         now = vendor.now()
         grant = vendor.tokens.check(request.cookies.get(_cookie_name(item)), item_id, now)
         if grant is None and not item.is_pass:
