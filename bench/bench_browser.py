@@ -5,7 +5,8 @@ the shop is covered by an allowance. Per round, interleaved, on a fresh item pag
 paid yet):
 
 - **paid**: a click on Buy for an allowance-covered article, until that article's text is rendered (the page script
-  asks the wallet and the shop, the wallet pays, the page opens ``item_url?access=TOKEN``);
+  asks the wallet and the shop, the wallet pays, the page hands the token to the shop in a POST that sets the
+  item's cookie, ``/v1/access/cookie``, and opens ``item_url``);
 - **free**: a click on a link to another article's page of the same shop (its free teaser page, same template), until
   that page's text is rendered;
 - **fallback**: the same purchase when the browser blocks the page's request to the wallet (a page whose

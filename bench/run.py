@@ -37,6 +37,7 @@ TARGETS: dict[str, Target] = {
     "wallet_start_ms": ("<=", 1500),
     "wallet_idle_rss_mb": ("<=", 200),
     "peer_download_ratio": (">=", 0.8),
+    "metered_unit_ratio": ("<=", 1.2),
 }
 
 

@@ -25,6 +25,8 @@ __all__ = [
     "InvalidCredentials",
     "InvalidPayword",
     "MalformedMessage",
+    "MeteredSessionEnded",
+    "MeteredUnitOutOfOrder",
     "NetPayError",
     "NotFound",
     "PayloadTooLarge",
@@ -344,3 +346,19 @@ class PeerUnavailable(NetPayError):
     code = "unavailable"
     http_status = 503
     default_message = "peer unavailable"
+
+
+class MeteredSessionEnded(NetPayError):
+    """The metered session is over (ended by the customer or the page, or its cap is reached): no unit is sold."""
+
+    code = "session_ended"
+    http_status = 409
+    default_message = "this metered session has ended"
+
+
+class MeteredUnitOutOfOrder(NetPayError):
+    """A metered unit was asked for or paid out of turn: units are paid one after the other, each once."""
+
+    code = "unit_out_of_order"
+    http_status = 409
+    default_message = "this unit is not the session's next one"

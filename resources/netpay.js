@@ -22,14 +22,31 @@
  *        (GET /v1/pay?offer=...&origin=..., with the offer it holds), which redirects back to the item when paid.
  *   On load, a page with Buy buttons asks GET /v1/hello and, when a wallet answers, a quote for each of its first
  *   four buttons, so that a click has nothing to wait for (each used once, while fresh: config.earlyQuoteMs).
- *   netpay.itemLink(itemUrl, token)    -> string             itemUrl with ?access=TOKEN
+ *   netpay.meter({itemId, quoteUrl})   -> Promise<session>   a metered session (seed 000: pay per unit used)
+ *        Buys the item's first unit like buy() (the wallet's prompt, or an allowance: the one approval) and resolves
+ *        with {sessionId, accessToken, unitsPaid, capUnits, total, ended, unit(n), stop()}:
+ *          session.unit(n) -> Promise<{unitNo, unitsPaid, capUnits, total, ended}>  pays unit n in the background,
+ *               with no prompt (POST /v1/metered/unit {session_id, unit_no}); asking for a unit already paid pays
+ *               nothing; rejects with session_ended (cap reached, ended in the tray, wallet locked) or
+ *               unit_out_of_order
+ *          session.stop() -> Promise   ends the session (POST /v1/metered/end); also sent as a beacon when the page
+ *               is closed. The wallet pays nothing more for an ended session.
+ *        The units themselves come from the shop with the session's token in a header, never in a URL:
+ *          fetch(unitUrl, {headers: {Authorization: "NetPay " + session.accessToken}})
+ *   Metered player: <button class="np-meter" data-netpay-item="ITEM" data-netpay-units-url="/metered/{session}/units/{n}">
+ *        with <audio data-netpay-audio> and [data-netpay-meter-status] in the same [data-netpay-meter] element:
+ *        plays unit after unit, paying each next unit while the current one plays; a second button
+ *        [data-netpay-meter-stop] stops.
+ *   netpay.open(result)                -> Promise             opens the paid item: hands the access token to the shop
+ *        (POST /v1/access/cookie {token}, same origin; the shop sets the item's HttpOnly cookie), then opens the
+ *        item's plain URL. The token never goes into a URL (history, logs, Referer).
  *   netpay.bind(root?)                 binds every .np-buy button (done automatically when the page loads)
  *   netpay.config                      {walletUrl, pollMs, helloTimeoutMs, earlyQuoteMs, waitMs}
  *
  * Buttons:  <button class="np-buy" data-netpay-item="ITEM_ID" data-netpay-quote-url="/v1/quotes">Buy</button>
  * Hint:     <div class="np-hint" data-netpay-hint hidden>How to install and start NetPay Wallet…</div>
  * A bound button gets data-netpay-state = waiting | paid | <error code>, and fires a "netpay:state" event.
- * On success the page opens itemUrl?access=TOKEN.
+ * On success the page opens the item with netpay.open (the token in a cookie, never in the URL).
  *
  * Local Network Access (Chromium 142+): a page that is not itself on this computer (a shop on the web) may only
  * fetch from the wallet on 127.0.0.1 with the user's permission ("loopback-network", asked once per site). Every
@@ -133,7 +150,8 @@
   }
 
   function paidResult(body) {
-    return { accessToken: body.access_token, itemUrl: body.item_url, validUntil: body.valid_until || null };
+    return { accessToken: body.access_token, itemUrl: body.item_url, validUntil: body.valid_until || null,
+      sessionId: body.session_id || null };
   }
 
   function poll(promptId, token) {
@@ -272,8 +290,152 @@
     });
   }
 
-  function itemLink(itemUrl, token) {
-    return itemUrl + (itemUrl.indexOf("?") >= 0 ? "&" : "?") + "access=" + encodeURIComponent(token);
+  // ---- metered sessions ------------------------------------------------------------------------------------
+  var openSessions = {};
+
+  function walletPost(path, body) {
+    return walletFetch(config.walletUrl + path, {
+      method: "POST", mode: "cors", credentials: "omit",
+      headers: { "Content-Type": "application/json" }, body: JSON.stringify(body)
+    }).catch(function () {
+      throw netpayError("no_wallet", "No NetPay Wallet answered.");
+    }).then(function (resp) {
+      return readJson(resp).then(function (data) {
+        if (!resp.ok) throw errorFromBody(data, resp.status);
+        return data;
+      });
+    });
+  }
+
+  function meter(opts) {
+    return buy(opts).then(function (paid) {
+      if (!paid.sessionId) throw netpayError("failed", "this item is not sold by the unit");
+      var session = {
+        sessionId: paid.sessionId, accessToken: paid.accessToken, unitsPaid: 1, ended: false,
+        unit: function (n) {
+          return walletPost("/v1/metered/unit", { session_id: session.sessionId, unit_no: n }).then(function (b) {
+            session.unitsPaid = Math.max(session.unitsPaid, b.units_paid);
+            session.capUnits = b.cap_units;
+            session.total = b.total;
+            session.ended = !!b.ended;
+            if (session.ended) delete openSessions[session.sessionId];
+            return { unitNo: b.unit_no, unitsPaid: b.units_paid, capUnits: b.cap_units, total: b.total, ended: b.ended };
+          }, function (err) {
+            if (err.code === "session_ended") { session.ended = true; delete openSessions[session.sessionId]; }
+            throw err;
+          });
+        },
+        stop: function () {
+          delete openSessions[session.sessionId];
+          if (session.ended) return Promise.resolve(null);
+          session.ended = true;
+          return walletPost("/v1/metered/end", { session_id: session.sessionId });
+        }
+      };
+      openSessions[session.sessionId] = session;
+      return session;
+    });
+  }
+
+  // The page is going away: end its sessions (a beacon survives the unload; the wallet also ends idle sessions).
+  window.addEventListener("pagehide", function () {
+    for (var id in openSessions) {
+      if (!Object.prototype.hasOwnProperty.call(openSessions, id)) continue;
+      try {
+        navigator.sendBeacon(config.walletUrl + "/v1/metered/end",
+          new Blob([JSON.stringify({ session_id: id })], { type: "text/plain" }));
+      } catch (e) { /* nothing more can be done while unloading */ }
+    }
+  });
+
+  function money(total) {
+    if (!total) return "";
+    var v = (total.amount / 100).toFixed(2);
+    return (total.currency === "EUR" ? "\u20ac" : total.currency + " ") + v;
+  }
+
+  function bindMeter(box) {
+    var button = box.querySelector(".np-meter[data-netpay-item]");
+    var audio = box.querySelector("audio[data-netpay-audio]");
+    var status = box.querySelector("[data-netpay-meter-status]");
+    var stopButton = box.querySelector("[data-netpay-meter-stop]");
+    if (!button || !audio || button.getAttribute("data-netpay-bound")) return;
+    button.setAttribute("data-netpay-bound", "1");
+    var template = button.getAttribute("data-netpay-units-url");
+    var session = null, current = 0, blobs = {};
+
+    function say(state, text) {
+      box.setAttribute("data-netpay-state", state);
+      if (status) status.textContent = text;
+    }
+    function shown() {
+      var n = session.unitsPaid;
+      say(session.ended ? "ended" : "playing", "Unit " + current + " \u00b7 " + n + " unit" + (n === 1 ? "" : "s") +
+        " paid" + (session.total ? ", " + money(session.total) : "") + (session.ended ? " \u00b7 session ended" : ""));
+    }
+    function fetchUnit(n) {
+      if (blobs[n]) return blobs[n];
+      var url = template.replace("{session}", encodeURIComponent(session.sessionId)).replace("{n}", String(n));
+      blobs[n] = window.fetch(url, { headers: { Authorization: "NetPay " + session.accessToken }, cache: "no-store" })
+        .then(function (resp) {
+          if (!resp.ok) throw netpayError("failed", "the shop did not deliver unit " + n);
+          return resp.blob();
+        }).then(function (blob) { return URL.createObjectURL(blob); });
+      return blobs[n];
+    }
+    function ahead(n) {  // pay and fetch the unit after n while n plays
+      if (session.ended || n + 1 > (session.capUnits || Infinity)) return null;
+      return session.unit(n + 1).then(function () { return fetchUnit(n + 1); });
+    }
+    function play(n) {
+      current = n;
+      return fetchUnit(n).then(function (src) {
+        audio.src = src;
+        shown();
+        var next = ahead(n);
+        if (next) next.then(shown, function (err) { if (err.code !== "session_ended") say(err.code, err.message); else shown(); });
+        return audio.play();
+      });
+    }
+    audio.addEventListener("ended", function () {
+      if (!session) return;
+      if (session.unitsPaid > current) play(current + 1).catch(function (err) { say("failed", err.message); });
+      else { shown(); say("ended", status ? status.textContent : ""); }
+    });
+    button.addEventListener("click", function (event) {
+      event.preventDefault();
+      if (session) return;
+      button.disabled = true;
+      say("waiting", "Waiting for your wallet\u2026");
+      meter({ itemId: button.getAttribute("data-netpay-item"),
+              quoteUrl: button.getAttribute("data-netpay-quote-url") || "/v1/quotes" })
+        .then(function (s) {
+          session = s;
+          audio.hidden = false;
+          if (stopButton) stopButton.hidden = false;
+          return play(1);
+        }).catch(function (err) {
+          button.disabled = false;
+          var code = (err && err.code) || "failed";
+          if (code === "no_wallet" && showHint(true)) return say(code, "");
+          say(code, MESSAGES[code] || (err && err.message) || "The purchase did not go through.");
+        });
+    });
+    if (stopButton) stopButton.addEventListener("click", function () {
+      if (!session) return;
+      audio.pause();
+      session.stop().then(shown, shown);
+    });
+  }
+
+  function openItem(result) {
+    return window.fetch("/v1/access/cookie", {
+      method: "POST", credentials: "same-origin", cache: "no-store",
+      headers: { "Content-Type": "application/json" }, body: JSON.stringify({ token: result.accessToken })
+    }).then(function (resp) {
+      if (!resp.ok) throw netpayError("failed", "the shop did not take the access token");
+      window.location.assign(result.itemUrl);
+    });
   }
 
   function showHint(show) {
@@ -318,8 +480,8 @@
     }).then(function (result) {
       showHint(false);
       setState(button, "paid", "Paid. Opening…");
-      window.location.assign(itemLink(result.itemUrl, result.accessToken));
-    }, function (err) {
+      return openItem(result);
+    }).then(null, function (err) {
       button.disabled = false;
       var code = (err && err.code) || "failed";
       // With an install hint on the page, the hint says it; the status line does not repeat it.
@@ -351,6 +513,8 @@
 
   function start() {
     bind(document);
+    var meters = document.querySelectorAll("[data-netpay-meter]");
+    for (var m = 0; m < meters.length; m++) bindMeter(meters[m]);
     var buttons = document.querySelectorAll(".np-buy[data-netpay-item]");
     if (buttons.length) {
       // Probe only where it cannot raise a permission prompt before the customer pressed Buy.
@@ -371,7 +535,7 @@
     }
   }
 
-  window.netpay = { available: available, buy: buy, bind: bind, itemLink: itemLink, config: config };
+  window.netpay = { available: available, buy: buy, meter: meter, bind: bind, open: openItem, config: config };
 
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
   else start();

@@ -13,6 +13,7 @@ from netpay.encoding import FieldReader
 from netpay.errors import NetPayError, NotFound
 from netpay.messages import Quote
 from netpay_web.http import read_json, read_json_bytes
+from vendor_stub.access import bearer_token
 from vendor_stub.batching import PaymentBatcher
 from vendor_stub.service import Vendor
 
@@ -52,6 +53,12 @@ _RECEIPT_REQUEST = {
     "type": "object",
     "required": ["receipt"],
     "properties": {"receipt": _SIGNED, "reason": {"type": "string", "maxLength": 500}},
+    "additionalProperties": False,
+}
+_TOKEN_REQUEST = {
+    "type": "object",
+    "required": ["token"],
+    "properties": {"token": {"type": "string", "maxLength": 512}},
     "additionalProperties": False,
 }
 _PAYMENT = {
@@ -194,6 +201,40 @@ def build_api(vendor: Vendor) -> APIRouter:
         data = await read_json(request)
         answer: dict[str, Any] = await run_in_threadpool(vendor.refunds.redeliver, data)
         return answer
+
+    def _session_token(request: Request) -> str | None:
+        return bearer_token(request.headers.get("authorization"))
+
+    @router.get("/metered/{session_id}", summary="A metered session: units paid, cap, total, open or ended "
+                "(`Authorization: NetPay <session token>`)")  # fmt: skip
+    def metered_session(session_id: str, request: Request) -> dict[str, Any]:
+        return vendor.metered.session(session_id, _session_token(request)).to_json()
+
+    @router.post("/metered/{session_id}/quote", summary="The signed quote for a metered session's next unit "
+                 "(`Authorization: NetPay <session token>`)")  # fmt: skip
+    async def metered_quote(session_id: str, request: Request) -> dict[str, Any]:
+        token = _session_token(request)
+        cert = await run_in_threadpool(vendor.trust.certificate)
+        quote = await run_in_threadpool(vendor.metered.next_quote, session_id, token, vendor.vendor_id, base,
+                                        vendor.settings.quote_ttl_s)  # fmt: skip
+        return {"quote": vendor.desk.issue_quote(quote), "vendor_certificate": cert.to_wire()}
+
+    @router.post("/metered/{session_id}/end", summary="End a metered session: no further unit is sold "
+                 "(`Authorization: NetPay <session token>`)")  # fmt: skip
+    async def metered_end(session_id: str, request: Request) -> dict[str, Any]:
+        token = _session_token(request)
+        state = await run_in_threadpool(vendor.metered.end, session_id, token)
+        return state.to_json()
+
+    @router.post("/access/codes", summary="A one-time code that opens an item page once, for an access token "
+                 "(`{token}` -> `{code, expires_at}`; `/items/{id}?code=` sets the item's cookie)",
+                 openapi_extra=_body(_TOKEN_REQUEST))  # fmt: skip
+    async def access_code(request: Request) -> dict[str, Any]:
+        r = FieldReader(await read_json(request), "body")
+        token = r.text("token", 512)
+        r.done()
+        code, expires_at = await run_in_threadpool(vendor.handover.issue, token)
+        return {"code": code, "expires_at": expires_at}
 
     @router.get("/access/{item_id}", summary="Whether an access token opens an item")
     def access(item_id: str, token: str = "") -> dict[str, Any]:

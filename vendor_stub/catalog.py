@@ -41,6 +41,10 @@ class Item:
     def is_bundle(self) -> bool:
         return self.model.kind == "bundle"
 
+    @property
+    def is_metered(self) -> bool:
+        return self.model.kind == "metered"
+
     def to_json(self, base_url: str) -> dict[str, Any]:
         return {
             "item_id": self.item_id,
@@ -76,7 +80,7 @@ class Catalog:
     @property
     def stories(self) -> tuple[Item, ...]:
         """The articles themselves: what the archive holds (no bundle of them)."""
-        return tuple(i for i in self.articles if not i.is_bundle)
+        return tuple(i for i in self.articles if not i.is_bundle and not i.is_metered)
 
     @property
     def passes(self) -> tuple[Item, ...]:
@@ -122,6 +126,8 @@ class Catalog:
                 raise CatalogError("catalog items need unique ids and at least one item")
             singles = {i.item_id for i in items if i.model.kind == "one_off"}
             for item in items:
+                if item.is_metered and (item.model.session_id is not None or item.model.unit_no != 1):
+                    raise CatalogError(f"metered item {item.item_id} must describe its first unit")
                 if item.is_bundle and not set(item.model.items) <= singles:
                     raise CatalogError(f"bundle {item.item_id} may hold only one-off items of this catalog")
             return cls(str(data.get("name", "")), str(data.get("tagline", "")), str(data.get("kind", "newspaper")),

@@ -226,15 +226,17 @@ def build_hosted(vendor: Vendor, grants: GrantBook) -> APIRouter:
         except NetPayError as exc:
             return error(exc)
         target = f"/items/{item_id}" if vendor.catalog.get(item_id) else "/"
+        code = ""
         if vendor.catalog.get(item_id) is not None:  # the purchase that started the flow, paid at once
             grant = grants.grant_of(token)
             assert grant is not None
             try:
                 answer = await run_in_threadpool(grants.buy, grant, item_id)
-                target += "?access=" + answer["receipt"]["body"]["access_token"]
+                code, _ = await run_in_threadpool(vendor.handover.issue, answer["receipt"]["body"]["access_token"])
             except NetPayError as exc:
                 return error(exc)
-        resp = RedirectResponse(target, status_code=303)
+        # the access token itself never goes into a URL: a one-time code the item page exchanges for its cookie
+        resp = RedirectResponse(target + (f"?code={code}" if code else ""), status_code=303)
         resp.set_cookie(grant_cookie, token, httponly=True, samesite="lax", secure=secure, path="/", max_age=30 * 86400)
         resp.delete_cookie(STATE_COOKIE, path="/hosted")
         return resp
@@ -248,8 +250,8 @@ def build_hosted(vendor: Vendor, grants: GrantBook) -> APIRouter:
             answer = await run_in_threadpool(grants.buy, grant, item_id)
         except NetPayError as exc:
             return error(exc)
-        token = answer["receipt"]["body"]["access_token"]
-        return RedirectResponse(f"/items/{item_id}?access={token}", status_code=303)
+        code, _ = await run_in_threadpool(vendor.handover.issue, answer["receipt"]["body"]["access_token"])
+        return RedirectResponse(f"/items/{item_id}?code={code}", status_code=303)
 
     return router
 

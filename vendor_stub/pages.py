@@ -3,7 +3,9 @@
 ``/earnings`` is the publisher's page: it needs the publisher login (:mod:`vendor_stub.publisher`), made at
 ``/earnings/login``; anyone else gets the login form with 401.
 
-An item page opens with an access token from ``?access=`` (then remembered in a cookie) or from that cookie. The
+An item page opens with the access token in its cookie, set by ``POST /v1/access/cookie`` (the page script) or by
+exchanging a one-time ``?code=`` (the wallet's links; :mod:`vendor_stub.handover`); an older link's ``?access=``
+is turned into the cookie the same way, and the browser is sent on to the plain URL. The
 Buy button is the contract with ``/static/netpay.js``: ``button.np-buy`` with ``data-netpay-item`` and
 ``data-netpay-quote-url``; the hidden ``[data-netpay-hint]`` element is shown by the script when no wallet answers.
 """
@@ -16,12 +18,17 @@ from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
+from netpay.encoding import FieldReader
+from netpay.errors import NotFound
 from netpay.money import Money
+from netpay_web.http import read_json
+from vendor_stub.access import AccessGrant, bearer_token
 from vendor_stub.catalog import Item
 from vendor_stub.chart import SERIES, earnings_by_day, render_chart
+from vendor_stub.metered import tone_wav
 from vendor_stub.publisher import COOKIE, PublisherLogin, load_or_create_publisher_token
 from vendor_stub.service import Vendor
 
@@ -111,24 +118,41 @@ def build_pages(vendor: Vendor) -> APIRouter:
         return TEMPLATES.TemplateResponse(request, "index.html", {**common(request), "items": items,
                                                                     "passes": catalog.passes})  # fmt: skip
 
+    def set_access_cookie(resp: Response, item: Item, grant: AccessGrant, token: str) -> None:
+        """Remember a token in the browser (HttpOnly, this shop only): the item's cookie, or the pass's."""
+        now = vendor.now()
+        max_age = (grant.valid_until - now) if grant.valid_until else 365 * 86400
+        cookie = "np_pass" if grant.is_pass else _cookie_name(item)
+        resp.set_cookie(cookie, token, max_age=max_age, httponly=True, samesite="lax", path="/",
+                        secure=secure_cookie)  # fmt: skip
+
+    # access tokens never stay in a URL: a one-time code (or, from older links, a token) in the query is turned
+    # into the item's cookie and the browser is sent on to the plain URL at once
+    def handed_over(item: Item, code: str, access: str) -> Response:
+        token = vendor.handover.exchange(code) if code else access or None
+        grant = vendor.tokens.check(token, item.item_id, vendor.now()) if token else None
+        resp = RedirectResponse(f"/items/{item.item_id}", status_code=303,
+                                headers={"Referrer-Policy": "no-referrer", "Cache-Control": "no-store"})  # fmt: skip
+        if grant is not None and token is not None:
+            set_access_cookie(resp, item, grant, token)
+        return resp
+
     @router.get("/items/{item_id}", response_class=HTMLResponse)
-    def item_page(request: Request, item_id: str, access: str = "") -> Response:
+    def item_page(request: Request, item_id: str, access: str = "", code: str = "") -> Response:
         item = catalog.get(item_id)
         if item is None or item.api:
             ctx = {**common(request), "items": list(catalog.articles)[:4]}
             return TEMPLATES.TemplateResponse(request, "missing.html", ctx, status_code=404)
+        if code or access:
+            return handed_over(item, code, access)
         now = vendor.now()
-        grant = None
-        from_query = False
-        if access:
-            grant = vendor.tokens.check(access, item_id, now)
-            from_query = grant is not None
-        if grant is None:
-            grant = vendor.tokens.check(request.cookies.get(_cookie_name(item)), item_id, now)
+        grant = vendor.tokens.check(request.cookies.get(_cookie_name(item)), item_id, now)
         if grant is None and not item.is_pass:
             grant = vendor.tokens.check(request.cookies.get("np_pass"), item_id, now)
         for bundle in catalog.bundles_of(item_id) if grant is None else ():
             grant = grant or vendor.tokens.check(request.cookies.get(_cookie_name(bundle)), item_id, now)
+        if item.is_metered:
+            grant = None  # paid per unit used: a pass or another token opens the player, never the units
         if grant is not None:
             vendor.refunds.mark_opened(grant.receipt_id)
         until = (dt.datetime.fromtimestamp(grant.valid_until, dt.UTC).strftime("%d %b %Y, %H:%M UTC")
@@ -137,15 +161,39 @@ def build_pages(vendor: Vendor) -> APIRouter:
         members = [m for m in (catalog.get(i) for i in item.model.items) if m is not None]
         ctx = {**common(request), "item": item, "grant": grant, "until": until, "others": others, "members": members,
                "passes": [p for p in catalog.passes if p.item_id != item_id]}  # fmt: skip
-        # an access token may be in this page's URL: no Referer carries it to another site (the meta tag in
-        # base.html says the same to browsers that read only that)
-        resp = TEMPLATES.TemplateResponse(request, "item.html", ctx, headers={"Referrer-Policy": "no-referrer"})
-        if from_query and grant is not None:
-            max_age = (grant.valid_until - now) if grant.valid_until else 365 * 86400
-            cookie = "np_pass" if grant.is_pass else _cookie_name(item)
-            resp.set_cookie(cookie, access, max_age=max_age, httponly=True, samesite="lax", path="/",
-                            secure=secure_cookie)  # fmt: skip
+        # no Referer to another site from an item page (the meta tag in base.html says the same to browsers that
+        # read only that)
+        return TEMPLATES.TemplateResponse(request, "item.html", ctx, headers={"Referrer-Policy": "no-referrer"})
+
+    @router.post("/v1/access/cookie", include_in_schema=False)
+    async def access_cookie(request: Request) -> Response:
+        """The page script hands over the token the wallet gave it: the item's cookie is set, the page opens the
+        item's plain URL (``{"item_url"}``)."""
+        r = FieldReader(await read_json(request), "body")
+        token = r.text("token", 512)
+        r.done()
+        grant = vendor.handover.grant(token)
+        item = catalog.get(grant.item_id)
+        if item is None:
+            raise NotFound("the token's item is no longer sold", item_id=grant.item_id)
+        resp = JSONResponse({"item_url": f"{vendor.settings.base_url}/items/{item.item_id}"},
+                            headers={"Cache-Control": "no-store"})  # fmt: skip
+        set_access_cookie(resp, item, grant, token)
         return resp
+
+    @router.get("/metered/{session_id}/units/{unit_no}")
+    def metered_unit(request: Request, session_id: str, unit_no: int) -> Response:
+        """One unit of a metered item (30 s of the podcast), for the session's token in ``Authorization`` only and
+        only once the unit is paid."""
+        token = bearer_token(request.headers.get("authorization"))
+        state = vendor.metered.unit_paid(session_id, token, unit_no)
+        item = catalog.get(state.item_id)
+        seconds = (item.model.unit_s if item is not None else None) or 30
+        receipt_id = vendor.metered.unit_receipt_id(session_id, unit_no)
+        if receipt_id is not None:
+            vendor.refunds.mark_opened(receipt_id)
+        return Response(tone_wav(unit_no, seconds), media_type="audio/wav",
+                        headers={"Cache-Control": "private, no-store", "Referrer-Policy": "no-referrer"})  # fmt: skip
 
     @router.get("/earnings", response_class=HTMLResponse)
     def earnings(request: Request, days: int = 14) -> Response:

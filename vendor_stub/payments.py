@@ -44,6 +44,7 @@ from netpay_web.db import IntegrityError
 from vendor_stub.access import AccessTokens
 from vendor_stub.catalog import Catalog, Item
 from vendor_stub.custody import ChainBook, ChainState
+from vendor_stub.metered import MeteredDesk
 from vendor_stub.recent import RecentPayment, RecentPayments
 from vendor_stub.storage import Store
 from vendor_stub.trust import Trust
@@ -97,8 +98,10 @@ class PaymentDesk:
 
     def __init__(self, store: Store, trust: Trust, book: ChainBook, key: SigningKey, vendor_id: str,
                  catalog: Catalog, tokens: AccessTokens, clock: Callable[[], int],
-                 on_recorded: Callable[[], None] = lambda: None, recent_window_s: int = 3600) -> None:  # fmt: skip
+                 on_recorded: Callable[[], None] = lambda: None, recent_window_s: int = 3600,
+                 metered: MeteredDesk | None = None) -> None:  # fmt: skip
         self._store = store
+        self._metered = metered
         self._trust = trust
         self._book = book
         self._key = key
@@ -384,7 +387,12 @@ class PaymentDesk:
         receipt_id = f"{self._id_prefix}{next(self._ids):016x}"  # unique, and no system call per payment
         duration_s = item.model.duration_s
         valid_until = now + duration_s if item.is_pass and duration_s else None
-        token = self._tokens.issue(quote.item_id, receipt_id, item.is_pass, valid_until)
+        metered = quote.model.is_metered
+        if metered and (self._metered is None or not item.model.is_metered):
+            raise NotFound("this shop sells no metered item by that id", item_id=quote.item_id)
+        # every unit's receipt of a metered session carries the session's token (the opening receipt's own)
+        session_id = (quote.model.session_id or receipt_id) if metered else receipt_id
+        token = self._tokens.issue(quote.item_id, session_id, item.is_pass, valid_until)
         wire, receipt_text = sign_text(
             Receipt(
                 receipt_id=receipt_id,
@@ -415,6 +423,8 @@ class PaymentDesk:
                 raise IdempotencyConflict("this payment id or quote is already recorded for another payment") from None
             for seg in payment.segments:
                 _insert_spend(c, payment.payment_id, seg, now)
+            if metered and self._metered is not None:
+                self._metered.record(c, quote, receipt_id, now)
 
         return answer, write, RecentPayment(payment.payment_id, quote.quote_id, digest, receipt_text, now)
 

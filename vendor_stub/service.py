@@ -14,6 +14,8 @@ from vendor_stub.background import Redeemer, SpendReporter
 from vendor_stub.broker_client import BrokerClient
 from vendor_stub.catalog import Catalog
 from vendor_stub.custody import ChainBook
+from vendor_stub.handover import TokenHandover
+from vendor_stub.metered import MeteredDesk
 from vendor_stub.payments import PaymentDesk
 from vendor_stub.refunds import RefundDesk
 from vendor_stub.settings import VendorSettings
@@ -53,8 +55,10 @@ class Vendor:
                                       settings.report_delay_s)  # fmt: skip
         self.redeemer = Redeemer(self.store, self.broker, self.trust, self.key, self.vendor_id, self.now,
                                  settings.redeem_interval_s)  # fmt: skip
+        self.handover = TokenHandover(self.store, self.tokens, self.now)
+        self.metered = MeteredDesk(self.store, self.catalog, self.tokens, self.now)
         self.desk = PaymentDesk(self.store, self.trust, self.book, self.key, self.vendor_id, self.catalog,
-                                self.tokens, self.now, self.reporter.poke)  # fmt: skip
+                                self.tokens, self.now, self.reporter.poke, metered=self.metered)  # fmt: skip
         self.refunds = RefundDesk(self.store, self.key, self.vendor_id, self.broker, self.tokens, self.now,
                                   settings.refund_window_s)  # fmt: skip
         self.redeemer.after_round = self.refunds.settle

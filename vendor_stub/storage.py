@@ -128,6 +128,28 @@ MIGRATIONS: list[str] = [
     ALTER TABLE chains ADD COLUMN custody_window INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE chains ADD COLUMN custody_grant TEXT;
     """,
+    # 5: metered sessions (vendor_stub.metered): one per opening payment, its units counted by each unit's payment;
+    # one-time access codes (vendor_stub.handover)
+    """
+    CREATE TABLE metered_sessions (
+        session_id TEXT PRIMARY KEY,
+        item_id TEXT NOT NULL,
+        unit_amount INTEGER NOT NULL,
+        currency TEXT NOT NULL,
+        cap_units INTEGER NOT NULL,
+        units_paid INTEGER NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('open', 'ended')),
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        CHECK (units_paid <= cap_units)
+    );
+    -- one-time codes that hand an access token to an item page without the token in a URL (vendor_stub.handover)
+    CREATE TABLE access_codes (
+        code_hash TEXT PRIMARY KEY,
+        token TEXT NOT NULL,
+        expires_at INTEGER NOT NULL
+    );
+    """,
 ]
 
 

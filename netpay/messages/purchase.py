@@ -29,14 +29,32 @@ __all__ = [
 MAX_BUNDLE_ITEMS = 20
 
 
+#: Most units one metered session may pay (its cap).
+MAX_METERED_UNITS = 10_000
+
+
 @dataclass(frozen=True, slots=True)
 class BusinessModel:
-    """How a price buys access: ``one_off`` (one item, kept), ``time_pass`` (everything for ``duration_s``) or
-    ``bundle`` (each of ``items``, kept: one approval, one payment, one receipt for several items)."""
+    """How a price buys access: ``one_off`` (one item, kept), ``time_pass`` (everything for ``duration_s``),
+    ``bundle`` (each of ``items``, kept: one approval, one payment, one receipt for several items) or ``metered``
+    (volume-based, seed 000: the price buys one ``unit`` of the item, e.g. 30 s of audio; paying the first unit
+    opens a session of at most ``cap_units`` units, each paid as it is used).
 
-    kind: Literal["one_off", "time_pass", "bundle"] = "one_off"
+    A metered quote for a unit after the first names its session and its number (``session_id``, ``unit_no``);
+    ``unit_s`` is the length of a unit of time (audio, video), if the unit is one."""
+
+    kind: Literal["one_off", "time_pass", "bundle", "metered"] = "one_off"
     duration_s: int | None = None
     items: tuple[str, ...] = ()
+    unit: str = ""
+    unit_s: int | None = None
+    cap_units: int = 0
+    session_id: str | None = None
+    unit_no: int = 1
+
+    @property
+    def is_metered(self) -> bool:
+        return self.kind == "metered"
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"kind": self.kind}
@@ -44,12 +62,22 @@ class BusinessModel:
             out["duration_s"] = self.duration_s
         if self.kind == "bundle":
             out["items"] = list(self.items)
+        if self.kind == "metered":
+            out["unit"] = self.unit
+            out["cap_units"] = self.cap_units
+            out["unit_no"] = self.unit_no
+            if self.unit_s is not None:
+                out["unit_s"] = self.unit_s
+            if self.session_id is not None:
+                out["session_id"] = self.session_id
         return out
 
     @classmethod
     def from_json(cls, data: Any, where: str) -> BusinessModel:
         r = FieldReader(data, where)
         kind = r.text("kind", 16)
+        if kind == "metered":
+            return cls._metered(r, where)
         duration = r.integer("duration_s", 60, 366 * 86400, optional=True)
         items = None
         if kind == "bundle":
@@ -63,8 +91,26 @@ class BusinessModel:
             if len(set(items)) != len(items):
                 raise MalformedMessage(f"{where}.items name an item twice", field=f"{where}.items")
             return cls("bundle", None, tuple(items))
-        raise MalformedMessage(f"{where} must be one_off, time_pass with duration_s, or bundle with items",
-                               field=where)  # fmt: skip
+        raise MalformedMessage(
+            f"{where} must be one_off, time_pass with duration_s, bundle with items, or metered with unit and "
+            "cap_units",
+            field=where,
+        )
+
+    @classmethod
+    def _metered(cls, r: FieldReader, where: str) -> BusinessModel:
+        unit = r.text("unit", 40)
+        cap = r.integer("cap_units", 1, MAX_METERED_UNITS)
+        unit_no = r.integer("unit_no", 1, MAX_METERED_UNITS)
+        unit_s = r.integer("unit_s", 1, 3600, optional=True)
+        session_id = r.text("session_id", ID_LEN, optional=True)
+        r.done()
+        if unit_no > cap:
+            raise MalformedMessage(f"{where}.unit_no is beyond cap_units", field=f"{where}.unit_no")
+        if (session_id is None) != (unit_no == 1):
+            raise MalformedMessage(f"{where}: the first unit opens a session, every later unit names it",
+                                   field=f"{where}.session_id")  # fmt: skip
+        return cls("metered", unit=unit, unit_s=unit_s, cap_units=cap, session_id=session_id, unit_no=unit_no)
 
 
 def _item_id(value: Any, where: str) -> str:

@@ -38,7 +38,7 @@ def test_buy_in_chromium_prompt_then_allowance_then_no_wallet(handoff: CallbackS
         assert page.locator("article.paid").count() == 0
         page.click(".np-buy")
         page.wait_for_selector("article.paid", timeout=15000)
-        assert "access=" in page.url
+        assert "access=" not in page.url and "code=" not in page.url  # the token is in a cookie, not the URL
         assert len(prompts) == 1 and prompts[0].vendor_name == "Daily Planet"
         assert prompts[0].origin == vendor.url and prompts[0].item_id == cheap[0]
 
@@ -85,8 +85,9 @@ def _allow(handoff: CallbackServer, vendor: RunningVendor) -> None:
 
 
 def test_a_click_hands_the_wallet_the_quote_asked_for_at_load(handoff: CallbackServer, vendor: RunningVendor) -> None:
-    """Buy sends one request, the purchase: the wallet's hello and the vendor's quote were asked for when the page
-    loaded, and the wallet pays exactly that quote."""
+    """Buy sends one request to the wallet, the purchase (the wallet's hello and the vendor's quote were asked for
+    when the page loaded, and the wallet pays exactly that quote), then hands the access token to the shop in a POST
+    that sets the item's cookie, so the token never goes into the item's URL."""
     _allow(handoff, vendor)
     paid_quotes: list[str] = []
     handoff.coordinator.on_paid = lambda offer, result, via: paid_quotes.append(offer.quote.body.quote_id)
@@ -101,7 +102,7 @@ def test_a_click_hands_the_wallet_the_quote_asked_for_at_load(handoff: CallbackS
         page.on("request", lambda r: sent.append(f"{r.method} {r.url}") if r.resource_type == "fetch" else None)
         page.click(".np-buy")
         page.wait_for_selector("article.paid", timeout=15000)
-    assert sent == [f"POST {handoff.url}/v1/purchase"]
+    assert sent == [f"POST {handoff.url}/v1/purchase", f"POST {vendor.url}/v1/access/cookie"]
     assert paid_quotes == [page_quote]
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import requests
 
-from netpay.errors import QuoteAlreadyPaid, WalletLocked
+from netpay.errors import NotFound, QuoteAlreadyPaid, WalletLocked
 from netpay.keys import SigningKey, VerifyKey
 from netpay.messages import BusinessModel, Quote, VendorCertificate
 from netpay.money import Money
@@ -128,6 +128,12 @@ class TestWallet:
 
     def grant_allowance(self, vendor_id: str, display_name: str, max_price: Money, budget: Money) -> None:
         self.allowances[vendor_id] = budget
+
+    def pay_metered_unit(self, session_id: str, unit_no: int, origin: str) -> dict[str, Any]:
+        raise NotFound("this test wallet has no metered sessions", session_id=session_id)
+
+    def end_metered(self, session_id: str, origin: str) -> dict[str, Any]:
+        raise NotFound("this test wallet has no metered sessions", session_id=session_id)
 
 
 def raw_request(

@@ -41,6 +41,7 @@ from netpay.errors import (
     WalletLocked,
 )
 from netpay.messages import Quote, VendorCertificate
+from netpay.messages.purchase import MAX_METERED_UNITS
 from netpay.money import Money
 from netpay.signed import Signed
 from wallet_app.callback.limits import Limits, OriginLimiter
@@ -93,6 +94,7 @@ class _Purchase:
     error: NetPayError | None = None
     finished_at: float | None = None
     holding: int = 0  # waiting-page requests held open for this purchase right now
+    link: str | None = None  # once paid: the return URL with a one-time code for the access token
 
 
 class PurchaseCoordinator:
@@ -128,6 +130,22 @@ class PurchaseCoordinator:
         self._last_unlock_request = -1e9
 
     # ------------------------------------------------------------------ page requests
+
+    def metered_json(self, raw: bytes, origin: str | None, end: bool) -> dict[str, Any]:
+        """``POST /v1/metered/unit`` (``{session_id, unit_no}``) or ``/v1/metered/end`` (``{session_id}``) from the
+        page that opened the session: pay its next unit with no prompt, or end it."""
+        norm = normalize_origin(origin)
+        if norm is None or not self.registry.is_allowed(norm):
+            raise Forbidden("not a certified vendor origin", reason="origin")
+        r = FieldReader(parse_json(raw), "metered")
+        session_id = r.text("session_id", 64)
+        unit_no: int = 0 if end else r.integer("unit_no", 1, MAX_METERED_UNITS)
+        r.done()
+        if self.wallet.is_locked():
+            raise WalletLocked()
+        if end:
+            return self.wallet.end_metered(session_id, norm)
+        return self.wallet.pay_metered_unit(session_id, unit_no, norm)
 
     def purchase_json(self, raw: bytes, origin: str | None) -> dict[str, Any]:
         """``POST /v1/purchase``: parse strictly, then :meth:`purchase`."""
@@ -274,7 +292,7 @@ class PurchaseCoordinator:
         purchase = self._find(prompt_id, token)
         if purchase.prompt.status != "paid" or purchase.result is None or purchase.return_url is None:
             return None
-        return _with_access(purchase.return_url, purchase.result.access_token)
+        return self._item_link(purchase)
 
     def navigation_state(
         self, prompt_id: str, token: str, *, hold_pending_s: float = 0.0, hold_paying_s: float = 0.0
@@ -306,10 +324,25 @@ class PurchaseCoordinator:
                 purchase.holding -= 1
             prompt = purchase.prompt
             answer = self._status_json(purchase)
-            target = None
-            if prompt.status == "paid" and purchase.result is not None and purchase.return_url is not None:
-                target = _with_access(purchase.return_url, purchase.result.access_token)
-        return prompt, answer, target
+            paid = prompt.status == "paid" and purchase.result is not None and purchase.return_url is not None
+        return prompt, answer, self._item_link(purchase) if paid else None
+
+    def _item_link(self, purchase: _Purchase) -> str:
+        """The return URL with a one-time code the shop exchanges for the item's cookie: the access token itself
+        never goes into a URL. Without a code (the shop did not answer) the plain return URL: the receipt in the
+        wallet opens the item later."""
+        if purchase.link is None:
+            assert purchase.result is not None and purchase.return_url is not None
+            code = None
+            api_url = purchase.offer.certificate.body.api_url.rstrip("/")
+            try:
+                resp = shared_session().post(f"{api_url}/v1/access/codes", json={"token": purchase.result.access_token},
+                                             timeout=5, allow_redirects=False)  # fmt: skip
+                code = resp.json().get("code") if resp.status_code == 200 else None
+            except (requests.RequestException, ValueError):
+                log.warning("the shop gave no one-time code for the paid item; opening its plain URL")
+            purchase.link = _with_code(purchase.return_url, code) if isinstance(code, str) else purchase.return_url
+        return purchase.link
 
     def status_of(self, prompt_id: str, token: str) -> tuple[Prompt, dict[str, Any]]:
         purchase = self._find(prompt_id, token)
@@ -484,16 +517,19 @@ def _origins(cert: VendorCertificate) -> set[str | None]:
 
 
 def _paid_json(result: PaidResult) -> dict[str, Any]:
-    return {
+    out: dict[str, Any] = {
         "status": "paid",
         "access_token": result.access_token,
         "item_url": result.item_url,
         "valid_until": result.valid_until,
     }
+    if result.session_id is not None:
+        out["session_id"] = result.session_id
+    return out
 
 
-def _with_access(url: str, token: str) -> str:
+def _with_code(url: str, code: str) -> str:
     from urllib.parse import quote as urlquote
 
     sep = "&" if "?" in url else "?"
-    return f"{url}{sep}access={urlquote(token, safe='')}"
+    return f"{url}{sep}code={urlquote(code, safe='')}"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from netpay.keys import VerifyKey
 from netpay.messages import Quote, VendorCertificate
@@ -27,6 +27,7 @@ class PaidResult:
     item_url: str
     receipt_id: str
     valid_until: int | None = None
+    session_id: str | None = None  # a metered item's first unit: the session it opened
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,4 +60,12 @@ class WalletPort(Protocol):
 
     def grant_allowance(self, vendor_id: str, display_name: str, max_price: Money, budget: Money) -> None:
         """Let ``vendor_id`` be paid without a prompt up to ``max_price`` per purchase and ``budget`` per day."""
+        ...
+
+    def pay_metered_unit(self, session_id: str, unit_no: int, origin: str) -> dict[str, Any]:
+        """Pay (or, if paid, answer) unit ``unit_no`` of a metered session the customer approved, no prompt."""
+        ...
+
+    def end_metered(self, session_id: str, origin: str) -> dict[str, Any]:
+        """End a metered session of the page at ``origin``: nothing more is paid for it."""
         ...

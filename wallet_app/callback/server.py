@@ -50,7 +50,7 @@ PROTOCOL_VERSIONS = (1,)
 WALLET_VERSION = "0.1.0"
 POLL_HEADER = "x-netpay-poll-token"
 _LOOPBACK_PEERS = {"127.0.0.1", "::1", "::ffff:127.0.0.1"}
-_ALLOWED_METHODS = {"/v1/purchase": "POST", "/v1/hello": "GET"}
+_ALLOWED_METHODS = {"/v1/purchase": "POST", "/v1/hello": "GET", "/v1/metered/unit": "POST", "/v1/metered/end": "POST"}
 #: How long a waiting-page request is held while the payment is in flight, or while the prompt is unanswered.
 _HOLD_PAYING_S = 10.0
 _HOLD_PENDING_S = 15.0
@@ -202,6 +202,22 @@ def build_app(coordinator: PurchaseCoordinator, port_ref: list[int]) -> ASGIApp:
             return _internal_error(cors_for(origin))
         return JSONResponse(answer, headers={**_COMMON_HEADERS, **cors_for(origin)})
 
+    async def metered(request: Request) -> Response:
+        origin = request.headers.get("origin")
+        end = request.url.path.endswith("/end")
+        try:
+            ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+            if ctype not in ("application/json", "text/plain"):  # text/plain: a beacon sent as the page closes
+                raise UnsupportedMediaType("only application/json is accepted")
+            raw = await request.body()
+            answer = await run_in_threadpool(coordinator.metered_json, raw, origin, end)
+        except NetPayError as exc:
+            return _json_error(exc, cors_for(origin))
+        except Exception:
+            log.exception("metered request failed unexpectedly")
+            return _internal_error(cors_for(origin))
+        return JSONResponse(answer, headers={**_COMMON_HEADERS, **cors_for(origin)})
+
     async def poll(request: Request) -> Response:
         origin = request.headers.get("origin")
         token = request.headers.get(POLL_HEADER) or request.query_params.get("token")
@@ -267,6 +283,8 @@ def build_app(coordinator: PurchaseCoordinator, port_ref: list[int]) -> ASGIApp:
         Route("/v1/hello", hello, methods=["GET"]),
         Route("/v1/purchase", purchase, methods=["POST"]),
         Route("/v1/purchase/{prompt_id}", poll, methods=["GET"]),
+        Route("/v1/metered/unit", metered, methods=["POST"]),
+        Route("/v1/metered/end", metered, methods=["POST"]),
         Route("/v1/pay", pay_navigation, methods=["GET"]),
         Route("/v1/pay/{prompt_id}", pay_wait, methods=["GET"]),
     ]

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from typing import Any
 
-from netpay.errors import WalletLocked
+from netpay.errors import Forbidden, WalletLocked
 from netpay.keys import VerifyKey
 from netpay.messages import Quote, VendorCertificate
 from netpay.money import Money
 from netpay.signed import Signed
 from wallet_app.callback.port import PaidResult, QuoteCheck
 from wallet_app.services import WalletService
+from wallet_app.services.metered import UnitPaid
 
 __all__ = ["ServicesWalletPort"]
 
@@ -56,7 +58,31 @@ class ServicesWalletPort:
     def pay(self, quote: Signed[Quote], certificate: Signed[VendorCertificate], origin: str, *, via: str) -> PaidResult:
         paid = self.service.pay_quote(quote, certificate, origin, via)  # type: ignore[arg-type]
         receipt = paid.receipt.body
-        return PaidResult(paid.access_token, paid.item_url, receipt.receipt_id, receipt.valid_until)
+        session = receipt.receipt_id if quote.body.model.is_metered else None
+        return PaidResult(paid.access_token, paid.item_url, receipt.receipt_id, receipt.valid_until, session)
+
+    def pay_metered_unit(self, session_id: str, unit_no: int, origin: str) -> dict[str, Any]:
+        return _unit_json(self.service.pay_metered_unit(session_id, unit_no, origin))
+
+    def end_metered(self, session_id: str, origin: str) -> dict[str, Any]:
+        s = self.service.metered.get(session_id) if self.service.state == "unlocked" else None
+        if s is None or s.origin != origin:
+            raise Forbidden("this session belongs to another site", session_id=session_id)
+        s = self.service.end_metered(session_id, "page")
+        return {"session_id": s.session_id, "units_paid": s.units_paid, "total": s.total.to_json(), "ended": True}
 
     def grant_allowance(self, vendor_id: str, display_name: str, max_price: Money, budget: Money) -> None:
         self.service.set_allowance(vendor_id, display_name, max_price, budget)
+
+
+def _unit_json(unit: UnitPaid) -> dict[str, Any]:
+    return {
+        "status": "paid",
+        "session_id": unit.session_id,
+        "unit_no": unit.unit_no,
+        "access_token": unit.access_token,
+        "units_paid": unit.units_paid,
+        "cap_units": unit.cap_units,
+        "total": unit.total.to_json(),
+        "ended": unit.ended,
+    }

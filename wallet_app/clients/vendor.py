@@ -28,5 +28,20 @@ class VendorClient(JsonClient):
     def payment(self, payment_id: str) -> dict[str, Any]:
         return dict(self.request("GET", f"/v1/payments/{payment_id}"))
 
+    def access_code(self, token: str) -> str:
+        """A one-time code that opens the token's item page once (``/items/{id}?code=``): the token stays out of
+        the URL."""
+        return str(self.request("POST", "/v1/access/codes", {"token": token}, idempotent=True)["code"])
+
+    def metered_quote(self, session_id: str, token: str) -> dict[str, Any]:
+        """The signed quote for a metered session's next unit (the session's token in ``Authorization``)."""
+        return dict(self.request("POST", f"/v1/metered/{session_id}/quote",
+                                 headers={"Authorization": f"NetPay {token}"}, idempotent=True))  # fmt: skip
+
+    def metered_end(self, session_id: str, token: str) -> dict[str, Any]:
+        """End a metered session at the shop (idempotent)."""
+        return dict(self.request("POST", f"/v1/metered/{session_id}/end",
+                                 headers={"Authorization": f"NetPay {token}"}, idempotent=True))  # fmt: skip
+
     def echo(self, body: Any) -> Any:
         return self.request("POST", "/v1/echo", body)

@@ -105,6 +105,12 @@ class WalletWindows(QObject):
         self.tray.show_requested.connect(self.show_main)
         self.tray.lock_requested.connect(self.lock)
         self.tray.quit_requested.connect(self.quit)
+        self.metered: dict[str, Any] = {}  # open metered sessions, as the tray lists them
+        self.bridge.metered_changed.connect(self._metered_changed)
+        self.bridge.vault_locked.connect(lambda: self._metered_cleared())
+        self.tray.end_metered_requested.connect(
+            lambda sid: self.bridge.run(self.backend.end_metered, sid, on_error=lambda _e: None)
+        )
         self.idle_timer = QTimer(self)
         self.idle_timer.setInterval(15000)
         self.idle_timer.timeout.connect(self._check_idle)
@@ -204,6 +210,18 @@ class WalletWindows(QObject):
     def _pending_changed(self, count: int) -> None:
         self.tray.set_pending(count)
         self._status()
+
+    def _metered_changed(self, session: Any) -> None:
+        if session.status == "open":
+            self.metered[session.session_id] = session
+        else:
+            self.metered.pop(session.session_id, None)
+        self.tray.set_metered(list(self.metered.values()))
+        self.bridge.activity_changed.emit()
+
+    def _metered_cleared(self) -> None:
+        self.metered.clear()
+        self.tray.set_metered([])
 
     def _update_tray(self) -> None:
         if self.window is not None:

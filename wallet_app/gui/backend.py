@@ -36,6 +36,7 @@ def prompt_view(prompt: Any) -> PromptView:
         balance_after=prompt.balance_after,
         expires_at=int(prompt.expires_at),
         advice=getattr(prompt, "advice", None),
+        model=getattr(prompt, "model", None),
     )
 
 
@@ -68,6 +69,7 @@ class GuiBackend:
         events.vault_unlocked.append(self.bridge.vault_unlocked.emit)
         events.subscription_renewed.append(lambda sub: self.bridge.subscription_event.emit(sub, True))
         events.subscription_stopped.append(lambda sub: self.bridge.subscription_event.emit(sub, False))
+        events.metered_changed.append(self.bridge.metered_changed.emit)
 
     def attach_coordinator(self, coordinator: Any) -> None:
         """Use ``coordinator`` for prompts: its ``on_prompt`` / ``on_prompt_closed`` callbacks reach the bridge."""
@@ -121,6 +123,10 @@ class GuiBackend:
         if self.coordinator is None:
             return []
         return [prompt_view(p) for p in self.coordinator.pending_prompts()]
+
+    def end_metered(self, session_id: str) -> Any:
+        """End a metered session (the tray's menu): nothing more is paid for it."""
+        return self.service.end_metered(session_id, "user")
 
     def approve(self, prompt_id: str, allow_limit: Money | None) -> Any:
         """Pay the prompt and wait for the outcome (call from a worker). Raises the payment's error if it failed."""

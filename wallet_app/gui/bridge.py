@@ -81,6 +81,7 @@ class Bridge(QObject):
     activity_changed = Signal()
     allowance_payment = Signal(object)  # ActivityEntry of a payment made under an allowance
     subscription_event = Signal(object, bool)  # (Subscription, renewed: True / stopped: False)
+    metered_changed = Signal(object)  # MeteredSession: opened, paid a unit, or ended
     prompt_requested = Signal(object)  # PromptView
     prompt_closed = Signal(str)  # prompt id (paid, declined or expired elsewhere)
     vault_locked = Signal()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -437,26 +436,8 @@ class ReceiptDialog(WorkDialog):
         self.refund_dialog = RefundDialog(self.backend, self.entry, self)
         self.refund_dialog.open()
 
-    def item_url(self, paid: Any = None) -> QUrl:
-        """The item's URL with the access token of ``paid`` (the stored receipt), else of the history entry."""
-        url = QUrl((paid.item_url if paid is not None else None) or self.entry.item_url or "")
-        token = paid.access_token if paid is not None else self.entry.access_token
-        if token:
-            query = url.query()
-            url.setQuery((query + "&" if query else "") + "access=" + token)
-        return url
-
     def work(self) -> tuple[Callable[..., Any], tuple[Any, ...], bool]:
-        return self._receipt_with_token, (), False
-
-    def _receipt_with_token(self) -> Any:
-        """Off the GUI thread: the stored receipt; when its token is gone (a restored wallet), a new one that the shop
-        issues for the receipt alone (re-delivery)."""
-        service = self.backend.service
-        paid = service.payment_receipt(self.entry.ref)
-        if paid is None or paid.access_token:
-            return paid
-        return dataclasses.replace(paid, access_token=str(service.redeliver(self.entry.ref)))
+        return self.backend.service.item_link, (self.entry.ref,), False
 
     def done_ok(self, result: Any) -> None:
         if result is None:
@@ -467,7 +448,7 @@ class ReceiptDialog(WorkDialog):
                 )
             )
             return
-        self.opened = self.item_url(result)
+        self.opened = QUrl(result)  # the item's URL with a one-time code: the access token stays in the wallet
         QDesktopServices.openUrl(self.opened)
 
 

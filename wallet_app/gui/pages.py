@@ -236,6 +236,8 @@ class ActivityPage(Page):
             return self.tr("Wallet restored from backup")
         if entry.kind == "refund_request":
             return self.tr("Refund asked: %1").replace("%1", entry.title or self.tr("purchase"))
+        if entry.kind == "metered":  # the title says the item, the units paid and the unit
+            return self.tr("Pay as you use: %1").replace("%1", entry.title or self.tr("metered session"))
         return str(entry.kind).capitalize()
 
     def _status(self, entry: Any) -> str:
@@ -246,6 +248,9 @@ class ActivityPage(Page):
                 "refund_pending": self.tr("Granted · credit pending"),
                 "refund_credited": self.tr("Refunded"),
             }.get(entry.status, entry.status)
+        if entry.kind == "metered":
+            text = self.tr("Running") if entry.status == "open" else self.tr("Ended")
+            return text + (self.tr(" · allowance") if entry.via == "allowance" else "")
         text = _status_text(self, entry.status)
         if entry.via == "allowance":
             text += self.tr(" · allowance")
@@ -262,7 +267,9 @@ class ActivityPage(Page):
         kind = self.filter.currentData()
         if kind == "auto" and entry.via != "allowance":
             return False
-        if kind == "return" and entry.kind in ("return", "cashout", "refund_request"):  # Refunds and cash-outs
+        refunds = kind == "return" and entry.kind in ("return", "cashout", "refund_request")  # refunds, cash-outs
+        metered = kind == "payment" and entry.kind == "metered"  # a metered session is a purchase too
+        if refunds or metered:
             pass
         elif kind not in ("all", "auto") and entry.kind != kind:
             return False
@@ -276,7 +283,7 @@ class ActivityPage(Page):
         rows = []
         shown = [e for e in self._entries if self.matches(e)]
         for entry in shown:
-            sign = "−" if entry.kind in ("payment", "cashout") else "+" if entry.amount.amount else ""
+            sign = "−" if entry.kind in ("payment", "cashout", "metered") else "+" if entry.amount.amount else ""
             broker = getattr(entry, "broker_id", None)
             rows.append(
                 [

@@ -79,6 +79,18 @@ class PurchasePrompt(QDialog):
         if model is not None and model.kind == "bundle":  # one approval for several items
             count = self.tr("%1 items in one purchase, one receipt").replace("%1", str(len(model.items)))  # 2 or more
             card.body.addWidget(muted(count))
+        metered = model if model is not None and model.kind == "metered" else None
+        if metered is not None:  # one approval for a session: say what it may cost in all, and how it stops
+            cap = metered.cap_units
+            units = self.tr("%1 units").replace("%1", str(cap)) if cap != 1 else self.tr("1 unit")
+            note = muted(
+                self.tr("Pay as you use: %1 for every %2, paid in the background while you use it, at most %3 (%4). "
+                        "It stops when the page stops; end it any time from the tray.")
+                .replace("%1", prompt.price.format()).replace("%2", _esc(metered.unit)).replace("%3", units)
+                .replace("%4", (prompt.price * cap).format())
+            )  # fmt: skip
+            note.setWordWrap(True)
+            card.body.addWidget(note)
         card.body.addSpacing(6)
         grid = QGridLayout()
         grid.setHorizontalSpacing(18)
@@ -87,7 +99,8 @@ class PurchasePrompt(QDialog):
         self.price_label.setObjectName("PriceAmount")
         self.after_label = QLabel(prompt.balance_after.format())
         right = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
-        grid.addWidget(muted(self.tr("Price")), 0, 0)
+        price_text = self.tr("Price of the first %1").replace("%1", metered.unit) if metered else self.tr("Price")
+        grid.addWidget(muted(price_text), 0, 0)
         grid.addWidget(self.price_label, 0, 1, right)
         grid.addWidget(muted(self.tr("Balance after paying")), 1, 0)
         grid.addWidget(self.after_label, 1, 1, right)

@@ -1,11 +1,15 @@
-"""The tray icon: balance and pending prompts in its tooltip and menu, and a notification per allowance payment."""
+"""The tray icon: balance and pending prompts in its tooltip and menu, a notification per allowance payment, and
+each running metered session (units paid, total) with an action that ends it."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from PySide6.QtCore import QObject, Signal
+from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QMenu, QSystemTrayIcon
 
-from wallet_app.gui.formatting import plural
+from wallet_app.gui.formatting import money, plural
 from wallet_app.gui.theme import icon
 
 __all__ = ["Tray"]
@@ -18,6 +22,7 @@ class Tray(QObject):
     lock_requested = Signal()
     quit_requested = Signal()
     prompts_requested = Signal()
+    end_metered_requested = Signal(str)  # session id: the user ends a metered session from the menu
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -28,6 +33,8 @@ class Tray(QObject):
         self.balance_action.setEnabled(False)
         self.prompts_action = self.menu.addAction(self.tr("No purchases waiting"))
         self.prompts_action.triggered.connect(self.prompts_requested)
+        self.metered_separator = self.menu.addSeparator()
+        self.metered_actions: dict[str, QAction] = {}
         self.menu.addSeparator()
         self.menu.addAction(self.tr("Open wallet")).triggered.connect(self.show_requested)
         self.menu.addAction(self.tr("Lock")).triggered.connect(self.lock_requested)
@@ -42,6 +49,23 @@ class Tray(QObject):
         self._refresh()
         if self.available:
             self.icon.show()
+
+    def set_metered(self, sessions: list[Any]) -> None:
+        """Show each open metered session (``MeteredSession``) as "End <title> (n units, total)"; ended ones leave."""
+        open_ids = {s.session_id for s in sessions}
+        for sid in [k for k in self.metered_actions if k not in open_ids]:
+            self.menu.removeAction(self.metered_actions.pop(sid))
+        for s in sessions:
+            units = plural(s.units_paid, self.tr("1 unit"), self.tr("%n units"))
+            text = self.tr("End %1 (%2, %3)").replace("%1", s.title).replace("%2", units).replace("%3", money(s.total))
+            action = self.metered_actions.get(s.session_id)
+            if action is None:
+                action = QAction(text, self.menu)
+                action.triggered.connect(lambda _checked=False, sid=s.session_id: self.end_metered_requested.emit(sid))
+                self.menu.insertAction(self.metered_separator, action)
+                self.metered_actions[s.session_id] = action
+            action.setText(text)
+        self._refresh()
 
     def _activated(self, reason: QSystemTrayIcon.ActivationReason) -> None:
         if reason == QSystemTrayIcon.ActivationReason.Trigger:
@@ -66,6 +90,9 @@ class Tray(QObject):
         self.prompts_action.setEnabled(self._pending > 0)
         self.icon.setIcon(icon("tray-pending" if self._pending else "tray"))
         self.tooltip = "NetPay Wallet — " + self._balance + ("\n" + waiting if self._pending else "")
+        if self.metered_actions:
+            self.tooltip += "\n" + plural(len(self.metered_actions), self.tr("1 metered session running"),
+                                           self.tr("%n metered sessions running"))  # fmt: skip
         self.icon.setToolTip(self.tooltip)
 
     def notify(self, title: str, text: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from netpay.money import Money
 
@@ -32,6 +33,7 @@ class PromptView:
     balance_after: Money
     expires_at: int
     advice: str | None = None  # no coins make the price exactly: what to buy (Pay stays off)
+    model: Any = None  # the quote's BusinessModel: a bundle's items, a metered session's unit and cap
 
 
 @dataclass

@@ -1,5 +1,6 @@
 """Allowances: per vendor, a maximum price per purchase and a budget per (local) day; payments made under an
-allowance are spends with ``via = 'allowance'``, so the day's total is read from the journal itself."""
+allowance are spends with ``via = 'allowance'`` (and the units of a metered session opened under it, ``via =
+'metered'``), so the day's total is read from the journal itself."""
 
 from __future__ import annotations
 
@@ -46,7 +47,11 @@ class AllowanceBook:
 
     def spent_today(self, vendor_id: str, currency: str) -> Money:
         row = self.vault.one(
-            """SELECT COALESCE(SUM(amount), 0) FROM spends WHERE vendor_id = ? AND currency = ? AND via = 'allowance'
+            # the units of a metered session opened under the allowance count against its budget too
+            """SELECT COALESCE(SUM(amount), 0) FROM spends WHERE vendor_id = ? AND currency = ?
+               AND (via = 'allowance' OR (via = 'metered' AND EXISTS (SELECT 1 FROM metered_sessions m
+                    WHERE m.approved_via = 'allowance' AND m.vendor_id = spends.vendor_id
+                    AND substr(spends.quote_id, 1, length(m.session_id) + 1) = m.session_id || '.')))
                AND status IN ('pending', 'settled') AND created_at >= ?""",
             (vendor_id, currency, start_of_day(self.clock())),
         )

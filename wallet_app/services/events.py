@@ -27,6 +27,7 @@ class WalletEvents:
     - ``vault_unlocked()``: the vault was opened.
     - ``payment_failed(payment_id: str, code: str, message: str)``: a payment was refused (released or burned).
     - ``subscription_renewed(sub)`` / ``subscription_stopped(sub)``: a pass renewed, or could not within its cap.
+    - ``metered_changed(session)``: a metered session opened, paid a unit or ended.
     """
 
     balance_changed: list[Callable[[], None]] = field(default_factory=list)
@@ -37,6 +38,7 @@ class WalletEvents:
     payment_failed: list[Callable[[str, str, str], None]] = field(default_factory=list)
     subscription_renewed: list[Callable[[Any], None]] = field(default_factory=list)
     subscription_stopped: list[Callable[[Any], None]] = field(default_factory=list)
+    metered_changed: list[Callable[[Any], None]] = field(default_factory=list)
 
     def emit(self, name: str, *args: Any) -> None:
         """Call every listener of ``name`` with ``args``."""

@@ -459,7 +459,12 @@ class PaymentEngine:
                 access_token=r["access_token"],
                 item_url=r["item_url"],
             )
-            for r in self.vault.query("SELECT * FROM spends ORDER BY created_at DESC, rowid DESC LIMIT ?", (limit,))
+            # a metered session's settled units are one line of their own (MeteredSessions.activity)
+            for r in self.vault.query(
+                "SELECT * FROM spends WHERE NOT (status = 'settled' AND (via = 'metered' OR payment_id IN"
+                " (SELECT opening_payment_id FROM metered_sessions))) ORDER BY created_at DESC, rowid DESC LIMIT ?",
+                (limit,),
+            )
         ]
         for r in self.vault.query("SELECT * FROM chains ORDER BY created_at DESC LIMIT ?", (limit,)):
             value = Money(r["coin_amount"] * r["length"], r["currency"])

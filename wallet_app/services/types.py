@@ -25,8 +25,10 @@ __all__ = [
     "StatementLine",
 ]
 
-PayVia = Literal["prompt", "allowance", "uri", "api", "subscription"]  # api: paid by a program (wallet_app.client,
-# netpay-wallet pay); subscription: a time pass renewed under its cap
+PayVia = Literal[
+    "prompt", "allowance", "uri", "api", "subscription", "metered"
+]  # api: paid by a program (wallet_app.client,
+# netpay-wallet pay); subscription: a time pass renewed under its cap; metered: a unit of an approved session
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,7 @@ import dataclasses
 import json
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from wallet_app.services.allowances import AllowanceBook
 from wallet_app.services.brokers import BrokerDesk
 from wallet_app.services.chains import ChainBook
 from wallet_app.services.events import WalletEvents
+from wallet_app.services.metered import MeteredSession, MeteredSessions, UnitPaid
 from wallet_app.services.payments import PaymentEngine, TrustView
 from wallet_app.services.refunds import RefundRequests
 from wallet_app.services.revocations import RevocationWatch
@@ -90,6 +92,9 @@ class WalletService:
         self.refund_requests = RefundRequests(self.vault, self.payments.vendor_client, clock, self._lock)
         self.subscriptions = Subscriptions(self.vault, clock, self._lock, self._renewal_quote, self._renewal_pay,
                                            self.events.emit)  # fmt: skip
+        self.metered = MeteredSessions(self.vault, clock, self._lock, self.payments.vendor_client,
+                                       self._metered_check, self.pay_quote, self.recover_pending, self.covers,
+                                       self.events.emit)  # fmt: skip
         self.revocations = RevocationWatch(self.brokers_desk, self.trust, clock)
         self.trust.refresh_soon = self.revocations.refresh_soon
         self._last_activity = clock()
@@ -123,7 +128,15 @@ class WalletService:
                 self.recover_pending()
 
     def lock(self) -> None:
-        """Close the vault and drop the key, seeds and traversal states. Emits ``vault_locked``."""
+        """Close the vault and drop the key, seeds and traversal states. Emits ``vault_locked``. Open metered
+        sessions end first (in the vault, so nothing more is paid for them after unlocking either)."""
+        ended: list[tuple[str, str, str]] = []
+        with self._lock:
+            if self.session.unlocked:
+                with contextlib.suppress(Exception):
+                    ended = self.metered.end_all("locked")
+        if ended:
+            threading.Thread(target=self._tell_shops_ended, args=(ended,), name="metered-end", daemon=True).start()
         with self._lock:
             was_open = self.session.unlocked
             self.session.lock()
@@ -419,7 +432,48 @@ class WalletService:
             raise Forbidden("the vendor's allowance does not cover this price")
         if self.vault.one("SELECT 1 FROM chains WHERE needs_resync = 1 AND broker_id = ?", (cert.body.broker_id,)):
             self.resync_chains()
-        return self.payments.pay(quote, cert, origin, via)
+        paid = self.payments.pay(quote, cert, origin, via)
+        model = quote.body.model
+        if model.is_metered and model.session_id is None:  # the approved first unit opens the session
+            self.metered.opened(paid, quote, cert, origin or "", cert.body.api_url)
+        return paid
+
+    def _tell_shops_ended(self, ended: list[tuple[str, str, str]]) -> None:
+        for api_url, session_id, token in ended:
+            with contextlib.suppress(NetPayError):
+                self.payments.vendor_client(api_url).metered_end(session_id, token)
+
+    # ----- metered sessions (pay per unit used) -----------------------------------------------------------------
+    def open_metered(self, paid: PaidQuote, quote: Signed[Quote], vendor_cert: Signed[VendorCertificate],
+                     origin: str | None) -> MeteredSession:  # fmt: skip
+        """Record the session the approved first unit of a metered quote opened (see :meth:`pay_quote`)."""
+        self._require()
+        return self.metered.opened(paid, quote, vendor_cert, origin or "", vendor_cert.body.api_url)
+
+    def pay_metered_unit(self, session_id: str, unit_no: int, origin: str | None) -> UnitPaid:
+        """Pay unit ``unit_no`` of an open metered session without a prompt (a paid unit is answered, not paid
+        again). Raises ``session_ended``, ``unit_out_of_order``, ``locked`` or the shop's refusal."""
+        self._require()
+        self.touch()
+        return self.metered.pay_unit(session_id, unit_no, origin)
+
+    def end_metered(self, session_id: str, reason: str = "user") -> MeteredSession:
+        """End a metered session (the tray's "End", the page stopping): nothing more is paid for it."""
+        self._require()
+        return self.metered.end(session_id, reason)
+
+    def metered_sessions(self, open_only: bool = False) -> list[MeteredSession]:
+        self._require()
+        with self._lock:
+            return self.metered.list(open_only)
+
+    def _metered_check(self, quote_wire: Any, cert_wire: Any, origin: str | None
+                       ) -> tuple[Signed[Quote], Signed[VendorCertificate]]:  # fmt: skip
+        # the engine's checks alone: a unit needs no prompt, so no balance or allowance figures for one
+        quote, cert = self.payments.check(quote_wire, cert_wire, origin)
+        if self.revocations.ensure_fresh(cert.body.broker_id):
+            quote, cert = self.payments.check(quote_wire, cert_wire, origin)
+        return quote, cert
 
     def recover_pending(self) -> int:
         """Finish every pending spend by re-sending the same payment (idempotent at the vendor); return how many
@@ -449,7 +503,8 @@ class WalletService:
         """History, newest first."""
         self._require()
         with self._lock:
-            entries = self.payments.activity(limit) + self.account_desk.activity() + self.refund_requests.activity()
+            entries = (self.payments.activity(limit) + self.account_desk.activity() + self.refund_requests.activity()
+                       + self.metered.activity())  # fmt: skip
         entries.sort(key=lambda e: e.at, reverse=True)
         return entries[:limit]
 
@@ -474,6 +529,21 @@ class WalletService:
         self._require()
         with self._lock:
             return self.refund_requests.request_for(payment_id)
+
+    def item_link(self, payment_id: str) -> str | None:
+        """A link that opens a settled purchase's item in the browser: its URL with a one-time code the shop
+        exchanges for the item's cookie (the access token never goes into a URL). A token lost (a restored
+        wallet) is issued again from the receipt first. None while the payment is not settled."""
+        self._require()
+        with self._lock:
+            paid = self.payments.receipt_of(payment_id)
+            row = self.vault.one("SELECT api_url_json FROM spends WHERE payment_id = ?", (payment_id,))
+        if paid is None or row is None:
+            return None
+        token = paid.access_token or str(self.redeliver(payment_id))
+        code = self.payments.vendor_client(json.loads(row["api_url_json"])).access_code(token)
+        sep = "&" if "?" in paid.item_url else "?"
+        return f"{paid.item_url}{sep}code={urllib.parse.quote(code, safe='')}"
 
     def redeliver(self, payment_id: str) -> str:
         """A new access token for a settled purchase from its receipt alone."""
@@ -582,6 +652,9 @@ class WalletService:
                 turns += 1
                 with contextlib.suppress(WalletLocked):
                     self.check_idle()
+                with contextlib.suppress(NetPayError):
+                    self._require()
+                    self.metered.end_idle()
                 with contextlib.suppress(NetPayError):  # a shop that is down: tried again at the next turn
                     self.renew_subscriptions()
                     if turns % 12 == 0 and self.refresh_refunds():  # about once a minute: decisions, credits

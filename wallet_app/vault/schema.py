@@ -115,4 +115,16 @@ CREATE TABLE subscriptions (
 )
 """
 
-MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4, _V5, _V6, _V7]
+# Metered sessions (issue 21, seed 000): one per session the customer approved; its units are ordinary spends
+# (quote id ``<session>.<n>``, via 'metered'), the first the approved purchase itself.
+_V8 = """
+CREATE TABLE metered_sessions (
+    session_id TEXT PRIMARY KEY, vendor_id TEXT NOT NULL, vendor_name TEXT NOT NULL, api_url_json TEXT NOT NULL,
+    origin TEXT NOT NULL, item_id TEXT NOT NULL, title TEXT NOT NULL, unit TEXT NOT NULL, unit_s INTEGER,
+    unit_amount INTEGER NOT NULL, currency TEXT NOT NULL, cap_units INTEGER NOT NULL, units_paid INTEGER NOT NULL,
+    status TEXT NOT NULL, end_reason TEXT NOT NULL, access_token TEXT NOT NULL, approved_via TEXT NOT NULL,
+    opening_payment_id TEXT NOT NULL, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL
+)
+"""
+
+MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8]

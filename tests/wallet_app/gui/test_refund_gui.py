@@ -76,7 +76,7 @@ def test_open_item_without_a_token_gets_one_from_the_receipt(qtbot, gui_wallet, 
         qtbot.waitUntil(lambda: len(catcher.urls) == 1, timeout=10000)
     finally:
         QDesktopServices.unsetUrlHandler("http")
-    assert "access=v1." in catcher.urls[0].toString()
+    assert "code=" in catcher.urls[0].toString() and "v1." not in catcher.urls[0].toString()
     receipt.accept()
 
 

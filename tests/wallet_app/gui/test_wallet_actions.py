@@ -107,7 +107,7 @@ def test_receipt_opens_the_item_with_its_access_token(qtbot, gui_wallet, vendor)
         QDesktopServices.unsetUrlHandler("http")
     assert len(catcher.urls) == 1
     url = catcher.urls[0].toString()
-    assert url.startswith(f"{vendor.url}/items/night-market-returns") and "access=" in url
+    assert url.startswith(f"{vendor.url}/items/night-market-returns?code=") and "v1." not in url
     # The token opens the item: no paywall and Buy button, as the same page shows without it.
     assert 'class="paywall"' not in requests.get(url, timeout=10).text
     assert 'class="paywall"' in requests.get(f"{vendor.url}/items/night-market-returns", timeout=10).text
@@ -136,7 +136,7 @@ def test_a_receipt_opened_from_the_history_read_while_paying_still_opens_the_ite
     finally:
         QDesktopServices.unsetUrlHandler("http")
     url = catcher.urls[0].toString()
-    assert "access=" in url
+    assert "code=" in url and "v1." not in url
     assert 'class="paywall"' not in requests.get(url, timeout=10).text
 
 
