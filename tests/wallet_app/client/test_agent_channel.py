@@ -127,7 +127,9 @@ def test_the_wallet_process_opens_the_channel_and_programs_reach_it(
     cmd = [sys.executable, "-m", "wallet_app.main", "--headless", "--data-dir", str(home), "--no-callback",
            "--broker-url", broker.url]  # fmt: skip
     root = Path(__file__).resolve().parents[3]
-    proc = subprocess.Popen(cmd, env=wallet_process_env(tmp_path), cwd=root, stdin=subprocess.DEVNULL,
+    # stdin stays open while the test runs: the headless wallet ends at its end of input (with DEVNULL it ended at once,
+    # and the test passed only when the channel answered before the wallet read that end: flaky)
+    proc = subprocess.Popen(cmd, env=wallet_process_env(tmp_path), cwd=root, stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)  # fmt: skip
     try:
         assert proc.stdout is not None
@@ -140,6 +142,7 @@ def test_the_wallet_process_opens_the_channel_and_programs_reach_it(
         assert cli_main(["--data-dir", str(home), "balance"]) == codes.IN_USE
         assert cli_main(["--data-dir", str(home), "pay", f"{vendor.url}/api/search?q=x"]) == codes.WANTING
     finally:
-        proc.terminate()
+        assert proc.stdin is not None
+        proc.stdin.close()  # end of input: the headless wallet stops
         assert proc.wait(30) == 0
     assert ChannelPayer.find(home) is None
