@@ -12,11 +12,13 @@ from typing import Any
 from PySide6.QtCore import QSize
 from PySide6.QtWidgets import QListWidgetItem
 
+from wallet_app.gui.errors import describe
 from wallet_app.gui.find import FindPage
 from wallet_app.gui.sharing import SharingPage
 from wallet_app.gui.theme import icon
 from wallet_app.peer.buyer import PeerBuyer
 from wallet_app.peer.server import PeerServer, PeerSettings
+from wallet_app.peer.vaultdb import PeerVault
 
 __all__ = ["P2PPages", "install_p2p_pages"]
 
@@ -55,7 +57,7 @@ def install_p2p_pages(window: Any, backend: Any) -> P2PPages | None:
         result: str = service.brokers_desk.call(broker.broker_id, lambda _client, t: t)
         return result
 
-    peer = PeerServer(settings, token)
+    peer = PeerServer(settings, token, PeerVault(service.session))
     sharing = SharingPage(peer, window.bridge)
     find = FindPage(PeerBuyer(service, Path.home() / "Downloads" / "NetPay"), broker.url, window.bridge)
     for key, name, page in (("sharing", window.tr("Sharing"), sharing), ("find", window.tr("Find"), find)):
@@ -64,4 +66,16 @@ def install_p2p_pages(window: Any, backend: Any) -> P2PPages | None:
         window.sidebar.addItem(item)
         window.stack.addWidget(page)
         window.pages.append(page)
+
+    def resumed(on: bool) -> None:
+        sharing.refresh()
+        if on:
+            window.bridge.run(peer.standing, on_done=sharing.show_standing, on_error=lambda _e: None)
+
+    def not_resumed(exc: BaseException) -> None:
+        sharing.refresh()
+        sharing.error.setText(window.tr("Sharing could not start again: %s") % describe(exc))
+        sharing.error.show()
+
+    window.bridge.run(peer.resume, on_done=resumed, on_error=not_resumed)  # sharing was on when the wallet quit
     return P2PPages(peer, sharing, find)

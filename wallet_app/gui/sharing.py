@@ -74,6 +74,7 @@ class SharingPage(Page):
         price_row.addWidget(self.redeem_button)
         status.body.addLayout(price_row)
         self.earnings = QLabel()
+        self.earnings.setWordWrap(True)
         self.standing = muted("")
         status.body.addWidget(self.earnings)
         status.body.addWidget(self.standing)
@@ -101,6 +102,8 @@ class SharingPage(Page):
         self.refresh()
 
     def refresh(self) -> None:
+        if not self.peer.records.session.unlocked:
+            return  # locked: the window is hidden and the records are out of reach
         running = self.peer.running
         self.state.setText(self.tr("Sharing is on") if running else self.tr("Sharing is off"))
         self.address.setText(
@@ -119,13 +122,25 @@ class SharingPage(Page):
             for s in shares
         ])  # fmt: skip
         self.empty.setVisible(not shares)
-        e = self.peer.earnings()
+        self.show_earnings(self.peer.earnings())
+        if self.peer.stopped_because and not running:
+            self.error.setText(self.peer.stopped_because)
+            self.error.show()
+
+    def show_earnings(self, e: dict[str, int]) -> None:
+        """Every amount this wallet owns as a seller: all coins received, those still waiting for redemption,
+        those paid to the broker account, and any the broker refused."""
         cur = self.peer.settings.currency
+
+        def m(key: str) -> str:
+            return Money(e[key], cur).format()
+
         downloads = self.tr("1 download sold") if e["downloads"] == 1 else self.tr("%d downloads sold") % e["downloads"]
-        self.earnings.setText(
-            self.tr("%s · earned %s · redeemed at the broker %s")
-            % (downloads, Money(e["earned"], cur).format(), Money(e["redeemed"], cur).format())
-        )
+        text = self.tr("%s · coins received %s · waiting for redemption %s · redeemed to your broker account %s") % (
+            downloads, m("earned"), m("pending"), m("redeemed"))  # fmt: skip
+        if e.get("rejected"):
+            text += " · " + self.tr("refused by the broker %s") % m("rejected")
+        self.earnings.setText(text)
 
     def show_standing(self, standing: dict[str, Any]) -> None:
         """The broker's view of this account: requested from peers, supplied, and the supply policy."""
@@ -156,7 +171,7 @@ class SharingPage(Page):
         self.bridge.run(fn, *args, on_done=done, on_error=failed)
 
     def _toggle(self) -> None:
-        self._work(self.peer.stop if self.peer.running else self.peer.start)
+        self._work(self.peer.switch_off if self.peer.running else self.peer.switch_on)
 
     def _after_change(self) -> Any:
         if self.peer.running:

@@ -27,16 +27,26 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from netpay.errors import AuthenticationRequired, Forbidden, NetPayError, NotFound, RateLimited, error_from_body
-from netpay.keys import SigningKey, load_or_create_key
+from netpay.errors import (
+    AuthenticationRequired,
+    Forbidden,
+    NetPayError,
+    NotFound,
+    RateLimited,
+    WalletLocked,
+    error_from_body,
+)
+from netpay.keys import SigningKey
 from netpay.messages import BusinessModel
 from netpay.peers import peer_id_for, registration_text
 from netpay_web.http import BodyLimitMiddleware, error_response, install_error_handlers
 from vendor_stub.api import build_api
 from vendor_stub.catalog import Catalog, Item
-from vendor_stub.service import Vendor, key_path
+from vendor_stub.service import Vendor, VendorHost
 from vendor_stub.settings import VendorSettings
+from vendor_stub.storage import Store
 from wallet_app.peer.shares import Share, ShareList
+from wallet_app.peer.vaultdb import PeerVault, import_plain_records, new_secret, peer_sql
 
 __all__ = ["PeerServer", "PeerSettings"]
 
@@ -50,7 +60,9 @@ _RANGE = re.compile(r"\Abytes=(\d*)-(\d*)\Z")
 @dataclass(frozen=True, slots=True)
 class PeerSettings:
     """Where the peer server listens and whom it tells. ``enabled`` is False by default: nothing is served until
-    the user switches sharing on. ``host`` is the interface to bind (the wallet's callback stays on loopback)."""
+    the user switches sharing on. ``host`` is the interface to bind (the wallet's callback stays on loopback).
+    ``data_dir`` is only where wallets from before kept the peer's plain files (imported into the vault once); the
+    peer keeps everything in the vault."""
 
     data_dir: Path
     broker_url: str
@@ -71,12 +83,14 @@ class PeerSettings:
 class PeerServer:
     """One wallet's peer: ``start()`` certifies it at the CIS and serves; ``stop()`` switches everything off."""
 
-    def __init__(self, settings: PeerSettings, session_token: Callable[[], str]) -> None:
+    def __init__(self, settings: PeerSettings, session_token: Callable[[], str], records: PeerVault) -> None:
         self.settings = settings
         self._token = session_token
-        Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
-        self.shares = ShareList(Path(settings.data_dir) / "shares.json", settings.currency)
-        self.key: SigningKey = load_or_create_key(key_path(Path(settings.data_dir)))
+        self.records = records
+        self.shares = ShareList(records, settings.currency)
+        self._key: SigningKey | None = None
+        self.stopped_because = ""  # why sharing stopped by itself (the vault locked), for the Sharing page
+        records.session.before_lock(self.stop_for_lock)
         self.vendor: Vendor | None = None
         self.peer_id: str | None = None
         self._server: _Runner | None = None
@@ -104,15 +118,15 @@ class PeerServer:
             return self.base_url
         if not self.settings.enabled:
             raise Forbidden("sharing is switched off in the settings", reason="sharing_off")
+        if not self.records.session.unlocked:
+            raise WalletLocked("the wallet is locked: unlock it to share files")
+        self.import_plain_files()
+        self.stopped_because = ""
         if not self.port:  # chosen once and kept, so a payment sent before a restart still finds this peer
             from netpay_web.live import free_port
 
-            port_file = Path(self.settings.data_dir) / "port"
-            try:
-                self.port = int(port_file.read_text())
-            except (OSError, ValueError):
-                self.port = free_port(self.settings.host)
-                port_file.write_text(str(self.port))
+            self.port = int(self.records.setting("sharing_port_chosen", 0)) or free_port(self.settings.host)
+            self.records.set_setting("sharing_port_chosen", self.port)
         answer = self._broker("POST", "/v1/cis/peers", self._registration())
         self.peer_id = str(answer["peer_id"])
         vs = VendorSettings(
@@ -121,7 +135,9 @@ class PeerServer:
             public_url=self.base_url, broker_public_key=self.settings.broker_public_key,
             redeem_interval_s=self.settings.redeem_interval_s, tls=bool(self.settings.tls_cert),
         )  # fmt: skip
-        self.vendor = Vendor(vs, self._catalog())
+        host = VendorHost(self.key, self.records.secret("access_secret", new_secret),
+                          Store(self.records.path, connect=self.records.connect))  # fmt: skip
+        self.vendor = Vendor(vs, self._catalog(), host)
         tls = {}
         if self.settings.tls_cert:
             tls = {"ssl_certfile": self.settings.tls_cert, "ssl_keyfile": self.settings.tls_key}
@@ -137,9 +153,10 @@ class PeerServer:
         self._heartbeat.start()
         return self.base_url
 
-    def stop(self) -> None:
+    def stop(self, redeem: bool = True) -> None:
         """Switch sharing off at once: running downloads end at their next chunk, the listings leave the CIS, the
-        port closes. Payments already recorded stay recorded and are redeemed (now, best effort)."""
+        port closes. Payments already recorded stay recorded and are redeemed (now, best effort, unless
+        ``redeem`` is False; else at the next start)."""
         if not self.running:
             return
         self._serving.clear()
@@ -151,19 +168,63 @@ class PeerServer:
         if self._server is not None:
             self._server.stop()
         if self.vendor is not None:
-            try:
-                self.vendor.redeemer.redeem()
-            except NetPayError as exc:
-                log.info("redemption postponed: %s", exc.message)
+            if redeem:
+                try:
+                    self.vendor.redeemer.redeem()
+                except NetPayError as exc:
+                    log.info("redemption postponed: %s", exc.message)
             self.vendor.close()
         self._server = self.vendor = None
+
+    def switch_on(self) -> str:
+        """The user starts sharing: start, and remember it so the wallet's next start resumes it."""
+        url = self.start()
+        self.records.set_setting("sharing_on", True)
+        return url
+
+    def switch_off(self) -> None:
+        """The user stops sharing: stop, and remember it (the next start stays off)."""
+        if self.records.session.unlocked:
+            self.records.set_setting("sharing_on", False)
+        self.stop()
+
+    def resume(self) -> bool:
+        """At the wallet's start: share again if sharing was on when it last stopped (and the setting
+        ``sharing_at_login`` lets it, default on). True when sharing now runs."""
+        if self.running:
+            return True
+        if not self.records.setting("sharing_on", False) or not self.records.setting("sharing_at_login", True):
+            return False
+        self.start()
+        return True
+
+    def stop_for_lock(self) -> None:
+        """The vault is about to lock (or be re-keyed or restored): stop at once, its records are out of reach."""
+        if self.running:
+            self.stop(redeem=False)
+            self.stopped_because = "Sharing stopped because the wallet locked. Unlock it and start sharing again."
+        self.shares.forget()
+
+    @property
+    def key(self) -> SigningKey:
+        """The peer's signing key, kept in the vault."""
+        if self._key is None:
+            self._key = SigningKey.from_seed(self.records.secret("signing_key", new_secret))
+        return self._key
+
+    def import_plain_files(self) -> dict[str, int] | None:
+        """Move a wallet's plain peer files from before (``settings.data_dir``) into the vault, once."""
+        counts = import_plain_records(self.records.session, Path(self.settings.data_dir))
+        if counts is not None:
+            self.shares.forget()
+            self._key = None
+            log.info("moved the peer's plain files into the vault: %s", counts)
+        return counts
 
     def publish(self) -> dict[str, Any]:
         """Send the current share list to the CIS (and let the payment desk sell exactly these files)."""
         if self.vendor is not None:
-            catalog = self._catalog()
-            self.vendor.catalog = catalog
-            self.vendor.desk._catalog = catalog  # the desk looks items up in the catalog it was given
+            self.vendor.set_catalog(self._catalog())
         result: dict[str, Any] = self._broker("PUT", "/v1/cis/listings",
                                               {"listings": [s.listing() for s in self.shares.all()]})  # fmt: skip
         return result
@@ -175,16 +236,11 @@ class PeerServer:
         return self.vendor.redeemer.redeem()
 
     def earnings(self) -> dict[str, int]:
-        """Downloads sold, cents earned, cents redeemed at the broker (from the peer's own records)."""
-        if self.vendor is None:
-            from vendor_stub.storage import Store
-
-            store = Store(Path(self.settings.data_dir) / "vendor.sqlite3")
-            try:
-                return _earnings(store)
-            finally:
-                store.close()
-        return _earnings(self.vendor.store)
+        """What this wallet owns as a seller, from its records in the vault: ``downloads`` sold, cents ``earned``
+        (every coin received), ``pending`` (received, not yet redeemed), ``redeemed`` (paid to the broker
+        account) and ``rejected`` (refused by the broker at redemption)."""
+        vault = self.records.vault
+        return _earnings(lambda sql: vault.one(peer_sql(sql)))
 
     def standing(self) -> dict[str, Any]:
         """The account's requested/supplied totals and whether the broker's supply policy lets it buy coins."""
@@ -357,7 +413,10 @@ def _quote(name: str) -> str:
     return quote(name, safe="")
 
 
-def _earnings(store: Any) -> dict[str, int]:
-    sold = store.one("SELECT COUNT(*), COALESCE(SUM(amount), 0) FROM payments")
-    redeemed = store.one("SELECT COALESCE(SUM(amount), 0) FROM spends WHERE status = 'redeemed'")
-    return {"downloads": int(sold[0]), "earned": int(sold[1]), "redeemed": int(redeemed[0])}
+def _earnings(one: Callable[[str], Any]) -> dict[str, int]:
+    sold = one("SELECT COUNT(*), COALESCE(SUM(amount), 0) FROM payments")
+    by = one("SELECT COALESCE(SUM(CASE WHEN status IN ('pending', 'submitted') THEN amount END), 0), "
+             "COALESCE(SUM(CASE WHEN status = 'redeemed' THEN amount END), 0), "
+             "COALESCE(SUM(CASE WHEN status = 'rejected' THEN amount END), 0) FROM spends")  # fmt: skip
+    return {"downloads": int(sold[0]), "earned": int(sold[1]), "pending": int(by[0]), "redeemed": int(by[1]),
+            "rejected": int(by[2])}  # fmt: skip

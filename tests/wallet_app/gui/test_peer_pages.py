@@ -67,7 +67,9 @@ def test_share_find_buy_and_screenshots(qtbot: Any, qapp: Any, wallet_factory: A
 
     sharing.refresh()
     sharing.show_standing(peer.standing())
-    assert sharing.earnings.text() == "1 download sold · earned €0.02 · redeemed at the broker €0.00"
+    assert sharing.earnings.text() == (
+        "1 download sold · coins received €0.02 · waiting for redemption €0.02 · redeemed to your broker account €0.00"
+    )
     assert "supplied €0.00" in sharing.standing.text()
     save_screenshot(compose(sharing), "wallet-sharing.png")
     sharing.toggle.click()

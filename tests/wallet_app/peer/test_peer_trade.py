@@ -108,7 +108,7 @@ def test_sharing_is_off_by_default_and_a_download_needs_a_receipt(
 ) -> None:
     from dataclasses import replace
 
-    off = PeerServer(replace(seller.settings, enabled=False), seller._token)
+    off = PeerServer(replace(seller.settings, enabled=False), seller._token, seller.records)
     with pytest.raises(Exception, match="switched off"):
         off.start()
     share = seller.shares.add_file(_file(tmp_path, "a.txt", 1000), price=3)
@@ -167,4 +167,10 @@ def test_a_seller_vanishing_during_the_payment_costs_the_buyer_nothing(
     seller.start()  # back (same port): the pending payment is finished, then the file downloaded
     got = buyer.buy(listing)
     assert got.path.read_bytes() == path.read_bytes()
-    assert _unspent(buyer_wallet) == 17 and seller.earnings() == {"downloads": 1, "earned": 3, "redeemed": 0}
+    assert _unspent(buyer_wallet) == 17 and seller.earnings() == {
+        "downloads": 1,
+        "earned": 3,
+        "pending": 3,
+        "redeemed": 0,
+        "rejected": 0,
+    }
