@@ -12,11 +12,13 @@ from typing import Any
 from PySide6.QtCore import QSize
 from PySide6.QtWidgets import QListWidgetItem
 
+from netpay.errors import Forbidden
 from wallet_app.gui.errors import describe
 from wallet_app.gui.find import FindPage
 from wallet_app.gui.sharing import SharingPage
 from wallet_app.gui.theme import icon
 from wallet_app.peer.buyer import PeerBuyer
+from wallet_app.peer.checkout import PromptedPayment
 from wallet_app.peer.server import PeerServer, PeerSettings
 from wallet_app.peer.vaultdb import PeerVault
 
@@ -33,6 +35,10 @@ class P2PPages:
 
     def shutdown(self) -> None:
         self.peer.stop()
+
+
+def _no_prompt(_checked: Any) -> Any:
+    raise Forbidden("buying needs the wallet's purchase prompt, which is not running", reason="no_prompt")
 
 
 def install_p2p_pages(window: Any, backend: Any) -> P2PPages | None:
@@ -59,7 +65,8 @@ def install_p2p_pages(window: Any, backend: Any) -> P2PPages | None:
 
     peer = PeerServer(settings, token, PeerVault(service.session))
     sharing = SharingPage(peer, window.bridge)
-    find = FindPage(PeerBuyer(service, Path.home() / "Downloads" / "NetPay"), broker.url, window.bridge)
+    pay = PromptedPayment(backend.coordinator, service) if backend.coordinator is not None else _no_prompt
+    find = FindPage(PeerBuyer(service, Path.home() / "Downloads" / "NetPay"), broker.url, window.bridge, pay)
     for key, name, page in (("sharing", window.tr("Sharing"), sharing), ("find", window.tr("Find"), find)):
         item = QListWidgetItem(icon(key), name)
         item.setSizeHint(QSize(180, 40))

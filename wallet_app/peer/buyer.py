@@ -1,6 +1,6 @@
 """Buying a file from another peer: search the CIS, get and check the peer's quote, pay it with the wallet's usual
-payment engine (journal, prompt or allowance), download with progress and resume, check the SHA-256, keep the file
-and its receipt.
+payment engine through the usual purchase prompt and allowances, download with progress and resume, check the
+SHA-256, keep the file and its receipt.
 
 The receipt (with its access token) is written next to the download, durably, before the first byte is fetched: a
 broken download resumes from the bytes already on disk with the same token and is never paid again. The listing's
@@ -26,12 +26,14 @@ from netpay.errors import Forbidden, MalformedMessage, PeerUnavailable, Untruste
 from netpay.messages import Quote, VendorCertificate
 from netpay.signed import Signed
 from wallet_app.clients.policy import require_secure_url
-from wallet_app.services.types import CheckedQuote, PayVia
+from wallet_app.services.types import CheckedQuote, PaidQuote, PayVia
 
 __all__ = ["Download", "PeerBuyer"]
 
 _CHUNK = 256 * 1024
 Progress = Callable[[int, int], None]
+#: Pays a checked quote and gives its receipt (see :class:`wallet_app.peer.checkout.PromptedPayment`).
+Pay = Callable[[CheckedQuote], PaidQuote]
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,8 +81,12 @@ class PeerBuyer:
         return checked
 
     def buy(self, listing: dict[str, Any], checked: CheckedQuote | None = None, via: PayVia = "prompt",
-            progress: Progress | None = None) -> Download:  # fmt: skip
-        """Pay (unless a receipt for this file from this peer is already kept) and download; resumable."""
+            progress: Progress | None = None, pay: Pay | None = None) -> Download:  # fmt: skip
+        """Pay (unless a receipt for this file from this peer is already kept) and download; resumable.
+
+        ``pay`` pays the checked quote: in the wallet's window it is :class:`~wallet_app.peer.checkout.
+        PromptedPayment` (the usual purchase prompt and allowances); without it the wallet engine pays directly
+        (``via``: scripts and tests that decided already)."""
         _check_listing(listing)
         self.downloads.mkdir(parents=True, exist_ok=True)
         final, receipt_path = self._paths(listing)
@@ -99,7 +105,15 @@ class PeerBuyer:
             # remembered before paying: if the seller vanishes mid-payment, the next try finishes this payment
             pending = {"listing": listing, "quote_id": q.quote_id, "peer_id": q.vendor_id}
             _write_atomic(receipt_path, json.dumps(pending, indent=1).encode())
-            paid = self.wallet.pay_quote(checked.quote, checked.vendor_certificate, None, via)
+            try:
+                if pay is not None:
+                    paid = pay(checked)
+                else:
+                    paid = self.wallet.pay_quote(checked.quote, checked.vendor_certificate, None, via)
+            except BaseException:
+                if not self._spent_on(q.quote_id, q.vendor_id):
+                    receipt_path.unlink(missing_ok=True)  # declined or refused before paying: nothing to finish
+                raise
             _write_atomic(receipt_path, json.dumps({**pending, "receipt": paid.receipt.to_wire(),
                                                     "access_token": paid.access_token}, indent=1).encode())  # fmt: skip
             paid_now = True
@@ -128,6 +142,10 @@ class PeerBuyer:
             raise PeerUnavailable("the seller has not confirmed your payment yet; it is finished (never paid twice) "
                                   "when the seller is back online")  # fmt: skip
         return None
+
+    def _spent_on(self, quote_id: str, vendor_id: str) -> bool:
+        row = self.wallet.vault.one("SELECT 1 FROM spends WHERE vendor_id = ? AND quote_id = ?", (vendor_id, quote_id))
+        return row is not None
 
     def _paths(self, listing: dict[str, Any]) -> tuple[Path, Path]:
         name = re.sub(r"[^\w.\- ]", "_", listing["title"]).strip(" .")[:100] or listing["item_id"]
