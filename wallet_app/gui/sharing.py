@@ -4,6 +4,7 @@ earnings, redemptions and the account's supply standing. The work runs in :class
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,8 @@ def human_size(n: int) -> str:
 class SharingPage(Page):
     """Shared files with their prices; on/off; earnings; standing at the broker."""
 
-    def __init__(self, peer: Any, bridge: Bridge, parent: QWidget | None = None) -> None:
+    def __init__(self, peer: Any, bridge: Bridge, parent: QWidget | None = None,
+                 settings_dialog: Callable[[QWidget], Any] | None = None) -> None:  # fmt: skip
         super().__init__(
             self.tr("Sharing"),
             self.tr(
@@ -49,7 +51,10 @@ class SharingPage(Page):
         self.add_folder_button = QPushButton(self.tr("Add folder…"))
         self.remove_button = QPushButton(self.tr("Remove"))
         self.remove_button.setEnabled(False)
-        for b in (self.add_files_button, self.add_folder_button, self.remove_button):
+        self.settings_button = QPushButton(self.tr("Settings…"))
+        self.settings_button.setVisible(settings_dialog is not None)
+        self._settings_dialog = settings_dialog
+        for b in (self.add_files_button, self.add_folder_button, self.remove_button, self.settings_button):
             self.tools.addWidget(b)
 
         status = Card()
@@ -92,6 +97,7 @@ class SharingPage(Page):
         self.add_folder_button.clicked.connect(self._add_folder)
         self.remove_button.clicked.connect(self._remove)
         self.redeem_button.clicked.connect(lambda: self._work(self.peer.redeem_now))
+        self.settings_button.clicked.connect(self.open_settings)
         self.table.itemSelectionChanged.connect(
             lambda: self.remove_button.setEnabled(self.table.selected_data() is not None)
         )
@@ -155,6 +161,21 @@ class SharingPage(Page):
         self.standing.setText(text)
 
     # -- actions ------------------------------------------------------------------------------------------------
+    def open_settings(self) -> Any:
+        """Open the sharing settings dialog (modal); after Save, new files get the new default price."""
+        if self._settings_dialog is None:
+            return None
+        dialog = self._settings_dialog(self)
+
+        def saved() -> None:
+            if dialog.saved is not None:
+                self.price.setValue(dialog.saved.default_price)
+            self.refresh()
+
+        dialog.accepted.connect(saved)
+        dialog.open()
+        return dialog
+
     def _work(self, fn: Any, *args: Any) -> None:
         self.error.hide()
 

@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, Any
 
@@ -197,6 +197,21 @@ class PeerServer:
             return False
         self.start()
         return True
+
+    def reconfigure(self, host: str, port: int) -> None:
+        """Listen on ``host``:``port`` (0: a port chosen once and kept) from now on; a running server moves there
+        at once (stopped and started again)."""
+        if (host, port) == (self.settings.host, self.settings.port):
+            return
+        was_running = self.running
+        if was_running:
+            self.stop(redeem=False)
+        if host != self.settings.host and not port:
+            self.records.set_setting("sharing_port_chosen", 0)  # the kept port was free on the old address
+        self.settings = replace(self.settings, host=host, port=port)
+        self.port = port
+        if was_running:
+            self.start()
 
     def stop_for_lock(self) -> None:
         """The vault is about to lock (or be re-keyed or restored): stop at once, its records are out of reach."""
