@@ -85,6 +85,7 @@ def install_p2p_pages(window: Any, backend: Any) -> P2PPages | None:
 
     def resumed(on: bool) -> None:
         sharing.refresh()
+        sharing.load_broker_account()
         if on:
             window.bridge.run(peer.standing, on_done=sharing.show_standing, on_error=lambda _e: None)
 

@@ -80,8 +80,12 @@ class SharingPage(Page):
         status.body.addLayout(price_row)
         self.earnings = QLabel()
         self.earnings.setWordWrap(True)
+        self.at_broker = QLabel()
+        self.at_broker.setWordWrap(True)
+        self.at_broker.hide()
         self.standing = muted("")
         status.body.addWidget(self.earnings)
+        status.body.addWidget(self.at_broker)
         status.body.addWidget(self.standing)
         self.layout_.addWidget(status)
         self.error = banner()
@@ -142,11 +146,22 @@ class SharingPage(Page):
             return Money(e[key], cur).format()
 
         downloads = self.tr("1 download sold") if e["downloads"] == 1 else self.tr("%d downloads sold") % e["downloads"]
-        text = self.tr("%s · coins received %s · waiting for redemption %s · redeemed to your broker account %s") % (
+        text = self.tr("%s · coins received %s · waiting for redemption %s · redeemed at the broker %s") % (
             downloads, m("earned"), m("pending"), m("redeemed"))  # fmt: skip
         if e.get("rejected"):
             text += " · " + self.tr("refused by the broker %s") % m("rejected")
         self.earnings.setText(text)
+
+    def show_broker_account(self, account: dict[str, Any]) -> None:
+        """The broker's side of what was redeemed: what it holds for this wallet as a seller and what it paid out."""
+        payable = Money.from_json(account["payable"], "payable").format()
+        paid = Money.from_json(account["paid_out"], "paid_out").format()
+        self.at_broker.setText(self.tr("At the broker: %s held for you as a seller · %s paid out") % (payable, paid))
+        self.at_broker.show()
+
+    def load_broker_account(self) -> None:
+        """Ask the broker (off the GUI thread) what it holds for this wallet as a seller."""
+        self.bridge.run(self.peer.broker_account, on_done=self.show_broker_account, on_error=lambda _e: None)
 
     def show_standing(self, standing: dict[str, Any]) -> None:
         """The broker's view of this account: requested from peers, supplied, and the supply policy."""
@@ -188,6 +203,7 @@ class SharingPage(Page):
             self.refresh()
             if self.peer.running:
                 self.bridge.run(self.peer.standing, on_done=self.show_standing, on_error=lambda _e: None)
+            self.load_broker_account()
 
         self.bridge.run(fn, *args, on_done=done, on_error=failed)
 

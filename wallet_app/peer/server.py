@@ -10,8 +10,10 @@ chunk and takes the listings off the CIS. The server binds its own host and port
 
 from __future__ import annotations
 
+import json
 import logging
 import re
+import secrets
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
@@ -32,13 +34,15 @@ from netpay.errors import (
     Forbidden,
     NetPayError,
     NotFound,
+    PeerUnavailable,
     RateLimited,
     WalletLocked,
     error_from_body,
 )
 from netpay.keys import SigningKey
-from netpay.messages import BusinessModel
+from netpay.messages import BusinessModel, VendorRequest
 from netpay.peers import peer_id_for, registration_text
+from netpay.signed import Signed
 from netpay_web.http import BodyLimitMiddleware, error_response, install_error_handlers
 from vendor_stub.api import build_api
 from vendor_stub.catalog import Catalog, Item
@@ -256,6 +260,27 @@ class PeerServer:
         account) and ``rejected`` (refused by the broker at redemption)."""
         vault = self.records.vault
         return _earnings(lambda sql: vault.one(peer_sql(sql)))
+
+    def broker_account(self) -> dict[str, Any]:
+        """What the broker holds for this wallet as a seller: ``payable`` (redeemed, not yet paid out), ``paid_out``
+        and ``redeemed`` (Money JSON), asked with a request signed by the peer's key (``GET /v1/vendors/{id}/
+        account``, as a shop asks for its own)."""
+        peer_id = self.peer_id or peer_id_for(str(self._broker("GET", "/v1/account", None)["account_id"]))
+        request = VendorRequest(peer_id, "account", secrets.token_hex(12), int(time.time()))
+        signed = json.dumps(Signed.sign(request, self.key).to_wire())
+        url = f"{self.settings.broker_url.rstrip('/')}/v1/vendors/{peer_id}/account"
+        try:
+            resp = self._http.get(url, headers={"X-NetPay-Signed": signed}, timeout=10)
+        except requests.RequestException as exc:
+            raise PeerUnavailable(f"the broker could not be reached: {type(exc).__name__}") from None
+        data = resp.json() if resp.content else None
+        if resp.status_code == 404:  # never certified: nothing redeemed yet
+            zero = {"amount": 0, "currency": self.settings.currency}
+            return {"vendor_id": peer_id, "payable": zero, "paid_out": zero, "redeemed": zero}
+        if resp.status_code >= 400:
+            raise error_from_body(data, resp.status_code)
+        result: dict[str, Any] = data
+        return result
 
     def standing(self) -> dict[str, Any]:
         """The account's requested/supplied totals and whether the broker's supply policy lets it buy coins."""

@@ -99,10 +99,15 @@ def test_share_find_buy_and_screenshots(qtbot: Any, qapp: Any, wallet_factory: A
 
     sharing.refresh()
     sharing.show_standing(peer.standing())
-    assert sharing.earnings.text() == (
-        "1 download sold · coins received €0.02 · waiting for redemption €0.02 · redeemed to your broker account €0.00"
-    )
+    assert sharing.earnings.text() == ("1 download sold · coins received €0.02 · waiting for redemption €0.02 · "
+                                       "redeemed at the broker €0.00")  # fmt: skip
     assert "supplied €0.00" in sharing.standing.text()
+    sharing.redeem_button.click()  # every amount the seller owns: received, waiting, redeemed, held at the broker
+    qtbot.waitUntil(lambda: "redeemed at the broker €0.02" in sharing.earnings.text(), timeout=20000)
+    qtbot.waitUntil(lambda: sharing.at_broker.isVisible() or not sharing.at_broker.isHidden(), timeout=20000)
+    assert sharing.at_broker.text() == "At the broker: €0.02 held for you as a seller · €0.00 paid out"
+    assert "waiting for redemption €0.00" in sharing.earnings.text()
+    qtbot.waitUntil(lambda: "supplied €0.02" in sharing.standing.text(), timeout=20000)
     save_screenshot(compose(sharing), "wallet-sharing.png")
     sharing.toggle.click()
     qtbot.waitUntil(lambda: not peer.running and sharing.toggle.text() == "Start sharing", timeout=20000)

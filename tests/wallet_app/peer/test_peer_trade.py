@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from netpay.errors import PeerUnavailable
+from netpay.errors import NetPayError, PeerUnavailable
 from tests.support.broker import RunningBroker
 from tests.support.peer import make_peer
 from tests.support.vendor import RunningVendor
@@ -68,6 +68,15 @@ def test_a_wallet_sells_a_file_another_finds_pays_downloads_and_the_money_adds_u
     payable = broker.session.get(f"{broker.url}/v1/vendors/{seller.peer_id}/account",
                                  headers={"X-Operator-Token": broker.operator_token}).json()  # fmt: skip
     assert payable["payable"]["amount"] == 7
+    # the wallet sees the same at the broker, asking with its peer key; another key cannot read it
+    assert seller.broker_account()["payable"] == {"amount": 7, "currency": "EUR"}
+    from netpay.keys import SigningKey
+
+    real_key, seller._key = seller._key, SigningKey.generate()
+    with pytest.raises(NetPayError) as refused:
+        seller.broker_account()
+    assert refused.value.code in ("forbidden", "bad_signature", "untrusted_signer")
+    seller._key = real_key
     assert _unspent(buyer_wallet) == 100 - 7
 
 
