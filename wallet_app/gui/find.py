@@ -145,7 +145,9 @@ class FindPage(Page):
     def _bought(self, download: Any) -> None:
         self.progress.setVisible(False)
         self.buy_button.setEnabled(True)
-        self.success.setText(self.tr("Saved %s (fingerprint checked) with its receipt.") % download.path.name)
+        self.success.setText(
+            self.tr("Saved %s (fingerprint checked); its receipt is in Activity.") % download.path.name
+        )
         self.success.show()
 
     def _failed(self, exc: BaseException) -> None:

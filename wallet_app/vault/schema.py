@@ -119,7 +119,8 @@ CREATE TABLE subscriptions (
 # (``peer_shares``), the peer's signing key and access-token secret (``peer_secrets``), and the tables of the vendor
 # desk that serves them -- vendor_stub's schema (its migrations 1-4) with every name prefixed ``peer_``
 # (wallet_app.peer.vaultdb maps the desk's SQL onto them): what it sold, its receipts, the coins it took and their
-# redemption.
+# redemption. As a buyer, ``peer_downloads`` remembers which quote paid for which peer's file (the receipt itself is
+# the spend's), so a broken download resumes without paying twice.
 _V8 = """
 CREATE TABLE peer_shares (
     item_id TEXT PRIMARY KEY, path TEXT NOT NULL, title TEXT NOT NULL, description TEXT NOT NULL,
@@ -165,7 +166,11 @@ CREATE TABLE peer_refunds (
     requested_at INTEGER NOT NULL, decided_at INTEGER, credited_at INTEGER
 );
 CREATE INDEX peer_refunds_uncredited ON peer_refunds(status, credited_at);
-CREATE TABLE peer_opened (receipt_id TEXT PRIMARY KEY, at INTEGER NOT NULL)
+CREATE TABLE peer_opened (receipt_id TEXT PRIMARY KEY, at INTEGER NOT NULL);
+CREATE TABLE peer_downloads (
+    peer_id TEXT NOT NULL, item_id TEXT NOT NULL, quote_id TEXT NOT NULL, listing_json TEXT NOT NULL,
+    created_at INTEGER NOT NULL, PRIMARY KEY (peer_id, item_id)
+)
 """
 
 MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8]

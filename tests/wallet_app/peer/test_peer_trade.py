@@ -56,7 +56,8 @@ def test_a_wallet_sells_a_file_another_finds_pays_downloads_and_the_money_adds_u
     got = buyer.buy(listing, checked, progress=lambda done, total: seen.append(done))
     assert got.paid_now and got.path.read_bytes() == path.read_bytes() and seen[-1] == 700_000
     assert hashlib.sha256(got.path.read_bytes()).hexdigest() == listing["sha256"]
-    assert got.receipt_path.exists()
+    assert buyer_wallet.payment_receipt(got.payment_id) is not None
+    assert sorted(p.name for p in (tmp_path / "downloads").iterdir()) == [got.path.name]  # no plain receipt beside it
     # buying the same file again neither pays nor downloads again
     again = buyer.buy(listing)
     assert not again.paid_now

@@ -232,3 +232,76 @@ def test_a_buyer_replaying_a_payment_after_the_seller_restarted_is_not_paid_twic
     assert first.status_code == second.status_code == 200
     assert first.json()["receipt"] == second.json()["receipt"]
     assert seller.earnings()["downloads"] == 1 and seller.earnings()["earned"] == 5
+
+
+def _unspent(wallet: WalletService) -> int:
+    return sum(c.unspent * c.coin_value.amount for c in wallet.list_chains())
+
+
+def test_a_peer_listing_another_hash_than_its_file_sends_is_caught_and_nothing_is_kept(
+    seller: PeerServer, wallet_factory: Callable[..., WalletService], broker: RunningBroker, tmp_path: Path
+) -> None:
+    import hashlib
+    from dataclasses import replace
+
+    real = seller.shares.add_file(_file(tmp_path, "a.bin", os.urandom(3000)), price=2, title="Liar")
+    fake = hashlib.sha256(b"what the buyer was promised").hexdigest()
+    shares = seller.shares._loaded()  # the lying peer lists (and sells) a hash its file does not have
+    shares.pop(real.item_id)
+    shares[fake[:32]] = replace(real, item_id=fake[:32], sha256=fake)
+    seller.start()
+    buyer = _buyer(wallet_factory, broker, tmp_path)
+    listing = buyer.search(broker.url, "Liar")["results"][0]
+    assert listing["sha256"] == fake
+    with pytest.raises(MalformedMessage, match="does not have the listed SHA-256"):
+        buyer.buy(listing)
+    assert list((tmp_path / "downloads").iterdir()) == []  # neither the file nor a part of it is kept
+    # the buyer holds the seller's signed receipt for the item it was promised (evidence for a refund request)
+    row = buyer.wallet.vault.one("SELECT payment_id FROM spends WHERE vendor_id = ?", (listing["peer_id"],))
+    receipt = buyer.wallet.payment_receipt(row[0])
+    assert receipt is not None and receipt.receipt.body.item_id == fake[:32]
+
+
+def test_an_index_entry_with_another_peer_key_is_refused_before_anything_is_paid(
+    seller: PeerServer, wallet_factory: Callable[..., WalletService], broker: RunningBroker, tmp_path: Path
+) -> None:
+    from netpay.errors import UntrustedSigner
+
+    seller.shares.add_file(_file(tmp_path, "a.bin", os.urandom(3000)), price=2)
+    seller.start()
+    buyer = _buyer(wallet_factory, broker, tmp_path)
+    listing = dict(buyer.search(broker.url)["results"][0], public_key=SigningKey.generate().public.hex)
+    with pytest.raises(UntrustedSigner):
+        buyer.buy(listing)
+    assert _unspent(buyer.wallet) == 100
+    assert buyer.wallet.vault.one("SELECT COUNT(*) FROM peer_downloads")[0] == 0
+
+
+def test_an_old_plain_receipt_file_moves_into_the_vault_and_a_forged_one_is_dropped(
+    seller: PeerServer, wallet_factory: Callable[..., WalletService], broker: RunningBroker, tmp_path: Path
+) -> None:
+    data = os.urandom(3000)
+    seller.shares.add_file(_file(tmp_path, "song.ogg", data), price=2, title="song.ogg")
+    seller.start()
+    buyer = _buyer(wallet_factory, broker, tmp_path)
+    listing = buyer.search(broker.url)["results"][0]
+    got = buyer.buy(listing)
+    paid = buyer.wallet.payment_receipt(got.payment_id)
+    # as a wallet from before left it: the record in a plain file beside a download that broke off
+    quote_id = buyer.wallet.vault.one("SELECT quote_id FROM peer_downloads")[0]
+    with buyer.wallet.vault.tx() as c:
+        c.execute("DELETE FROM peer_downloads")
+    got.path.unlink()
+    sidecar = got.path.with_name(f".{got.path.name}.receipt.json")
+    sidecar.write_text(json.dumps({"listing": listing, "quote_id": quote_id, "peer_id": listing["peer_id"],
+                                   "receipt": paid.receipt.to_wire(), "access_token": paid.access_token}))  # fmt: skip
+    again = buyer.buy(listing)
+    assert not again.paid_now and again.path.read_bytes() == data and not sidecar.exists()
+    assert buyer.wallet.vault.one("SELECT quote_id FROM peer_downloads")[0] == quote_id
+    assert _unspent(buyer.wallet) == 98  # paid once
+    # a forged or damaged one is dropped: it neither pays nor stops the purchase
+    again.path.unlink()
+    sidecar.write_text('{"listing": {"sha256": "00"}, "quote_id": 7}')
+    third = buyer.buy(listing)
+    assert not third.paid_now and third.path.read_bytes() == data and not sidecar.exists()
+    assert _unspent(buyer.wallet) == 98
