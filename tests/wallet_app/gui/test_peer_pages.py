@@ -138,3 +138,14 @@ def _one_file(tmp_path: Path) -> Path:
     path = tmp_path / "one.txt"
     path.write_bytes(b"one file")
     return path
+
+
+def test_sharing_that_was_on_comes_back_when_the_window_opens(qtbot: Any, gui_wallet: Any, tmp_path: Path) -> None:
+    gui_wallet.set_up_account()
+    gui_wallet.service.set_setting("sharing_on", True)  # as the last run left it
+    gui_wallet.windows.start()
+    p2p = gui_wallet.windows.p2p
+    qtbot.waitUntil(lambda: p2p.peer.running, timeout=20000)
+    qtbot.waitUntil(lambda: p2p.sharing.toggle.text() == "Stop sharing", timeout=20000)
+    gui_wallet.windows.shutdown()
+    assert not p2p.peer.running and gui_wallet.service.get_setting("sharing_on") is True  # quitting keeps it on

@@ -305,3 +305,21 @@ def test_an_old_plain_receipt_file_moves_into_the_vault_and_a_forged_one_is_drop
     third = buyer.buy(listing)
     assert not third.paid_now and third.path.read_bytes() == data and not sidecar.exists()
     assert _unspent(buyer.wallet) == 98
+
+
+def test_the_vault_holds_every_table_and_column_of_the_vendor_desk(
+    seller_wallet: tuple[WalletService, str], tmp_path: Path
+) -> None:
+    """A vendor migration not mirrored in the vault (a new table or column) fails here, not in a customer's wallet."""
+    from wallet_app.peer.vaultdb import PEER_TABLES
+
+    plain = Store(tmp_path / "plain.sqlite3")
+    try:
+        tables = {r[0] for r in plain.query("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        assert tables == set(PEER_TABLES)
+        for table in PEER_TABLES:
+            want = [tuple(r)[1:] for r in plain.query(f"PRAGMA table_info({table})")]
+            got = [tuple(r)[1:] for r in seller_wallet[0].vault.query(f"PRAGMA table_info(peer_{table})")]
+            assert got == want, table
+    finally:
+        plain.close()
