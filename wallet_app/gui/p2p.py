@@ -37,6 +37,8 @@ class P2PPages:
     sharing: SharingPage
     find: FindPage
 
+    resume: Any = None  # Callable[[], None]: share again if sharing was on (at start, and after an unlock)
+
     def shutdown(self) -> None:
         self.peer.stop()
 
@@ -94,5 +96,8 @@ def install_p2p_pages(window: Any, backend: Any) -> P2PPages | None:
         sharing.error.setText(window.tr("Sharing could not start again: %s") % describe(exc))
         sharing.error.show()
 
-    window.bridge.run(peer.resume, on_done=resumed, on_error=not_resumed)  # sharing was on when the wallet quit
-    return P2PPages(peer, sharing, find)
+    def resume() -> None:
+        window.bridge.run(peer.resume, on_done=resumed, on_error=not_resumed)
+
+    resume()  # sharing was on when the wallet quit
+    return P2PPages(peer, sharing, find, resume)

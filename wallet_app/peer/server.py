@@ -16,8 +16,8 @@ import re
 import secrets
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, Any
@@ -104,6 +104,8 @@ class PeerServer:
         self._heartbeat: threading.Thread | None = None
         self.port = settings.port
         self._http = requests.Session()
+        self._life = threading.RLock()  # one start/stop/switch at a time
+        self._locking = threading.Event()  # the vault is locking: stop as soon as the operation under way ends
 
     # -- lifecycle ----------------------------------------------------------------------------------------------
     @property
@@ -116,10 +118,39 @@ class PeerServer:
         scheme = "https" if s.tls_cert else "http"
         return (s.public_url or f"{scheme}://{s.host}:{self.port}").rstrip("/")
 
+    @contextmanager
+    def _op(self) -> Iterator[None]:
+        """One start/stop/switch at a time. A vault lock that came meanwhile (:meth:`stop_for_lock` could not wait
+        for the operation: it may need the wallet's lock the locking thread holds) is carried out on the way out."""
+        try:
+            with self._life:
+                yield
+        finally:
+            self._settle_lock()
+
+    def _settle_lock(self) -> None:
+        if self._locking.is_set() and self._life.acquire(blocking=False):
+            try:
+                if self._locking.is_set():
+                    self._locking.clear()
+                    if self.running or self.vendor is not None or self._server is not None:
+                        self._teardown(redeem=False)
+                        self.stopped_because = "Sharing stopped because the wallet locked."
+            finally:
+                self._life.release()
+
     def start(self) -> str:
         """Bind the port, get certified at the CIS, publish the listings; returns the peer's base URL."""
-        if self.running:
-            return self.base_url
+        with self._op():
+            if self.running:
+                return self.base_url
+            try:
+                return self._start()
+            except BaseException:
+                self._teardown(redeem=False)  # nothing half started stays behind
+                raise
+
+    def _start(self) -> str:
         if not self.settings.enabled:
             raise Forbidden("sharing is switched off in the settings", reason="sharing_off")
         if not self.records.session.unlocked:
@@ -161,8 +192,13 @@ class PeerServer:
         """Switch sharing off at once: running downloads end at their next chunk, the listings leave the CIS, the
         port closes. Payments already recorded stay recorded and are redeemed (now, best effort, unless
         ``redeem`` is False; else at the next start)."""
-        if not self.running:
-            return
+        with self._op():
+            if self.running:
+                self._teardown(redeem)
+
+    def _teardown(self, redeem: bool) -> None:
+        if not (self._serving.is_set() or self._server is not None or self.vendor is not None):
+            return  # nothing was started
         self._serving.clear()
         self._stop_heartbeat.set()
         try:
@@ -182,46 +218,51 @@ class PeerServer:
 
     def switch_on(self) -> str:
         """The user starts sharing: start, and remember it so the wallet's next start resumes it."""
-        url = self.start()
-        self.records.set_setting("sharing_on", True)
-        return url
+        with self._op():
+            url = self.start()
+            self.records.set_setting("sharing_on", True)
+            return url
 
     def switch_off(self) -> None:
         """The user stops sharing: stop, and remember it (the next start stays off)."""
-        if self.records.session.unlocked:
-            self.records.set_setting("sharing_on", False)
-        self.stop()
+        with self._op():
+            if self.records.session.unlocked:
+                self.records.set_setting("sharing_on", False)
+            self.stop()
 
     def resume(self) -> bool:
-        """At the wallet's start: share again if sharing was on when it last stopped (and the setting
-        ``sharing_at_login`` lets it, default on). True when sharing now runs."""
-        if self.running:
+        """At the wallet's start (and after an unlock): share again if sharing was on when it last stopped and
+        the setting ``sharing_at_login`` lets it (default on). True when sharing now runs."""
+        with self._op():
+            if self.running:
+                return True
+            if not self.records.setting("sharing_on", False) or not self.records.setting("sharing_at_login", True):
+                return False
+            self.start()
             return True
-        if not self.records.setting("sharing_on", False) or not self.records.setting("sharing_at_login", True):
-            return False
-        self.start()
-        return True
 
     def reconfigure(self, host: str, port: int) -> None:
         """Listen on ``host``:``port`` (0: a port chosen once and kept) from now on; a running server moves there
         at once (stopped and started again)."""
-        if (host, port) == (self.settings.host, self.settings.port):
-            return
-        was_running = self.running
-        if was_running:
-            self.stop(redeem=False)
-        if host != self.settings.host and not port:
-            self.records.set_setting("sharing_port_chosen", 0)  # the kept port was free on the old address
-        self.settings = replace(self.settings, host=host, port=port)
-        self.port = port
-        if was_running:
-            self.start()
+        with self._op():
+            if (host, port) == (self.settings.host, self.settings.port):
+                return
+            was_running = self.running
+            if was_running:
+                self.stop(redeem=False)
+            if host != self.settings.host and not port:
+                self.records.set_setting("sharing_port_chosen", 0)  # the kept port was free on the old address
+            self.settings = replace(self.settings, host=host, port=port)
+            self.port = port
+            if was_running:
+                self.start()
 
     def stop_for_lock(self) -> None:
-        """The vault is about to lock (or be re-keyed or restored): stop at once, its records are out of reach."""
-        if self.running:
-            self.stop(redeem=False)
-            self.stopped_because = "Sharing stopped because the wallet locked. Unlock it and start sharing again."
+        """The vault is about to lock (or be re-keyed or restored): stop at once, its records are out of reach.
+        Runs in the locking thread; when a start or stop is under way in another thread, that one stops on its
+        way out (see :meth:`_op`) instead of this one waiting for it."""
+        self._locking.set()
+        self._settle_lock()
         self.shares.forget()
 
     @property

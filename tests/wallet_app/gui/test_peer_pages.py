@@ -149,3 +149,23 @@ def test_sharing_that_was_on_comes_back_when_the_window_opens(qtbot: Any, gui_wa
     qtbot.waitUntil(lambda: p2p.sharing.toggle.text() == "Stop sharing", timeout=20000)
     gui_wallet.windows.shutdown()
     assert not p2p.peer.running and gui_wallet.service.get_setting("sharing_on") is True  # quitting keeps it on
+
+
+def test_locking_stops_sharing_with_a_message_and_unlocking_brings_it_back(
+    qtbot: Any, gui_wallet: Any, tmp_path: Path
+) -> None:
+    gui_wallet.set_up_account()
+    gui_wallet.windows.start()
+    p2p = gui_wallet.windows.p2p
+    p2p.peer.shares.add_file(_one_file(tmp_path), 3)
+    p2p.sharing.toggle.click()
+    qtbot.waitUntil(lambda: p2p.sharing.toggle.text() == "Stop sharing", timeout=20000)  # switched on, remembered
+    url = p2p.peer.base_url
+    gui_wallet.windows.lock()
+    qtbot.waitUntil(lambda: gui_wallet.service.state == "locked", timeout=20000)
+    assert not p2p.peer.running and p2p.peer.stopped_because == "Sharing stopped because the wallet locked."
+    gui_wallet.service.unlock()
+    gui_wallet.windows.show_main()
+    qtbot.waitUntil(lambda: p2p.peer.running, timeout=20000)
+    assert p2p.peer.base_url == url and p2p.peer.stopped_because == ""
+    gui_wallet.windows.shutdown()

@@ -10,6 +10,7 @@ import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -323,3 +324,41 @@ def test_the_vault_holds_every_table_and_column_of_the_vendor_desk(
             assert got == want, table
     finally:
         plain.close()
+
+
+def test_a_lock_while_sharing_is_starting_leaves_nothing_running(
+    seller: PeerServer, seller_wallet: tuple[WalletService, str], tmp_path: Path
+) -> None:
+    """The lock cannot wait for a start under way (the start may need the wallet's lock the locking thread holds):
+    the start finds out on its way and nothing stays listening on a locked vault."""
+    import threading
+
+    seller.shares.add_file(_file(tmp_path, "a.bin", os.urandom(2000)), price=2)
+    listening, go_on = threading.Event(), threading.Event()
+    publish = seller.publish
+
+    def slow_publish() -> Any:
+        listening.set()  # the port is open, the listings not sent yet
+        go_on.wait(30)
+        return publish()
+
+    seller.publish = slow_publish  # type: ignore[method-assign]
+    outcome: list[BaseException | str] = []
+
+    def start() -> None:
+        try:
+            outcome.append(seller.start())
+        except BaseException as exc:
+            outcome.append(exc)
+
+    starter = threading.Thread(target=start)
+    starter.start()
+    assert listening.wait(30)
+    url = seller.base_url
+    seller_wallet[0].lock()  # returns at once, though the start holds the peer
+    go_on.set()
+    starter.join(30)
+    assert not seller.running and seller.vendor is None
+    assert isinstance(outcome[0], WalletLocked) or "locked" in seller.stopped_because
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"{url}/v1/catalog", timeout=5)
