@@ -20,6 +20,7 @@ from wallet_app.gui.bridge import Bridge
 from wallet_app.gui.find import FindPage
 from wallet_app.gui.prompt import PromptQueue, PurchasePrompt
 from wallet_app.gui.sharing import SharingPage
+from wallet_app.gui.sharing_settings import SharingSettingsDialog
 from wallet_app.peer.buyer import PeerBuyer
 from wallet_app.peer.checkout import PromptedPayment
 
@@ -37,7 +38,10 @@ def test_share_find_buy_and_screenshots(qtbot: Any, qapp: Any, wallet_factory: A
     broker_id = funded_wallet(seller_wallet, broker.url, chains=0)
     peer = make_peer(seller_wallet, broker_id, broker.url, broker.public_key.hex, tmp_path / "peer")
     bridge = Bridge()
-    sharing = SharingPage(peer, bridge)
+    choices = [(broker_id, "Test Broker")]
+    sharing = SharingPage(
+        peer, bridge, settings_dialog=lambda parent: SharingSettingsDialog(bridge, seller_wallet, peer, choices, parent)
+    )
     qtbot.addWidget(sharing)
     assert sharing.toggle.text() == "Start sharing" and "off" in sharing.state.text()
     folder = tmp_path / "shared"
