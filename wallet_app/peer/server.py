@@ -264,6 +264,7 @@ class PeerServer:
         self._locking.set()
         self._settle_lock()
         self.shares.forget()
+        self._key = None  # read again from the vault (a restored one may hold another)
 
     @property
     def key(self) -> SigningKey:

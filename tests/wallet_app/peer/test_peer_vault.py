@@ -362,3 +362,19 @@ def test_a_lock_while_sharing_is_starting_leaves_nothing_running(
     assert isinstance(outcome[0], WalletLocked) or "locked" in seller.stopped_because
     with pytest.raises(requests.ConnectionError):
         requests.get(f"{url}/v1/catalog", timeout=5)
+
+
+def test_a_backup_carries_the_peer_records_and_a_restore_stops_sharing_first(
+    seller: PeerServer, seller_wallet: tuple[WalletService, str], tmp_path: Path
+) -> None:
+    wallet = seller_wallet[0]
+    seller.shares.add_file(_file(tmp_path, "a.bin", os.urandom(2000)), price=2, title="Backed up")
+    key = seller.key.public.hex
+    seller.switch_on()
+    wallet.backup(tmp_path / "wallet.backup", "backup passphrase")
+    seller.shares.remove(seller.shares.all()[0].item_id)
+    wallet.restore(tmp_path / "wallet.backup", "backup passphrase")
+    assert not seller.running  # its connections to the replaced vault were closed first
+    assert [s.title for s in seller.shares.all()] == ["Backed up"] and seller.key.public.hex == key
+    seller.start()
+    assert seller.running
