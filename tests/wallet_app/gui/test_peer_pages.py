@@ -163,11 +163,13 @@ def test_locking_stops_sharing_with_a_message_and_unlocking_brings_it_back(
     p2p = gui_wallet.windows.p2p
     p2p.peer.shares.add_file(_one_file(tmp_path), 3)
     p2p.sharing.toggle.click()
-    qtbot.waitUntil(lambda: p2p.sharing.toggle.text() == "Stop sharing", timeout=20000)  # switched on, remembered
+    qtbot.waitUntil(lambda: gui_wallet.service.get_setting("sharing_on") is True, timeout=20000)  # switched on
     url = p2p.peer.base_url
     gui_wallet.windows.lock()
     qtbot.waitUntil(lambda: gui_wallet.service.state == "locked", timeout=20000)
-    assert not p2p.peer.running and p2p.peer.stopped_because == "Sharing stopped because the wallet locked."
+    # at once, or as soon as an operation under way ends (the lock does not wait for it)
+    qtbot.waitUntil(lambda: not p2p.peer.running, timeout=20000)
+    assert p2p.peer.stopped_because == "Sharing stopped because the wallet locked."
     gui_wallet.service.unlock()
     gui_wallet.windows.show_main()
     qtbot.waitUntil(lambda: p2p.peer.running, timeout=20000)
