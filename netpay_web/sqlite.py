@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Database", "SchemaTooNew"]
+__all__ = ["Connector", "Database", "SchemaTooNew"]
+
+#: Opens one more connection to a database (``timeout``: how long it waits for another writer, seconds).
+Connector = Callable[[float], Any]
 
 
 class SchemaTooNew(RuntimeError):
@@ -26,15 +29,26 @@ class Database:
 
     engine = "sqlite"
 
-    def __init__(self, path: Path | str, migrations: Sequence[str], synchronous: str = "FULL") -> None:
+    def __init__(self, path: Path | str, migrations: Sequence[str] | None, synchronous: str = "FULL",
+                 connect: Connector | None = None) -> None:  # fmt: skip
         self.path = Path(path)
         self._lock = threading.RLock()
-        self.conn = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False, timeout=30)
-        self.conn.row_factory = sqlite3.Row
+        self._connect = connect
+        self.conn = self.new_connection(timeout=30)
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute(f"PRAGMA synchronous={synchronous}")
         self.conn.execute("PRAGMA foreign_keys=ON")
-        self._migrate(migrations)
+        if migrations is not None:  # None: the schema is kept by the program that owns the file
+            self._migrate(migrations)
+
+    def new_connection(self, timeout: float) -> Any:
+        """Another connection to the same database (autocommit, rows by name, usable from any thread): from the
+        ``connect`` hook when given (e.g. an encrypted file that needs its key), else a plain SQLite one."""
+        if self._connect is not None:
+            return self._connect(timeout)
+        conn = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False, timeout=timeout)
+        conn.row_factory = sqlite3.Row
+        return conn
 
     def _migrate(self, migrations: Sequence[str]) -> None:
         current = self.conn.execute("PRAGMA user_version").fetchone()[0]

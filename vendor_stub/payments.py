@@ -118,6 +118,16 @@ class PaymentDesk:
         self._ids = itertools.count(1)
         self._id_prefix = secrets.token_hex(8)
 
+    @property
+    def catalog(self) -> Catalog:
+        """The catalog quotes and payments are checked against."""
+        return self._catalog
+
+    def set_catalog(self, catalog: Catalog) -> None:
+        """Sell ``catalog`` from now on (a host whose items change while it runs, e.g. a wallet's shared files).
+        A payment for a quote of an item no longer in it is refused like any unknown item."""
+        self._catalog = catalog
+
     # -- quotes -------------------------------------------------------------------------------------------------
     def issue_quote(self, quote: Quote) -> dict[str, Any]:
         """Sign a quote (returned as its wire form) and remember it until it expires, so paying it needs no

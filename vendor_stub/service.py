@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from netpay.errors import NetPayError
@@ -22,9 +23,19 @@ from vendor_stub.settings import VendorSettings
 from vendor_stub.storage import Store
 from vendor_stub.trust import Trust
 
-__all__ = ["Vendor", "key_path"]
+__all__ = ["Vendor", "VendorHost", "key_path"]
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class VendorHost:
+    """What a program that hosts a vendor desk supplies instead of the vendor's own files (the wallet's peer keeps
+    these in its encrypted vault): the signing key, the access-token secret and the store."""
+
+    key: SigningKey
+    access_secret: bytes
+    store: Store
 
 
 def key_path(data_dir: Path) -> Path:
@@ -34,16 +45,20 @@ def key_path(data_dir: Path) -> Path:
 class Vendor:
     """Everything one running vendor owns. ``start()`` launches the background workers, ``close()`` stops them."""
 
-    def __init__(self, settings: VendorSettings, catalog: Catalog | None = None) -> None:
+    def __init__(self, settings: VendorSettings, catalog: Catalog | None = None, host: VendorHost | None = None,
+                 ) -> None:  # fmt: skip
         self.settings = settings
         self.vendor_id = settings.id
-        data = Path(settings.data_dir)
-        data.mkdir(parents=True, exist_ok=True)
-        self.key: SigningKey = load_or_create_key(key_path(data))
-        self.tokens = AccessTokens(load_or_create_secret(data / "access_secret"))
+        if host is None:
+            data = Path(settings.data_dir)
+            data.mkdir(parents=True, exist_ok=True)
+            self.key: SigningKey = load_or_create_key(key_path(data))
+            self.tokens = AccessTokens(load_or_create_secret(data / "access_secret"))
+            self.store = Store(settings.database)
+        else:
+            self.key, self.tokens, self.store = host.key, AccessTokens(host.access_secret), host.store
         self.catalog = catalog or Catalog.load(settings.catalog)
         self.tokens.bundles = {b.item_id: frozenset(b.model.items) for b in self.catalog.bundles}
-        self.store = Store(settings.database)
         self.store.set_meta("vendor_id", self.vendor_id)
         self.store.set_meta("broker_url", settings.broker_url)
         self.broker = BrokerClient(settings.broker_url)
@@ -65,6 +80,13 @@ class Vendor:
         self._started = False
         self._stop = threading.Event()
         self._revocations: threading.Thread | None = None
+
+    def set_catalog(self, catalog: Catalog) -> None:
+        """Replace what this vendor sells while it runs (a host that supplies its own catalog, e.g. a wallet's
+        shared files): the catalog page and the payment desk both use the new one at once."""
+        self.catalog = catalog
+        self.tokens.bundles = {b.item_id: frozenset(b.model.items) for b in catalog.bundles}
+        self.desk.set_catalog(catalog)
 
     def now(self) -> int:
         """Seconds since the epoch (plus a test offset, to exercise expiry)."""

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from netpay_web.db import is_postgres_url, open_db
-from netpay_web.sqlite import Database
+from netpay_web.sqlite import Connector, Database
 
 __all__ = ["MIGRATIONS", "CommitJob", "GroupCommitter", "PgWriter", "Store"]
 
@@ -186,8 +186,7 @@ class GroupCommitter:
         self.jobs = 0
         self.inline_commits = 0  # of the commits, those run_now made in its caller's thread
         # run_now's own connection: the same durability settings, but it never waits for a lock (busy timeout 0)
-        self._now_conn = sqlite3.connect(str(db.path), isolation_level=None, check_same_thread=False, timeout=0)
-        self._now_conn.row_factory = sqlite3.Row
+        self._now_conn = db.new_connection(timeout=0)
         for setting in ("synchronous", "foreign_keys"):
             value = int(db.conn.execute(f"PRAGMA {setting}").fetchone()[0])
             self._now_conn.execute(f"PRAGMA {setting} = {value}")
@@ -395,9 +394,11 @@ class Store:
 
     ``target`` is the SQLite file, or a ``postgresql://`` URL: then the tables live in PostgreSQL, several vendor
     processes may share them (``shared`` is True), and the chain state each process keeps in memory is only a cache
-    that the database confirms on every write (see :mod:`vendor_stub.custody`)."""
+    that the database confirms on every write (see :mod:`vendor_stub.custody`). ``connect`` opens connections to
+    ``target`` for a host that keeps the vendor's tables in a database of its own and creates them itself (the
+    wallet's vault, see :mod:`wallet_app.peer.vaultdb`)."""
 
-    def __init__(self, target: Path | str) -> None:
+    def __init__(self, target: Path | str, connect: Connector | None = None) -> None:
         self.shared = is_postgres_url(target)
         self._reader: Any = None
         self._read_lock = threading.Lock()
@@ -406,9 +407,9 @@ class Store:
             self.writer: Any = PgWriter(self.db)
             return
         path = Path(target)
-        self.db = Database(path, MIGRATIONS)
-        self._reader = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=30)
-        self._reader.row_factory = sqlite3.Row
+        # With ``connect`` (a host's own file, e.g. the wallet's encrypted vault) the host keeps the schema.
+        self.db = Database(path, None if connect else MIGRATIONS, connect=connect)
+        self._reader = self.db.new_connection(timeout=30)
         self.writer = GroupCommitter(self.db)
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from wallet_app.peer.server import PeerServer, PeerSettings
+from wallet_app.peer.vaultdb import PeerVault
 from wallet_app.services import WalletService
 
 __all__ = ["make_peer", "session_of"]
@@ -22,4 +23,4 @@ def make_peer(wallet: WalletService, broker_id: str, broker_url: str, broker_key
     settings = PeerSettings(data_dir=data_dir, broker_url=broker_url, broker_public_key=broker_key_hex,
                             display_name=overrides.pop("display_name", "Alice's files"), enabled=True,
                             **{"heartbeat_s": 5.0, **overrides})  # fmt: skip
-    return PeerServer(settings, session_of(wallet, broker_id))
+    return PeerServer(settings, session_of(wallet, broker_id), PeerVault(wallet.session))

@@ -174,6 +174,8 @@ class WalletWindows(QObject):
             from wallet_app.gui.p2p import install_p2p_pages  # P2P-NetPay (issue 20): Sharing and Find
 
             self.p2p = install_p2p_pages(self.window, self.backend)
+        elif self.p2p is not None and self.p2p.resume is not None:
+            self.p2p.resume()  # unlocked again: sharing that the lock stopped comes back
         if self.start_minimized and self.tray.available:
             self.start_minimized = False  # started with the system: stay in the tray until asked
         else:

@@ -1,13 +1,14 @@
 """The "Find" page: search the broker's index (CIS) for files other wallets sell, see the price and the seller's
-certified name, buy with a confirmation (or within an allowance), download with progress; the file is checked
-against its SHA-256 and kept with its receipt. The work runs in :class:`wallet_app.peer.buyer.PeerBuyer`."""
+certified name, buy through the wallet's usual purchase prompt (or at once within an allowance; see
+:mod:`wallet_app.peer.checkout`), download with progress; the file is checked against its SHA-256 and kept with its
+receipt. The work runs in :class:`wallet_app.peer.buyer.PeerBuyer`."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QLineEdit, QMessageBox, QProgressBar, QPushButton, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QLineEdit, QProgressBar, QPushButton, QWidget
 
 from netpay.money import Money
 from wallet_app.gui.bridge import Bridge
@@ -27,7 +28,8 @@ class FindPage(Page):
 
     progress_changed = Signal(int, int)
 
-    def __init__(self, buyer: Any, broker_url: str, bridge: Bridge, parent: QWidget | None = None) -> None:
+    def __init__(self, buyer: Any, broker_url: str, bridge: Bridge, pay: Any, parent: QWidget | None = None,
+                 ) -> None:  # fmt: skip
         super().__init__(
             self.tr("Find"),
             self.tr(
@@ -41,7 +43,7 @@ class FindPage(Page):
         self.bridge = bridge
         self.page = 1
         self.pages = 1
-        self.confirm: Any = None  # tests replace the confirmation; returns True to pay
+        self.pay = pay  # wallet_app.peer.checkout.PromptedPayment: the usual prompt, allowances and limits
         search_row = QHBoxLayout()
         self.query = QLineEdit()
         self.query.setPlaceholderText(self.tr("Search titles and descriptions"))
@@ -128,39 +130,30 @@ class FindPage(Page):
         self.bridge.run(self.buyer.quote, listing, on_done=lambda checked: self._confirm(listing, checked),
                         on_error=self._failed)  # fmt: skip
 
-    def confirm_text(self, listing: dict[str, Any], checked: Any) -> str:
-        return self.tr("Pay %s to %s (certified by your broker) for “%s”, %s?\n\nYou will have %s left.") % (
-            checked.price.format(), checked.vendor_name, listing["title"], human_size(listing["size"]),
-            checked.remaining_after.format(),
-        )  # fmt: skip
-
     def _confirm(self, listing: dict[str, Any], checked: Any) -> None:
         if not checked.affordable:
             self._failed_text(checked.change_advice or self.tr("You do not have enough coins at this broker."))
             return
-        via = "allowance" if checked.covered_by_allowance else "prompt"
-        if via == "prompt":
-            ask = self.confirm or (lambda text: QMessageBox.question(self, self.tr("Buy file"), text)
-                                   == QMessageBox.StandardButton.Yes)  # fmt: skip
-            if not ask(self.confirm_text(listing, checked)):
-                self.buy_button.setEnabled(True)
-                return
         self.progress.setValue(0)
-        self.progress.setVisible(True)
-        self.bridge.run(self.buyer.buy, listing, checked, via, self.progress_changed.emit,
+        self.bridge.run(self.buyer.buy, listing, checked, "prompt", self.progress_changed.emit, self.pay,
                         on_done=self._bought, on_error=self._failed)  # fmt: skip
 
     def _show_progress(self, done: int, total: int) -> None:
+        self.progress.setVisible(True)
         self.progress.setValue(100 * done // total if total else 100)
 
     def _bought(self, download: Any) -> None:
         self.progress.setVisible(False)
         self.buy_button.setEnabled(True)
-        self.success.setText(self.tr("Saved %s (fingerprint checked) with its receipt.") % download.path.name)
+        self.success.setText(
+            self.tr("Saved %s (fingerprint checked); its receipt is in Activity.") % download.path.name
+        )
         self.success.show()
 
     def _failed(self, exc: BaseException) -> None:
-        self._failed_text(describe(exc))
+        from wallet_app.peer.checkout import declined
+
+        self._failed_text(self.tr("You declined; nothing was paid.") if declined(exc) else describe(exc))
 
     def _failed_text(self, text: str) -> None:
         self.progress.setVisible(False)

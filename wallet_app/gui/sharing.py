@@ -4,6 +4,7 @@ earnings, redemptions and the account's supply standing. The work runs in :class
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,8 @@ def human_size(n: int) -> str:
 class SharingPage(Page):
     """Shared files with their prices; on/off; earnings; standing at the broker."""
 
-    def __init__(self, peer: Any, bridge: Bridge, parent: QWidget | None = None) -> None:
+    def __init__(self, peer: Any, bridge: Bridge, parent: QWidget | None = None,
+                 settings_dialog: Callable[[QWidget], Any] | None = None) -> None:  # fmt: skip
         super().__init__(
             self.tr("Sharing"),
             self.tr(
@@ -49,7 +51,10 @@ class SharingPage(Page):
         self.add_folder_button = QPushButton(self.tr("Add folder…"))
         self.remove_button = QPushButton(self.tr("Remove"))
         self.remove_button.setEnabled(False)
-        for b in (self.add_files_button, self.add_folder_button, self.remove_button):
+        self.settings_button = QPushButton(self.tr("Settings…"))
+        self.settings_button.setVisible(settings_dialog is not None)
+        self._settings_dialog = settings_dialog
+        for b in (self.add_files_button, self.add_folder_button, self.remove_button, self.settings_button):
             self.tools.addWidget(b)
 
         status = Card()
@@ -74,8 +79,13 @@ class SharingPage(Page):
         price_row.addWidget(self.redeem_button)
         status.body.addLayout(price_row)
         self.earnings = QLabel()
+        self.earnings.setWordWrap(True)
+        self.at_broker = QLabel()
+        self.at_broker.setWordWrap(True)
+        self.at_broker.hide()
         self.standing = muted("")
         status.body.addWidget(self.earnings)
+        status.body.addWidget(self.at_broker)
         status.body.addWidget(self.standing)
         self.layout_.addWidget(status)
         self.error = banner()
@@ -91,6 +101,7 @@ class SharingPage(Page):
         self.add_folder_button.clicked.connect(self._add_folder)
         self.remove_button.clicked.connect(self._remove)
         self.redeem_button.clicked.connect(lambda: self._work(self.peer.redeem_now))
+        self.settings_button.clicked.connect(self.open_settings)
         self.table.itemSelectionChanged.connect(
             lambda: self.remove_button.setEnabled(self.table.selected_data() is not None)
         )
@@ -101,6 +112,8 @@ class SharingPage(Page):
         self.refresh()
 
     def refresh(self) -> None:
+        if not self.peer.records.session.unlocked:
+            return  # locked: the window is hidden and the records are out of reach
         running = self.peer.running
         self.state.setText(self.tr("Sharing is on") if running else self.tr("Sharing is off"))
         self.address.setText(
@@ -119,13 +132,36 @@ class SharingPage(Page):
             for s in shares
         ])  # fmt: skip
         self.empty.setVisible(not shares)
-        e = self.peer.earnings()
+        self.show_earnings(self.peer.earnings())
+        if self.peer.stopped_because and not running:
+            self.error.setText(self.peer.stopped_because)
+            self.error.show()
+
+    def show_earnings(self, e: dict[str, int]) -> None:
+        """Every amount this wallet owns as a seller: all coins received, those still waiting for redemption,
+        those paid to the broker account, and any the broker refused."""
         cur = self.peer.settings.currency
+
+        def m(key: str) -> str:
+            return Money(e[key], cur).format()
+
         downloads = self.tr("1 download sold") if e["downloads"] == 1 else self.tr("%d downloads sold") % e["downloads"]
-        self.earnings.setText(
-            self.tr("%s · earned %s · redeemed at the broker %s")
-            % (downloads, Money(e["earned"], cur).format(), Money(e["redeemed"], cur).format())
-        )
+        text = self.tr("%s · coins received %s · waiting for redemption %s · redeemed at the broker %s") % (
+            downloads, m("earned"), m("pending"), m("redeemed"))  # fmt: skip
+        if e.get("rejected"):
+            text += " · " + self.tr("refused by the broker %s") % m("rejected")
+        self.earnings.setText(text)
+
+    def show_broker_account(self, account: dict[str, Any]) -> None:
+        """The broker's side of what was redeemed: what it holds for this wallet as a seller and what it paid out."""
+        payable = Money.from_json(account["payable"], "payable").format()
+        paid = Money.from_json(account["paid_out"], "paid_out").format()
+        self.at_broker.setText(self.tr("At the broker: %s held for you as a seller · %s paid out") % (payable, paid))
+        self.at_broker.show()
+
+    def load_broker_account(self) -> None:
+        """Ask the broker (off the GUI thread) what it holds for this wallet as a seller."""
+        self.bridge.run(self.peer.broker_account, on_done=self.show_broker_account, on_error=lambda _e: None)
 
     def show_standing(self, standing: dict[str, Any]) -> None:
         """The broker's view of this account: requested from peers, supplied, and the supply policy."""
@@ -140,6 +176,21 @@ class SharingPage(Page):
         self.standing.setText(text)
 
     # -- actions ------------------------------------------------------------------------------------------------
+    def open_settings(self) -> Any:
+        """Open the sharing settings dialog (modal); after Save, new files get the new default price."""
+        if self._settings_dialog is None:
+            return None
+        dialog = self._settings_dialog(self)
+
+        def saved() -> None:
+            if dialog.saved is not None:
+                self.price.setValue(dialog.saved.default_price)
+            self.refresh()
+
+        dialog.accepted.connect(saved)
+        dialog.open()
+        return dialog
+
     def _work(self, fn: Any, *args: Any) -> None:
         self.error.hide()
 
@@ -152,11 +203,12 @@ class SharingPage(Page):
             self.refresh()
             if self.peer.running:
                 self.bridge.run(self.peer.standing, on_done=self.show_standing, on_error=lambda _e: None)
+            self.load_broker_account()
 
         self.bridge.run(fn, *args, on_done=done, on_error=failed)
 
     def _toggle(self) -> None:
-        self._work(self.peer.stop if self.peer.running else self.peer.start)
+        self._work(self.peer.switch_off if self.peer.running else self.peer.switch_on)
 
     def _after_change(self) -> Any:
         if self.peer.running:

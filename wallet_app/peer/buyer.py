@@ -1,12 +1,13 @@
 """Buying a file from another peer: search the CIS, get and check the peer's quote, pay it with the wallet's usual
-payment engine (journal, prompt or allowance), download with progress and resume, check the SHA-256, keep the file
-and its receipt.
+payment engine through the usual purchase prompt and allowances, download with progress and resume, check the
+SHA-256, keep the file and its receipt.
 
-The receipt (with its access token) is written next to the download, durably, before the first byte is fetched: a
-broken download resumes from the bytes already on disk with the same token and is never paid again. The listing's
-``item_id`` must be the first 32 hex digits of its SHA-256, so the receipt (which names the item) binds the hash the
-buyer checks; the quote's certificate must be the very peer the CIS listed (same id and key), and the download URL
-must be at the peer's certified address.
+Which quote paid for which peer's file is kept in the wallet's vault (``peer_downloads``; the receipt and its access
+token are the payment's, in the vault too), durably, before paying: a broken download resumes from the bytes already
+on disk with the same token and is never paid again. Nothing but the file itself is written next to the download.
+The listing's ``item_id`` must be the first 32 hex digits of its SHA-256, so the receipt (which names the item) binds
+the hash the buyer checks; the quote's certificate must be the very peer the CIS listed (same id and key), and the
+download URL must be at the peer's certified address.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import hashlib
 import json
 import os
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,20 +28,23 @@ from netpay.errors import Forbidden, MalformedMessage, PeerUnavailable, Untruste
 from netpay.messages import Quote, VendorCertificate
 from netpay.signed import Signed
 from wallet_app.clients.policy import require_secure_url
-from wallet_app.services.types import CheckedQuote, PayVia
+from wallet_app.services.types import CheckedQuote, PaidQuote, PayVia
 
 __all__ = ["Download", "PeerBuyer"]
 
 _CHUNK = 256 * 1024
 Progress = Callable[[int, int], None]
+#: Pays a checked quote and gives its receipt (see :class:`wallet_app.peer.checkout.PromptedPayment`).
+Pay = Callable[[CheckedQuote], PaidQuote]
 
 
 @dataclass(frozen=True, slots=True)
 class Download:
-    """A finished purchase: the verified file, its receipt file, and whether this call paid for it."""
+    """A finished purchase: the verified file, the payment whose receipt opened it (in the wallet's Activity), and
+    whether this call paid for it."""
 
     path: Path
-    receipt_path: Path
+    payment_id: str
     sha256: str
     size: int
     paid_now: bool
@@ -79,40 +84,44 @@ class PeerBuyer:
         return checked
 
     def buy(self, listing: dict[str, Any], checked: CheckedQuote | None = None, via: PayVia = "prompt",
-            progress: Progress | None = None) -> Download:  # fmt: skip
-        """Pay (unless a receipt for this file from this peer is already kept) and download; resumable."""
+            progress: Progress | None = None, pay: Pay | None = None) -> Download:  # fmt: skip
+        """Pay (unless this wallet already paid this peer for this file) and download; resumable.
+
+        ``pay`` pays the checked quote: in the wallet's window it is :class:`~wallet_app.peer.checkout.
+        PromptedPayment` (the usual purchase prompt and allowances); without it the wallet engine pays directly
+        (``via``: scripts and tests that decided already)."""
         _check_listing(listing)
         self.downloads.mkdir(parents=True, exist_ok=True)
-        final, receipt_path = self._paths(listing)
+        final = self._final_path(listing)
+        self._import_sidecar(final)
         paid_now = False
-        record = json.loads(receipt_path.read_text(encoding="utf-8")) if receipt_path.exists() else None
-        if record is not None and "access_token" not in record:
-            paid = self._finish_pending(record)  # a payment the seller did not answer: finish it, never pay twice
-            if paid is not None:
-                record["receipt"], record["access_token"] = paid.receipt.to_wire(), paid.access_token
-                _write_atomic(receipt_path, json.dumps(record, indent=1).encode())
-            else:
-                record = None  # the wallet holds no payment for that quote (refused or released): pay anew
-        if record is None:
+        record = self._record(listing["peer_id"], listing["item_id"])
+        paid = self._finish_pending(record) if record is not None else None
+        if paid is None:
             checked = checked or self.quote(listing)
             q = checked.quote.body
             # remembered before paying: if the seller vanishes mid-payment, the next try finishes this payment
-            pending = {"listing": listing, "quote_id": q.quote_id, "peer_id": q.vendor_id}
-            _write_atomic(receipt_path, json.dumps(pending, indent=1).encode())
-            paid = self.wallet.pay_quote(checked.quote, checked.vendor_certificate, None, via)
-            _write_atomic(receipt_path, json.dumps({**pending, "receipt": paid.receipt.to_wire(),
-                                                    "access_token": paid.access_token}, indent=1).encode())  # fmt: skip
+            record = {"listing": listing, "quote_id": q.quote_id, "peer_id": q.vendor_id}
+            self._remember(record)
+            try:
+                if pay is not None:
+                    paid = pay(checked)
+                else:
+                    paid = self.wallet.pay_quote(checked.quote, checked.vendor_certificate, None, via)
+            except BaseException:
+                if not self._spent_on(q.quote_id, q.vendor_id):
+                    self._forget(listing["peer_id"], listing["item_id"])  # declined or refused before paying
+                raise
             paid_now = True
-        record = json.loads(receipt_path.read_text(encoding="utf-8"))
-        if final.exists() and _sha256(final) == listing["sha256"]:
-            return Download(final, receipt_path, listing["sha256"], final.stat().st_size, paid_now)
-        self._fetch(record["listing"], record["access_token"], final, progress)
-        return Download(final, receipt_path, listing["sha256"], final.stat().st_size, paid_now)
+        assert record is not None and paid is not None
+        if not (final.exists() and _sha256(final) == listing["sha256"]):
+            self._fetch(record["listing"], paid.access_token, final, progress)
+        return Download(final, paid.payment_id, listing["sha256"], final.stat().st_size, paid_now)
 
     # -- internals ----------------------------------------------------------------------------------------------
     def _finish_pending(self, record: dict[str, Any]) -> Any:
         """The receipt of the remembered payment, re-sending it (idempotent at the seller) if still pending; None
-        when the wallet has no pending or settled payment for that quote."""
+        (and the record forgotten) when the wallet has no pending or settled payment for that quote."""
         paid = self.wallet.receipt_for(record["quote_id"], record["peer_id"])
         if paid is not None:
             return paid
@@ -127,15 +136,61 @@ class PeerBuyer:
         if row is not None:
             raise PeerUnavailable("the seller has not confirmed your payment yet; it is finished (never paid twice) "
                                   "when the seller is back online")  # fmt: skip
+        self._forget(record["peer_id"], record["listing"]["item_id"])
         return None
 
-    def _paths(self, listing: dict[str, Any]) -> tuple[Path, Path]:
+    # -- the records, in the vault ------------------------------------------------------------------------------
+    def _record(self, peer_id: str, item_id: str) -> dict[str, Any] | None:
+        row = self.wallet.vault.one("SELECT quote_id, listing_json FROM peer_downloads WHERE peer_id = ? AND "
+                                    "item_id = ?", (peer_id, item_id))  # fmt: skip
+        if row is None:
+            return None
+        return {"listing": json.loads(row[1]), "quote_id": row[0], "peer_id": peer_id}
+
+    def _remember(self, record: dict[str, Any]) -> None:
+        listing = record["listing"]
+        with self.wallet.vault.tx(durable=True) as c:
+            c.execute("INSERT INTO peer_downloads(peer_id, item_id, quote_id, listing_json, created_at) VALUES "
+                      "(?, ?, ?, ?, ?) ON CONFLICT(peer_id, item_id) DO UPDATE SET quote_id = excluded.quote_id, "
+                      "listing_json = excluded.listing_json",
+                      (listing["peer_id"], listing["item_id"], record["quote_id"], json.dumps(listing),
+                       int(time.time())))  # fmt: skip
+
+    def _forget(self, peer_id: str, item_id: str) -> None:
+        with self.wallet.vault.tx() as c:
+            c.execute("DELETE FROM peer_downloads WHERE peer_id = ? AND item_id = ?", (peer_id, item_id))
+
+    def _import_sidecar(self, final: Path) -> None:
+        """A wallet from before kept the record (with the access token) in a plain ``.<file>.receipt.json`` next to
+        the download: move it into the vault and delete it. A damaged one is only deleted (the receipt itself is
+        in the wallet's payments)."""
+        sidecar = final.with_name(f".{final.name}.receipt.json")
+        if not sidecar.exists():
+            return
+        try:
+            old = json.loads(sidecar.read_text(encoding="utf-8"))
+            listing = old["listing"]
+            _check_listing(listing)
+            if not all(isinstance(old[k], str) for k in ("quote_id", "peer_id")) or old["peer_id"] != listing.get(
+                "peer_id"
+            ):
+                raise ValueError("not a record")
+            if self._record(old["peer_id"], listing["item_id"]) is None:
+                self._remember({"listing": listing, "quote_id": old["quote_id"], "peer_id": old["peer_id"]})
+        except (OSError, ValueError, KeyError, TypeError, MalformedMessage):
+            pass
+        sidecar.unlink(missing_ok=True)
+
+    def _spent_on(self, quote_id: str, vendor_id: str) -> bool:
+        row = self.wallet.vault.one("SELECT 1 FROM spends WHERE vendor_id = ? AND quote_id = ?", (vendor_id, quote_id))
+        return row is not None
+
+    def _final_path(self, listing: dict[str, Any]) -> Path:
         name = re.sub(r"[^\w.\- ]", "_", listing["title"]).strip(" .")[:100] or listing["item_id"]
         stem, dot, ext = name.rpartition(".")
         if not dot or not stem or len(ext) > 8:
             stem, ext = name, ""
-        final = self.downloads / (f"{stem} [{listing['item_id'][:8]}]" + (f".{ext}" if ext else ""))
-        return final, self.downloads / f".{final.name}.receipt.json"
+        return self.downloads / (f"{stem} [{listing['item_id'][:8]}]" + (f".{ext}" if ext else ""))
 
     def _fetch(self, listing: dict[str, Any], token: str, final: Path, progress: Progress | None) -> None:
         url = require_secure_url(listing["download_url"], "peer")
@@ -211,12 +266,3 @@ def _sha256(path: Path) -> str:
         while chunk := f.read(1 << 20):
             h.update(chunk)
     return h.hexdigest()
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)

@@ -10,13 +10,15 @@ chunk and takes the listings off the CIS. The server binds its own host and port
 
 from __future__ import annotations
 
+import json
 import logging
 import re
+import secrets
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, Any
 
@@ -27,16 +29,28 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from netpay.errors import AuthenticationRequired, Forbidden, NetPayError, NotFound, RateLimited, error_from_body
-from netpay.keys import SigningKey, load_or_create_key
-from netpay.messages import BusinessModel
+from netpay.errors import (
+    AuthenticationRequired,
+    Forbidden,
+    NetPayError,
+    NotFound,
+    PeerUnavailable,
+    RateLimited,
+    WalletLocked,
+    error_from_body,
+)
+from netpay.keys import SigningKey
+from netpay.messages import BusinessModel, VendorRequest
 from netpay.peers import peer_id_for, registration_text
+from netpay.signed import Signed
 from netpay_web.http import BodyLimitMiddleware, error_response, install_error_handlers
 from vendor_stub.api import build_api
 from vendor_stub.catalog import Catalog, Item
-from vendor_stub.service import Vendor, key_path
+from vendor_stub.service import Vendor, VendorHost
 from vendor_stub.settings import VendorSettings
+from vendor_stub.storage import Store
 from wallet_app.peer.shares import Share, ShareList
+from wallet_app.peer.vaultdb import PeerVault, import_plain_records, new_secret, peer_sql
 
 __all__ = ["PeerServer", "PeerSettings"]
 
@@ -50,7 +64,9 @@ _RANGE = re.compile(r"\Abytes=(\d*)-(\d*)\Z")
 @dataclass(frozen=True, slots=True)
 class PeerSettings:
     """Where the peer server listens and whom it tells. ``enabled`` is False by default: nothing is served until
-    the user switches sharing on. ``host`` is the interface to bind (the wallet's callback stays on loopback)."""
+    the user switches sharing on. ``host`` is the interface to bind (the wallet's callback stays on loopback).
+    ``data_dir`` is only where wallets from before kept the peer's plain files (imported into the vault once); the
+    peer keeps everything in the vault."""
 
     data_dir: Path
     broker_url: str
@@ -71,12 +87,14 @@ class PeerSettings:
 class PeerServer:
     """One wallet's peer: ``start()`` certifies it at the CIS and serves; ``stop()`` switches everything off."""
 
-    def __init__(self, settings: PeerSettings, session_token: Callable[[], str]) -> None:
+    def __init__(self, settings: PeerSettings, session_token: Callable[[], str], records: PeerVault) -> None:
         self.settings = settings
         self._token = session_token
-        Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
-        self.shares = ShareList(Path(settings.data_dir) / "shares.json", settings.currency)
-        self.key: SigningKey = load_or_create_key(key_path(Path(settings.data_dir)))
+        self.records = records
+        self.shares = ShareList(records, settings.currency)
+        self._key: SigningKey | None = None
+        self.stopped_because = ""  # why sharing stopped by itself (the vault locked), for the Sharing page
+        records.session.before_lock(self.stop_for_lock)
         self.vendor: Vendor | None = None
         self.peer_id: str | None = None
         self._server: _Runner | None = None
@@ -86,6 +104,8 @@ class PeerServer:
         self._heartbeat: threading.Thread | None = None
         self.port = settings.port
         self._http = requests.Session()
+        self._life = threading.RLock()  # one start/stop/switch at a time
+        self._locking = threading.Event()  # the vault is locking: stop as soon as the operation under way ends
 
     # -- lifecycle ----------------------------------------------------------------------------------------------
     @property
@@ -98,21 +118,50 @@ class PeerServer:
         scheme = "https" if s.tls_cert else "http"
         return (s.public_url or f"{scheme}://{s.host}:{self.port}").rstrip("/")
 
+    @contextmanager
+    def _op(self) -> Iterator[None]:
+        """One start/stop/switch at a time. A vault lock that came meanwhile (:meth:`stop_for_lock` could not wait
+        for the operation: it may need the wallet's lock the locking thread holds) is carried out on the way out."""
+        try:
+            with self._life:
+                yield
+        finally:
+            self._settle_lock()
+
+    def _settle_lock(self) -> None:
+        if self._locking.is_set() and self._life.acquire(blocking=False):
+            try:
+                if self._locking.is_set():
+                    self._locking.clear()
+                    if self.running or self.vendor is not None or self._server is not None:
+                        self._teardown(redeem=False)
+                        self.stopped_because = "Sharing stopped because the wallet locked."
+            finally:
+                self._life.release()
+
     def start(self) -> str:
         """Bind the port, get certified at the CIS, publish the listings; returns the peer's base URL."""
-        if self.running:
-            return self.base_url
+        with self._op():
+            if self.running:
+                return self.base_url
+            try:
+                return self._start()
+            except BaseException:
+                self._teardown(redeem=False)  # nothing half started stays behind
+                raise
+
+    def _start(self) -> str:
         if not self.settings.enabled:
             raise Forbidden("sharing is switched off in the settings", reason="sharing_off")
+        if not self.records.session.unlocked:
+            raise WalletLocked("the wallet is locked: unlock it to share files")
+        self.import_plain_files()
+        self.stopped_because = ""
         if not self.port:  # chosen once and kept, so a payment sent before a restart still finds this peer
             from netpay_web.live import free_port
 
-            port_file = Path(self.settings.data_dir) / "port"
-            try:
-                self.port = int(port_file.read_text())
-            except (OSError, ValueError):
-                self.port = free_port(self.settings.host)
-                port_file.write_text(str(self.port))
+            self.port = int(self.records.setting("sharing_port_chosen", 0)) or free_port(self.settings.host)
+            self.records.set_setting("sharing_port_chosen", self.port)
         answer = self._broker("POST", "/v1/cis/peers", self._registration())
         self.peer_id = str(answer["peer_id"])
         vs = VendorSettings(
@@ -121,7 +170,9 @@ class PeerServer:
             public_url=self.base_url, broker_public_key=self.settings.broker_public_key,
             redeem_interval_s=self.settings.redeem_interval_s, tls=bool(self.settings.tls_cert),
         )  # fmt: skip
-        self.vendor = Vendor(vs, self._catalog())
+        host = VendorHost(self.key, self.records.secret("access_secret", new_secret),
+                          Store(self.records.path, connect=self.records.connect))  # fmt: skip
+        self.vendor = Vendor(vs, self._catalog(), host)
         tls = {}
         if self.settings.tls_cert:
             tls = {"ssl_certfile": self.settings.tls_cert, "ssl_keyfile": self.settings.tls_key}
@@ -137,11 +188,17 @@ class PeerServer:
         self._heartbeat.start()
         return self.base_url
 
-    def stop(self) -> None:
+    def stop(self, redeem: bool = True) -> None:
         """Switch sharing off at once: running downloads end at their next chunk, the listings leave the CIS, the
-        port closes. Payments already recorded stay recorded and are redeemed (now, best effort)."""
-        if not self.running:
-            return
+        port closes. Payments already recorded stay recorded and are redeemed (now, best effort, unless
+        ``redeem`` is False; else at the next start)."""
+        with self._op():
+            if self.running:
+                self._teardown(redeem)
+
+    def _teardown(self, redeem: bool) -> None:
+        if not (self._serving.is_set() or self._server is not None or self.vendor is not None):
+            return  # nothing was started
         self._serving.clear()
         self._stop_heartbeat.set()
         try:
@@ -151,19 +208,84 @@ class PeerServer:
         if self._server is not None:
             self._server.stop()
         if self.vendor is not None:
-            try:
-                self.vendor.redeemer.redeem()
-            except NetPayError as exc:
-                log.info("redemption postponed: %s", exc.message)
+            if redeem:
+                try:
+                    self.vendor.redeemer.redeem()
+                except NetPayError as exc:
+                    log.info("redemption postponed: %s", exc.message)
             self.vendor.close()
         self._server = self.vendor = None
+
+    def switch_on(self) -> str:
+        """The user starts sharing: start, and remember it so the wallet's next start resumes it."""
+        with self._op():
+            url = self.start()
+            self.records.set_setting("sharing_on", True)
+            return url
+
+    def switch_off(self) -> None:
+        """The user stops sharing: stop, and remember it (the next start stays off)."""
+        with self._op():
+            if self.records.session.unlocked:
+                self.records.set_setting("sharing_on", False)
+            self.stop()
+
+    def resume(self) -> bool:
+        """At the wallet's start (and after an unlock): share again if sharing was on when it last stopped and
+        the setting ``sharing_at_login`` lets it (default on). True when sharing now runs."""
+        with self._op():
+            if self.running:
+                return True
+            if not self.records.setting("sharing_on", False) or not self.records.setting("sharing_at_login", True):
+                return False
+            self.start()
+            return True
+
+    def reconfigure(self, host: str, port: int) -> None:
+        """Listen on ``host``:``port`` (0: a port chosen once and kept) from now on; a running server moves there
+        at once (stopped and started again)."""
+        with self._op():
+            if (host, port) == (self.settings.host, self.settings.port):
+                return
+            was_running = self.running
+            if was_running:
+                self.stop(redeem=False)
+            if host != self.settings.host and not port:
+                self.records.set_setting("sharing_port_chosen", 0)  # the kept port was free on the old address
+            self.settings = replace(self.settings, host=host, port=port)
+            self.port = port
+            if was_running:
+                self.start()
+
+    def stop_for_lock(self) -> None:
+        """The vault is about to lock (or be re-keyed or restored): stop at once, its records are out of reach.
+        Runs in the locking thread; when a start or stop is under way in another thread, that one stops on its
+        way out (see :meth:`_op`) instead of this one waiting for it."""
+        self._locking.set()
+        self._settle_lock()
+        self.shares.forget()
+        self._key = None  # read again from the vault (a restored one may hold another)
+
+    @property
+    def key(self) -> SigningKey:
+        """The peer's signing key, kept in the vault."""
+        if self._key is None:
+            self._key = SigningKey.from_seed(self.records.secret("signing_key", new_secret))
+        return self._key
+
+    def import_plain_files(self) -> dict[str, int] | None:
+        """Move a wallet's plain peer files from before (``settings.data_dir``) into the vault, once."""
+        counts = import_plain_records(self.records.session, Path(self.settings.data_dir))
+        if counts is not None:
+            self.shares.forget()
+            self._key = None
+            log.info("moved the peer's plain files into the vault: %s", counts)
+        return counts
 
     def publish(self) -> dict[str, Any]:
         """Send the current share list to the CIS (and let the payment desk sell exactly these files)."""
         if self.vendor is not None:
-            catalog = self._catalog()
-            self.vendor.catalog = catalog
-            self.vendor.desk._catalog = catalog  # the desk looks items up in the catalog it was given
+            self.vendor.set_catalog(self._catalog())
         result: dict[str, Any] = self._broker("PUT", "/v1/cis/listings",
                                               {"listings": [s.listing() for s in self.shares.all()]})  # fmt: skip
         return result
@@ -175,16 +297,32 @@ class PeerServer:
         return self.vendor.redeemer.redeem()
 
     def earnings(self) -> dict[str, int]:
-        """Downloads sold, cents earned, cents redeemed at the broker (from the peer's own records)."""
-        if self.vendor is None:
-            from vendor_stub.storage import Store
+        """What this wallet owns as a seller, from its records in the vault: ``downloads`` sold, cents ``earned``
+        (every coin received), ``pending`` (received, not yet redeemed), ``redeemed`` (paid to the broker
+        account) and ``rejected`` (refused by the broker at redemption)."""
+        vault = self.records.vault
+        return _earnings(lambda sql: vault.one(peer_sql(sql)))
 
-            store = Store(Path(self.settings.data_dir) / "vendor.sqlite3")
-            try:
-                return _earnings(store)
-            finally:
-                store.close()
-        return _earnings(self.vendor.store)
+    def broker_account(self) -> dict[str, Any]:
+        """What the broker holds for this wallet as a seller: ``payable`` (redeemed, not yet paid out), ``paid_out``
+        and ``redeemed`` (Money JSON), asked with a request signed by the peer's key (``GET /v1/vendors/{id}/
+        account``, as a shop asks for its own)."""
+        peer_id = self.peer_id or peer_id_for(str(self._broker("GET", "/v1/account", None)["account_id"]))
+        request = VendorRequest(peer_id, "account", secrets.token_hex(12), int(time.time()))
+        signed = json.dumps(Signed.sign(request, self.key).to_wire())
+        url = f"{self.settings.broker_url.rstrip('/')}/v1/vendors/{peer_id}/account"
+        try:
+            resp = self._http.get(url, headers={"X-NetPay-Signed": signed}, timeout=10)
+        except requests.RequestException as exc:
+            raise PeerUnavailable(f"the broker could not be reached: {type(exc).__name__}") from None
+        data = resp.json() if resp.content else None
+        if resp.status_code == 404:  # never certified: nothing redeemed yet
+            zero = {"amount": 0, "currency": self.settings.currency}
+            return {"vendor_id": peer_id, "payable": zero, "paid_out": zero, "redeemed": zero}
+        if resp.status_code >= 400:
+            raise error_from_body(data, resp.status_code)
+        result: dict[str, Any] = data
+        return result
 
     def standing(self) -> dict[str, Any]:
         """The account's requested/supplied totals and whether the broker's supply policy lets it buy coins."""
@@ -357,7 +495,10 @@ def _quote(name: str) -> str:
     return quote(name, safe="")
 
 
-def _earnings(store: Any) -> dict[str, int]:
-    sold = store.one("SELECT COUNT(*), COALESCE(SUM(amount), 0) FROM payments")
-    redeemed = store.one("SELECT COALESCE(SUM(amount), 0) FROM spends WHERE status = 'redeemed'")
-    return {"downloads": int(sold[0]), "earned": int(sold[1]), "redeemed": int(redeemed[0])}
+def _earnings(one: Callable[[str], Any]) -> dict[str, int]:
+    sold = one("SELECT COUNT(*), COALESCE(SUM(amount), 0) FROM payments")
+    by = one("SELECT COALESCE(SUM(CASE WHEN status IN ('pending', 'submitted') THEN amount END), 0), "
+             "COALESCE(SUM(CASE WHEN status = 'redeemed' THEN amount END), 0), "
+             "COALESCE(SUM(CASE WHEN status = 'rejected' THEN amount END), 0) FROM spends")  # fmt: skip
+    return {"downloads": int(sold[0]), "earned": int(sold[1]), "pending": int(by[0]), "redeemed": int(by[1]),
+            "rejected": int(by[2])}  # fmt: skip

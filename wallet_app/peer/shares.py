@@ -4,13 +4,12 @@ Only files on this list are ever served, looked up by their id (the first 32 hex
 path from the network. Added files must be regular files; a folder adds the regular files inside it whose real path
 stays in the folder (symlinks pointing out are skipped). When serving, the file is opened without following a
 symlink and must still be the same file (device, inode, size, modification time) that was hashed, else it is refused
-as changed. The list is a JSON file in the peer's data directory, replaced atomically.
+as changed. The list is kept in the wallet's encrypted vault (table ``peer_shares``).
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import stat
 import threading
@@ -20,6 +19,7 @@ from typing import IO, Any
 
 from netpay.errors import MalformedMessage, NotFound
 from netpay.money import Money
+from wallet_app.peer.vaultdb import PeerVault
 
 __all__ = ["Share", "ShareList"]
 
@@ -65,25 +65,31 @@ def _hash(path: Path) -> tuple[str, os.stat_result]:
 
 
 class ShareList:
-    """The shared files of one wallet, kept in ``path`` (JSON)."""
+    """The shared files of one wallet, kept in its vault (``peer_shares``, see :mod:`wallet_app.peer.vaultdb`)."""
 
-    def __init__(self, path: Path, currency: str = "EUR") -> None:
-        self.path = Path(path)
+    def __init__(self, records: PeerVault, currency: str = "EUR") -> None:
+        self.records = records
         self.currency = currency
         self._lock = threading.Lock()
-        self._shares: dict[str, Share] = {}
-        if self.path.exists():
-            for raw in json.loads(self.path.read_text(encoding="utf-8")):
-                share = Share(**raw)
-                self._shares[share.item_id] = share
+        self._shares: dict[str, Share] | None = None  # read from the vault on first use
+
+    def _loaded(self) -> dict[str, Share]:
+        if self._shares is None:
+            self._shares = {raw["item_id"]: Share(**raw) for raw in self.records.shares()}
+        return self._shares
+
+    def forget(self) -> None:
+        """Drop what was read from the vault (it locked, or its content changed): the next use reads it again."""
+        with self._lock:
+            self._shares = None
 
     def all(self) -> list[Share]:
         with self._lock:
-            return sorted(self._shares.values(), key=lambda s: s.title.lower())
+            return sorted(self._loaded().values(), key=lambda s: s.title.lower())
 
     def get(self, item_id: str) -> Share | None:
         with self._lock:
-            return self._shares.get(item_id)
+            return self._loaded().get(item_id)
 
     def add_file(self, path: Path | str, price: int, title: str = "", description: str = "") -> Share:
         """Share one regular file (a symlink is refused: share its target instead)."""
@@ -97,8 +103,8 @@ class ShareList:
         share = Share(digest[:32], str(real), (title or real.name)[:200], description[:2000], st.st_size, digest,
                       price, self.currency, st.st_dev, st.st_ino, st.st_mtime_ns)  # fmt: skip
         with self._lock:
-            self._shares[share.item_id] = share
-            self._save()
+            self.records.put_share(asdict(share))
+            self._loaded()[share.item_id] = share
         return share
 
     def add_folder(self, folder: Path | str, price: int) -> list[Share]:
@@ -117,14 +123,15 @@ class ShareList:
 
     def remove(self, item_id: str) -> None:
         with self._lock:
-            if self._shares.pop(item_id, None) is None:
+            if item_id not in self._loaded():
                 raise NotFound("no such shared file", item_id=item_id)
-            self._save()
+            self.records.delete_share(item_id)
+            self._loaded().pop(item_id, None)
 
     def clear(self) -> None:
         with self._lock:
-            self._shares.clear()
-            self._save()
+            self.records.clear_shares()
+            self._loaded().clear()
 
     def open(self, item_id: str) -> tuple[Share, IO[bytes]]:
         """Open a shared file for serving; refuse anything not shared or changed since it was hashed."""
@@ -143,9 +150,3 @@ class ShareList:
             f.close()
             raise NotFound("the shared file changed since it was shared; share it again", item_id=item_id)
         return share, f
-
-    def _save(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps([asdict(s) for s in self._shares.values()], indent=1), encoding="utf-8")
-        os.replace(tmp, self.path)

@@ -127,4 +127,62 @@ CREATE TABLE metered_sessions (
 )
 """
 
-MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8]
+# P2P-NetPay selling (issue 20) in the vault instead of plain files beside it: the files the user shares
+# (``peer_shares``), the peer's signing key and access-token secret (``peer_secrets``), and the tables of the vendor
+# desk that serves them -- vendor_stub's schema (its migrations 1-4) with every name prefixed ``peer_``
+# (wallet_app.peer.vaultdb maps the desk's SQL onto them): what it sold, its receipts, the coins it took and their
+# redemption. As a buyer, ``peer_downloads`` remembers which quote paid for which peer's file (the receipt itself is
+# the spend's), so a broken download resumes without paying twice.
+_V9 = """
+CREATE TABLE peer_shares (
+    item_id TEXT PRIMARY KEY, path TEXT NOT NULL, title TEXT NOT NULL, description TEXT NOT NULL,
+    size INTEGER NOT NULL, sha256 TEXT NOT NULL, price INTEGER NOT NULL, currency TEXT NOT NULL,
+    device INTEGER NOT NULL, inode INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, added_at INTEGER NOT NULL
+);
+CREATE TABLE peer_secrets (name TEXT PRIMARY KEY, value BLOB NOT NULL);
+CREATE TABLE peer_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE peer_chains (
+    chain_id TEXT PRIMARY KEY, certificate TEXT NOT NULL, coin_value INTEGER NOT NULL, currency TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('held', 'released', 'closed')), base_index INTEGER NOT NULL,
+    base_payword TEXT NOT NULL,
+    base_source TEXT NOT NULL CHECK (base_source IN ('touchstone', 'release', 'lower_bound')),
+    base_release TEXT, previous_vendor TEXT, last_index INTEGER NOT NULL, last_payword TEXT NOT NULL,
+    exact INTEGER NOT NULL, acquired_at INTEGER NOT NULL, released_to TEXT, release TEXT, released_at INTEGER,
+    custody_window INTEGER NOT NULL DEFAULT 0, custody_grant TEXT
+);
+CREATE TABLE peer_payments (
+    payment_id TEXT PRIMARY KEY, quote_id TEXT NOT NULL UNIQUE, request_digest TEXT NOT NULL,
+    item_id TEXT NOT NULL, amount INTEGER NOT NULL, currency TEXT NOT NULL, receipt TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE peer_spends (
+    spend_id INTEGER PRIMARY KEY, payment_id TEXT NOT NULL REFERENCES peer_payments(payment_id),
+    chain_id TEXT NOT NULL REFERENCES peer_chains(chain_id), from_index INTEGER NOT NULL, to_index INTEGER NOT NULL,
+    payword TEXT NOT NULL, coins INTEGER NOT NULL, amount INTEGER NOT NULL, currency TEXT NOT NULL,
+    created_at INTEGER NOT NULL, reported_at INTEGER,
+    status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'submitted', 'redeemed', 'rejected')),
+    batch_id TEXT, reason TEXT, evidence TEXT, settled_at INTEGER,
+    UNIQUE (chain_id, to_index), CHECK (from_index < to_index)
+);
+CREATE INDEX peer_spends_unreported ON peer_spends(spend_id) WHERE reported_at IS NULL;
+CREATE INDEX peer_spends_status ON peer_spends(status);
+CREATE TABLE peer_batches (
+    batch_id TEXT PRIMARY KEY, body TEXT NOT NULL, created_at INTEGER NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('open', 'done')), result TEXT, processed_at INTEGER
+);
+CREATE TABLE peer_api_uses (receipt_id TEXT PRIMARY KEY, resource TEXT NOT NULL, used_at INTEGER NOT NULL);
+CREATE TABLE peer_refunds (
+    refund_id TEXT PRIMARY KEY, receipt_id TEXT NOT NULL UNIQUE, receipt_digest TEXT NOT NULL, receipt TEXT NOT NULL,
+    amount INTEGER NOT NULL, currency TEXT NOT NULL, reason TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('pending', 'granted', 'refused')), decision TEXT,
+    requested_at INTEGER NOT NULL, decided_at INTEGER, credited_at INTEGER
+);
+CREATE INDEX peer_refunds_uncredited ON peer_refunds(status, credited_at);
+CREATE TABLE peer_opened (receipt_id TEXT PRIMARY KEY, at INTEGER NOT NULL);
+CREATE TABLE peer_downloads (
+    peer_id TEXT NOT NULL, item_id TEXT NOT NULL, quote_id TEXT NOT NULL, listing_json TEXT NOT NULL,
+    created_at INTEGER NOT NULL, PRIMARY KEY (peer_id, item_id)
+)
+"""
+
+MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9]

@@ -7,9 +7,12 @@ lock).
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from wallet_app.keys import KeyStore, VaultHeader, derive_key, new_raw_key
 from wallet_app.vault.backup import read_backup, write_backup
@@ -20,9 +23,11 @@ from wallet_app.vault.errors import (
     VaultMissing,
     WrongKey,
 )
-from wallet_app.vault.store import LOCK_FILE, ProcessLock, Vault, prepare_restored
+from wallet_app.vault.store import LOCK_FILE, ProcessLock, Vault, open_connection, prepare_restored
 
 __all__ = ["VaultSession"]
+
+log = logging.getLogger(__name__)
 
 
 def _wipe(buf: bytearray | None) -> None:
@@ -42,6 +47,7 @@ class VaultSession:
         self._proc_lock = ProcessLock(self.directory / LOCK_FILE)
         self._key: bytearray | None = None
         self._next_header = self.directory / "vault.json.next"
+        self._closing: list[Callable[[], None]] = []
 
     @property
     def state(self) -> str:
@@ -52,6 +58,28 @@ class VaultSession:
     @property
     def unlocked(self) -> bool:
         return self.vault.is_open
+
+    def before_lock(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` before the vault locks, is re-keyed or restored: a part holding its own connection
+        (:meth:`connect`, e.g. the peer server) lets go of it there."""
+        self._closing.append(fn)
+
+    def _let_go(self) -> None:
+        for fn in list(self._closing):
+            try:
+                fn()
+            except Exception:  # one part failing to stop must not keep the vault open
+                log.exception("a part did not stop before the vault locked")
+
+    def connect(self, timeout: float = 5.0) -> Any:
+        """One more connection to the open vault (same key, autocommit, rows by name) for a part that runs its own
+        transactions beside the wallet's. Raises :class:`~netpay.errors.WalletLocked` while locked. Whoever opens
+        one registers :meth:`before_lock` to close it."""
+        if self._key is None or not self.vault.is_open:
+            from netpay.errors import WalletLocked
+
+            raise WalletLocked("the vault is locked: unlock the wallet first")
+        return open_connection(self.vault.path, self._key, timeout)
 
     def needs_passphrase(self) -> bool:
         if self.vault.exists():
@@ -116,6 +144,7 @@ class VaultSession:
         self._key = key
 
     def lock(self) -> None:
+        self._let_go()
         self.vault.close()
         _wipe(self._key)
         self._key = None
@@ -134,6 +163,7 @@ class VaultSession:
             if not matches:
                 raise WrongKey("the current passphrase is wrong")
         header, key = self._new_key(old.vault_id, old.generation + 1, new_passphrase)
+        self._let_go()
         header.write(self._next_header)  # lets unlock finish the job if we die between the two steps below
         self.vault.rekey(key)
         os.replace(self._next_header, self.vault.header_path)
@@ -162,6 +192,7 @@ class VaultSession:
         finally:
             _wipe(export_key)
         key = self._key
+        self._let_go()
         self.vault.close()
         os.replace(tmp, self.vault.path)
         with contextlib.suppress(OSError):

@@ -33,7 +33,16 @@ from wallet_app.keys import VaultHeader
 from wallet_app.vault.errors import VaultDamaged, VaultInUse, VaultMissing, VaultTooNew, VaultWriteFailed, WrongKey
 from wallet_app.vault.schema import MIGRATIONS
 
-__all__ = ["DB_FILE", "HEADER_FILE", "LOCK_FILE", "IntentApplier", "ProcessLock", "Vault", "verify_database"]
+__all__ = [
+    "DB_FILE",
+    "HEADER_FILE",
+    "LOCK_FILE",
+    "IntentApplier",
+    "ProcessLock",
+    "Vault",
+    "open_connection",
+    "verify_database",
+]
 
 DB_FILE = "vault.db"
 HEADER_FILE = "vault.json"
@@ -56,6 +65,19 @@ _Job = tuple[Callable[[Any], object], Callable[[], None] | None, bool]
 
 def _key_pragma(key: bytes | bytearray) -> str:
     return f"PRAGMA key = \"x'{bytes(key).hex()}'\""
+
+
+def open_connection(path: Path, key: bytes | bytearray, timeout: float) -> Any:
+    """Another connection to an open vault (autocommit, any thread, rows by name, foreign keys on)."""
+    conn = sqlcipher3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=timeout)
+    try:
+        conn.execute(_key_pragma(key))
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.row_factory = sqlcipher3.Row
+    except BaseException:
+        conn.close()
+        raise
+    return conn
 
 
 class ProcessLock:

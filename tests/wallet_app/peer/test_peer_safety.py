@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import time
@@ -50,7 +49,7 @@ def shop(wallet_factory: Callable[..., WalletService], broker: RunningBroker, tm
     buyer = PeerBuyer(buyer_wallet, tmp_path / "downloads")
     listing = buyer.search(broker.url)["results"][0]
     got = buyer.buy(listing)
-    token = json.loads(got.receipt_path.read_text())["access_token"]
+    token = buyer_wallet.payment_receipt(got.payment_id).access_token
     yield Shop(peer, url, share, token, content)
     peer.stop()
 

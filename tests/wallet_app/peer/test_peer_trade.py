@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from netpay.errors import PeerUnavailable
+from netpay.errors import NetPayError, PeerUnavailable
 from tests.support.broker import RunningBroker
 from tests.support.peer import make_peer
 from tests.support.vendor import RunningVendor
@@ -56,7 +56,8 @@ def test_a_wallet_sells_a_file_another_finds_pays_downloads_and_the_money_adds_u
     got = buyer.buy(listing, checked, progress=lambda done, total: seen.append(done))
     assert got.paid_now and got.path.read_bytes() == path.read_bytes() and seen[-1] == 700_000
     assert hashlib.sha256(got.path.read_bytes()).hexdigest() == listing["sha256"]
-    assert got.receipt_path.exists()
+    assert buyer_wallet.payment_receipt(got.payment_id) is not None
+    assert sorted(p.name for p in (tmp_path / "downloads").iterdir()) == [got.path.name]  # no plain receipt beside it
     # buying the same file again neither pays nor downloads again
     again = buyer.buy(listing)
     assert not again.paid_now
@@ -68,6 +69,15 @@ def test_a_wallet_sells_a_file_another_finds_pays_downloads_and_the_money_adds_u
     payable = broker.session.get(f"{broker.url}/v1/vendors/{seller.peer_id}/account",
                                  headers={"X-Operator-Token": broker.operator_token}).json()  # fmt: skip
     assert payable["payable"]["amount"] == 7
+    # the wallet sees the same at the broker, asking with its peer key; another key cannot read it
+    assert seller.broker_account()["payable"] == {"amount": 7, "currency": "EUR"}
+    from netpay.keys import SigningKey
+
+    real_key, seller._key = seller._key, SigningKey.generate()
+    with pytest.raises(NetPayError) as refused:
+        seller.broker_account()
+    assert refused.value.code in ("forbidden", "bad_signature", "untrusted_signer")
+    seller._key = real_key
     assert _unspent(buyer_wallet) == 100 - 7
 
 
@@ -108,7 +118,7 @@ def test_sharing_is_off_by_default_and_a_download_needs_a_receipt(
 ) -> None:
     from dataclasses import replace
 
-    off = PeerServer(replace(seller.settings, enabled=False), seller._token)
+    off = PeerServer(replace(seller.settings, enabled=False), seller._token, seller.records)
     with pytest.raises(Exception, match="switched off"):
         off.start()
     share = seller.shares.add_file(_file(tmp_path, "a.txt", 1000), price=3)
@@ -167,4 +177,10 @@ def test_a_seller_vanishing_during_the_payment_costs_the_buyer_nothing(
     seller.start()  # back (same port): the pending payment is finished, then the file downloaded
     got = buyer.buy(listing)
     assert got.path.read_bytes() == path.read_bytes()
-    assert _unspent(buyer_wallet) == 17 and seller.earnings() == {"downloads": 1, "earned": 3, "redeemed": 0}
+    assert _unspent(buyer_wallet) == 17 and seller.earnings() == {
+        "downloads": 1,
+        "earned": 3,
+        "pending": 3,
+        "redeemed": 0,
+        "rejected": 0,
+    }
