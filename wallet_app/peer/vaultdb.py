@@ -32,7 +32,8 @@ from netpay.errors import MalformedMessage, WalletLocked
 __all__ = ["PEER_TABLES", "PeerConnection", "PeerVault", "import_plain_records", "new_secret", "peer_sql"]
 
 #: The vendor desk's tables; in the vault each is ``peer_<name>``.
-PEER_TABLES = ("meta", "chains", "payments", "spends", "batches", "api_uses", "refunds", "opened")
+PEER_TABLES = ("meta", "chains", "payments", "spends", "batches", "api_uses", "refunds", "opened", "metered_sessions",
+               "access_codes")  # fmt: skip
 _NAMES = re.compile(r"\b(" + "|".join(PEER_TABLES) + r")\b")
 #: The plain files of wallets from before (inside ``<data dir>/peer``).
 PLAIN_FILES = ("vendor.sqlite3", "vendor.sqlite3-wal", "vendor.sqlite3-shm", "shares.json", "vendor_key",

@@ -185,4 +185,14 @@ CREATE TABLE peer_downloads (
 )
 """
 
-MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9]
+# The vendor desk's migration 5 (metered sessions, one-time access codes) mirrored for the peer's desk, as in V9.
+_V10 = """
+CREATE TABLE peer_metered_sessions (
+    session_id TEXT PRIMARY KEY, item_id TEXT NOT NULL, unit_amount INTEGER NOT NULL, currency TEXT NOT NULL,
+    cap_units INTEGER NOT NULL, units_paid INTEGER NOT NULL, status TEXT NOT NULL CHECK (status IN ('open', 'ended')),
+    created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, CHECK (units_paid <= cap_units)
+);
+CREATE TABLE peer_access_codes (code_hash TEXT PRIMARY KEY, token TEXT NOT NULL, expires_at INTEGER NOT NULL);
+"""
+
+MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9, _V10]
