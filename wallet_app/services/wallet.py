@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from netpay.errors import Forbidden, InsufficientCoins, NetPayError, WalletLocked
+from netpay.errors import Forbidden, InsufficientCoins, MalformedMessage, NetPayError, WalletLocked
 from netpay.keys import VerifyKey
 from netpay.messages import Quote, VendorCertificate
 from netpay.money import Money
@@ -29,7 +29,7 @@ from wallet_app.services.allowances import AllowanceBook
 from wallet_app.services.brokers import BrokerDesk
 from wallet_app.services.chains import ChainBook
 from wallet_app.services.events import WalletEvents
-from wallet_app.services.payments import PaymentEngine, TrustView
+from wallet_app.services.payments import PaymentEngine, PreparedSpend, TrustView
 from wallet_app.services.refunds import RefundRequests
 from wallet_app.services.revocations import RevocationWatch
 from wallet_app.services.signatures import SIGNATURES
@@ -409,17 +409,39 @@ class WalletService:
         """Pay a checked quote: journal the spend, send it, store the receipt. Raises ``InsufficientCoins``,
         ``PeerUnavailable`` (the spend stays pending and :meth:`recover_pending` finishes it) or the vendor's
         refusal as a :mod:`netpay.errors` error."""
+        quote, cert = self._paying(quote, vendor_cert, origin, via)
+        return self.payments.pay(quote, cert, origin, via)
+
+    def prepare_payment(
+        self, quote: Any, vendor_cert: Any, origin: str | None, via: PayVia, price: Money | None = None
+    ) -> PreparedSpend:
+        """Like :meth:`pay_quote` up to the journal (every check of :meth:`check_quote` too; ``price``: refuse any
+        other price): the payment, durably journalled, for the caller to send inside its own request (a paid API
+        call); hand the shop's answer to :meth:`finish_payment`. Until then the spend is pending (and
+        :meth:`recover_pending` would send it to the payment URL)."""
+        checked, cert = self._paying(quote, vendor_cert, origin, via)
+        if price is not None and checked.body.price != price:
+            raise MalformedMessage(f"the quote's price is {checked.body.price}, not {price}", field="price")
+        return self.payments.prepare(checked, cert, origin, via)
+
+    def finish_payment(self, prepared: PreparedSpend, answer: Any, error: NetPayError | None) -> PaidQuote:
+        """Settle, release or finish sending a prepared payment (see :meth:`PaymentEngine.finish`)."""
+        self._require()
+        return self.payments.finish(prepared, answer, error)
+
+    def _paying(
+        self, quote: Signed[Quote], vendor_cert: Signed[VendorCertificate], origin: str | None, via: PayVia
+    ) -> tuple[Signed[Quote], Signed[VendorCertificate]]:
         self._require()
         self.touch()
         checked_quote, cert = self.payments.check(quote, vendor_cert, origin, paying=True)
         if self.revocations.ensure_fresh(cert.body.broker_id):
             checked_quote, cert = self.payments.check(quote, vendor_cert, origin, paying=True)
-        quote = checked_quote
-        if via == "allowance" and not self.covers(cert.body.vendor_id, quote.body.price):
+        if via == "allowance" and not self.covers(cert.body.vendor_id, checked_quote.body.price):
             raise Forbidden("the vendor's allowance does not cover this price")
         if self.vault.one("SELECT 1 FROM chains WHERE needs_resync = 1 AND broker_id = ?", (cert.body.broker_id,)):
             self.resync_chains()
-        return self.payments.pay(quote, cert, origin, via)
+        return checked_quote, cert
 
     def recover_pending(self) -> int:
         """Finish every pending spend by re-sending the same payment (idempotent at the vendor); return how many
