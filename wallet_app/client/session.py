@@ -144,7 +144,8 @@ class PayingSession(requests.Session):
             kwargs["headers"] = {**(kwargs.get("headers") or {}), "Authorization": f"NetPay {cached}"}
         resp: requests.Response | None = None
         if cached is None and isinstance(self.payer, VaultPayer) and (spare := self._spare(spare_key)) is not None:
-            resp, retry = self._pay_in_request(spare, method, url_s, key, spare_key, args, kwargs)
+            sent, retry = self._pay_in_request(spare, method, url_s, key, spare_key, args, kwargs, kept=True)
+            resp = sent
             if not retry:
                 return resp  # paid (or the payment settled otherwise): never a second payment for this request
         if resp is None:
@@ -156,17 +157,28 @@ class PayingSession(requests.Session):
             return resp  # redirected to another site's paywall: paying it would hand that site's token to this one
         offer = _offer(resp)
         if isinstance(self.payer, VaultPayer) and f'payment_header="{PAYMENT_HEADER}"' in challenge:
-            return self._pay_in_request(offer, method, url_s, key, spare_key, args, kwargs)[0]
+            paid_resp = self._pay_in_request(offer, method, url_s, key, spare_key, args, kwargs)[0]
+            assert paid_resp is not None
+            return paid_resp
         token = self.pay(offer, origin_of(url_s))
         self._remember(key, token)
         kwargs["headers"] = {**(kwargs.get("headers") or {}), "Authorization": f"NetPay {token}"}
         return super().request(method, url, *args, **kwargs)
 
     def _pay_in_request(
-        self, offer: dict[str, Any], method: str | bytes, url: str, key: str, spare_key: str, args: Any, kwargs: Any
-    ) -> tuple[requests.Response, bool]:
+        self,
+        offer: dict[str, Any],
+        method: str | bytes,
+        url: str,
+        key: str,
+        spare_key: str,
+        args: Any,
+        kwargs: Any,
+        kept: bool = False,
+    ) -> tuple[requests.Response | None, bool]:
         """Send the request with the offer's payment in it. ``(answer, retry)``: ``retry`` when the shop proved it
-        recorded nothing (its signed refusal released the coins), so the answer's own challenge may be paid."""
+        recorded nothing (its signed refusal released the coins), so the answer's own challenge may be paid, or when
+        the wallet refused a ``kept`` offer before paying anything (answer None: ask without a payment)."""
         assert isinstance(self.payer, VaultPayer)
         origin = origin_of(url)
         price = _price(offer)
@@ -177,6 +189,11 @@ class PayingSession(requests.Session):
         with self.payer.lock:  # a chain's coins leave in order: one payment at a time, from journal to answer
             try:
                 prepared = self.payer.prepare(offer, origin, price)
+            except NetPayError:
+                self.budget.release(reservation)
+                if kept:  # a kept quote the wallet will not pay (already paid, expired...): nothing was sent
+                    return None, True
+                raise
             except BaseException:
                 self.budget.release(reservation)
                 raise

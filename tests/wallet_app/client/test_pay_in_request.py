@@ -1,0 +1,73 @@
+"""The paying client with a shop that takes the payment inside the request: a repeat call is one request, a kept
+quote is paid at most once, an expiring one is not used, and the budget counts each payment once. Real broker, shop
+and vault."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import requests
+
+from tests.support.vendor import RunningVendor
+from wallet_app.client import PayingSession, SpendingRules
+from wallet_app.services import WalletService
+
+
+def counting(api: PayingSession) -> list[tuple[str, int]]:
+    seen: list[tuple[str, int]] = []
+
+    def hook(resp: requests.Response, *args: Any, **kwargs: Any) -> None:
+        seen.append((resp.request.path_url.split("?")[0], resp.status_code))
+
+    api.hooks["response"].append(hook)
+    return seen
+
+
+def spends(wallet: WalletService) -> list[tuple[str, str | None]]:
+    rows = wallet.vault.query("SELECT status, error_code FROM spends WHERE via = 'api' ORDER BY created_at")
+    return [(r[0], r[1]) for r in rows]
+
+
+def test_a_repeat_call_is_paid_in_one_request(funded_wallet: WalletService, vendor: RunningVendor) -> None:
+    api = PayingSession(funded_wallet, SpendingRules.parse("EUR", per_request=1, daily=10))
+    seen = counting(api)
+    url = f"{vendor.url}/api/search"
+    assert api.get(url, params={"q": "comet"}, timeout=10).status_code == 200
+    assert seen == [("/api/search", 402), ("/api/search", 200)]  # the challenge, then paid in the retry
+    seen.clear()
+    for q in ("market", "budget", "cup"):
+        resp = api.get(url, params={"q": q}, timeout=10)
+        assert resp.status_code == 200 and resp.json()["query"] == q
+    assert seen == [("/api/search", 200)] * 3  # the kept quote paid in the request itself: no 402, no POST
+    assert len(api.payments) == 4 and spends(funded_wallet) == [("settled", None)] * 4
+    assert api.budget.spent() == 4
+
+
+def test_a_kept_quote_already_paid_is_not_paid_again(funded_wallet: WalletService, vendor: RunningVendor) -> None:
+    url = f"{vendor.url}/api/search"
+    a = PayingSession(funded_wallet, SpendingRules.parse("EUR", per_request=1, daily=10))
+    b = PayingSession(funded_wallet, SpendingRules.parse("EUR", per_request=1, daily=10))
+    assert a.get(url, params={"q": "comet"}, timeout=10).status_code == 200
+    b._spares.update(a._spares)  # the same quote kept twice (a copied session, a shop handing one out twice)
+    assert a.get(url, params={"q": "market"}, timeout=10).status_code == 200
+    seen = counting(b)
+    resp = b.get(url, params={"q": "budget"}, timeout=10)
+    assert resp.status_code == 200 and resp.json()["query"] == "budget"
+    # the wallet knows the quote is paid: nothing is sent with it, the fresh challenge is paid once (a shop given a
+    # paid quote by another wallet refuses it with a signed refusal: test_paid_api_payment_in_request.py)
+    assert seen == [("/api/search", 402), ("/api/search", 200)]
+    assert spends(funded_wallet) == [("settled", None)] * 3
+    assert b.budget.spent() == 1 and len(b.payments) == 1
+
+
+def test_a_kept_quote_about_to_expire_is_not_used(funded_wallet: WalletService, vendor: RunningVendor) -> None:
+    clock = [0.0]
+    api = PayingSession(funded_wallet, SpendingRules.parse("EUR", daily=10), clock=lambda: clock[0])
+    url = f"{vendor.url}/api/search"
+    clock[0] = vendor.vendor.now()
+    assert api.get(url, params={"q": "comet"}, timeout=10).status_code == 200
+    clock[0] += vendor.settings.quote_ttl_s  # the kept quote expires about now
+    seen = counting(api)
+    assert api.get(url, params={"q": "market"}, timeout=10).status_code == 200
+    assert seen == [("/api/search", 402), ("/api/search", 200)]
+    assert spends(funded_wallet) == [("settled", None)] * 2
