@@ -40,6 +40,7 @@ from netpay.messages import Quote
 from vendor_stub.access import AUTH_SCHEME, bearer_token
 from vendor_stub.api import ERROR_RESPONSES
 from vendor_stub.catalog import Item
+from vendor_stub.payments import Binding
 from vendor_stub.service import Vendor
 from vendor_stub.taking import PaymentTaker
 
@@ -137,14 +138,15 @@ def build_paid_api(vendor: Vendor, taker: PaymentTaker | None = None) -> APIRout
             headers[RECEIPT_HEADER] = b64_json(paid)
         return JSONResponse(body, status_code=402, headers=headers)
 
-    async def take(value: str) -> tuple[bytes, str]:
-        """Take the payment in a ``NetPay-Payment`` header: the payment call's answer and the receipt's token."""
+    async def take(value: str, bind: Binding | None = None) -> tuple[bytes, str]:
+        """Take the payment in a ``NetPay-Payment`` header: the payment call's answer and the receipt's token.
+        ``bind``: a search token is spent on its query in the payment's own transaction (one commit, not two)."""
         try:
             body = payment_from_header(value)
         except NetPayError as exc:
             raise payments.unread(exc) from None
         data, parsed = payments.read(body)
-        answer = await payments.take(data, parsed)
+        answer = await payments.take(data, parsed, bind)
         return answer, str(json.loads(answer)["receipt"]["body"]["access_token"])
 
     def paid_headers(paid: bytes | None, next_quote: dict[str, Any] | None = None) -> dict[str, str]:
@@ -200,7 +202,7 @@ def build_paid_api(vendor: Vendor, taker: PaymentTaker | None = None) -> APIRout
         resource = f"/api/search?q={query}"
         paid, token = None, bearer_token(request.headers.get("authorization"))
         if (payment := request.headers.get(PAYMENT_HEADER)) is not None:
-            paid, token = await take(payment)
+            paid, token = await take(payment, Binding(item.item_id, resource))
         if token is None:
             return await run_in_threadpool(challenge, item, resource, "missing")
         grant = vendor.tokens.check(token, SEARCH_ITEM, vendor.now())

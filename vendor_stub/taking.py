@@ -15,6 +15,7 @@ from fastapi.concurrency import run_in_threadpool
 from netpay.errors import NetPayError
 from netpay.messages import Payment
 from vendor_stub.batching import PaymentBatcher
+from vendor_stub.payments import Binding
 from vendor_stub.service import Vendor
 
 __all__ = ["PaymentTaker"]
@@ -39,13 +40,14 @@ class PaymentTaker:
         exc.details["refusal"] = self.desk.refusal_for(None, exc.code).to_wire()
         return exc
 
-    async def take(self, data: Any, parsed: Payment | None) -> bytes:
+    async def take(self, data: Any, parsed: Payment | None, bind: Binding | None = None) -> bytes:
         """Check and record the payment ``data`` (``parsed``: already built from it, or None); return the answer's
-        JSON text ``{"receipt": Signed[Receipt]}`` (the same bytes for the same payment sent again)."""
+        JSON text ``{"receipt": Signed[Receipt]}`` (the same bytes for the same payment sent again). ``bind``: spend
+        the receipt's token on a paid API resource in the payment's own transaction (see :class:`Binding`)."""
         desk = self.desk
-        prepared = desk.pay_fast(data, parsed)
+        prepared = desk.pay_fast(data, parsed, bind)
         if prepared is None:
-            answer = await run_in_threadpool(desk.pay, data)
+            answer = await run_in_threadpool(desk.pay, data, bind)
         elif isinstance(prepared, dict):
             answer = prepared
         else:
