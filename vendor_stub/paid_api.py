@@ -138,16 +138,18 @@ def build_paid_api(vendor: Vendor, taker: PaymentTaker | None = None) -> APIRout
             headers[RECEIPT_HEADER] = b64_json(paid)
         return JSONResponse(body, status_code=402, headers=headers)
 
-    async def take(value: str, bind: Binding | None = None) -> tuple[bytes, str]:
-        """Take the payment in a ``NetPay-Payment`` header: the payment call's answer and the receipt's token.
-        ``bind``: a search token is spent on its query in the payment's own transaction (one commit, not two)."""
+    async def take(value: str, bind: Binding | None = None) -> tuple[bytes, str, bool]:
+        """Take the payment in a ``NetPay-Payment`` header: the payment call's answer, the receipt's token, and
+        whether ``bind`` (a search token spent on its query in the payment's own transaction: one commit, not two)
+        was certainly recorded just now with it (then the binding needs no second look)."""
         try:
             body = payment_from_header(value)
         except NetPayError as exc:
             raise payments.unread(exc) from None
         data, parsed = payments.read(body)
-        answer = await payments.take(data, parsed, bind)
-        return answer, str(json.loads(answer)["receipt"]["body"]["access_token"])
+        answer, fresh = await payments.take_bound(data, parsed, bind)
+        receipt = json.loads(answer)["receipt"]["body"]
+        return answer, str(receipt["access_token"]), fresh and bind is not None and receipt["item_id"] == bind.item_id
 
     def paid_headers(paid: bytes | None, next_quote: dict[str, Any] | None = None) -> dict[str, str]:
         headers = {} if paid is None else {RECEIPT_HEADER: b64_json(paid), "Cache-Control": "no-store"}
@@ -181,7 +183,7 @@ def build_paid_api(vendor: Vendor, taker: PaymentTaker | None = None) -> APIRout
         resource = f"/api/items/{item_id}"
         paid, token = None, bearer_token(request.headers.get("authorization"))
         if (payment := request.headers.get(PAYMENT_HEADER)) is not None:
-            paid, token = await take(payment)
+            paid, token, _ = await take(payment)
         if token is None:
             return challenge(item, resource, "missing")
         grant = vendor.tokens.check(token, item_id, vendor.now())
@@ -200,15 +202,15 @@ def build_paid_api(vendor: Vendor, taker: PaymentTaker | None = None) -> APIRout
         if not query or len(query) > MAX_QUERY:
             raise MalformedMessage(f"q must be 1 to {MAX_QUERY} characters", field="q")
         resource = f"/api/search?q={query}"
-        paid, token = None, bearer_token(request.headers.get("authorization"))
+        paid, token, bound = None, bearer_token(request.headers.get("authorization")), False
         if (payment := request.headers.get(PAYMENT_HEADER)) is not None:
-            paid, token = await take(payment, Binding(item.item_id, resource))
+            paid, token, bound = await take(payment, Binding(item.item_id, resource))
         if token is None:
             return await run_in_threadpool(challenge, item, resource, "missing")
         grant = vendor.tokens.check(token, SEARCH_ITEM, vendor.now())
         if grant is None or grant.is_pass:
             return await run_in_threadpool(challenge, item, resource, "invalid", paid)
-        if not await run_in_threadpool(spend_on, grant.receipt_id, resource):
+        if not bound and not await run_in_threadpool(spend_on, grant.receipt_id, resource):
             return await run_in_threadpool(challenge, item, resource, "spent", paid)
         next_quote = None  # with a payment: the next query's quote, to be paid in the request that asks it
         if paid is not None and vendor.trust.has_certificate():  # (never a broker call in the event loop)

@@ -40,10 +40,15 @@ class PaymentTaker:
         exc.details["refusal"] = self.desk.refusal_for(None, exc.code).to_wire()
         return exc
 
-    async def take(self, data: Any, parsed: Payment | None, bind: Binding | None = None) -> bytes:
+    async def take(self, data: Any, parsed: Payment | None) -> bytes:
         """Check and record the payment ``data`` (``parsed``: already built from it, or None); return the answer's
-        JSON text ``{"receipt": Signed[Receipt]}`` (the same bytes for the same payment sent again). ``bind``: spend
-        the receipt's token on a paid API resource in the payment's own transaction (see :class:`Binding`)."""
+        JSON text ``{"receipt": Signed[Receipt]}`` (the same bytes for the same payment sent again)."""
+        return (await self.take_bound(data, parsed, None))[0]
+
+    async def take_bound(self, data: Any, parsed: Payment | None, bind: Binding | None) -> tuple[bytes, bool]:
+        """:meth:`take`, and ``bind``: spend the receipt's token on a paid API resource in the payment's own
+        transaction (see :class:`Binding`). Also says whether the payment was recorded by this very call (then
+        with ``bind``, when the quote is for its item, the binding is certainly this one)."""
         desk = self.desk
         prepared = desk.pay_fast(data, parsed, bind)
         if prepared is None:
@@ -57,14 +62,14 @@ class PaymentTaker:
             if isinstance(error, NetPayError) and (
                 done := await run_in_threadpool(desk.recorded_elsewhere, prepared.payment, prepared.entry.digest)
             ):
-                return _encode(done)
+                return _encode(done), False
             if isinstance(error, NetPayError):
                 raise desk.refusal_error(error, prepared.payment.to_wire())
             if error is not None:
                 raise error
             # the receipt's JSON text was made once for the database; send the same bytes
-            return b'{"receipt":' + prepared.entry.receipt.encode() + b"}"
-        return _encode(answer)
+            return b'{"receipt":' + prepared.entry.receipt.encode() + b"}", True
+        return _encode(answer), False
 
 
 def _encode(answer: Any) -> bytes:
