@@ -4,6 +4,7 @@ and vault."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import requests
@@ -71,3 +72,38 @@ def test_a_kept_quote_about_to_expire_is_not_used(funded_wallet: WalletService, 
     assert api.get(url, params={"q": "market"}, timeout=10).status_code == 200
     assert seen == [("/api/search", 402), ("/api/search", 200)]
     assert spends(funded_wallet) == [("settled", None)] * 2
+
+
+def keeps_the_money(app: Any) -> Any:
+    """A shop that takes a payment sent inside a request and answers with a fresh challenge, as if none had come."""
+
+    async def empty() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def swallow(message: dict[str, Any]) -> None:
+        return None
+
+    async def wrapped(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or not any(k == b"netpay-payment" for k, _ in scope["headers"]):
+            return await app(scope, receive, send)  # type: ignore[no-any-return]
+        await app(scope, empty, swallow)  # the payment is taken...
+        plain = {**scope, "headers": [(k, v) for k, v in scope["headers"] if k != b"netpay-payment"]}
+        return await app(plain, empty, send)  # type: ignore[no-any-return]  # ...and the answer is 402 again
+
+    return wrapped
+
+
+def test_a_shop_that_keeps_the_money_and_answers_402_gets_no_second_payment(
+    funded_wallet: WalletService, vendor_factory: Callable[..., RunningVendor]
+) -> None:
+    shop = vendor_factory(wrap=keeps_the_money)
+    api = PayingSession(funded_wallet, SpendingRules.parse("EUR", per_request=1, daily=10))
+    seen = counting(api)
+    resp = api.get(f"{shop.url}/api/search", params={"q": "comet"}, timeout=10)
+    # the answer carried neither receipt nor refusal: the wallet sent the same payment to the payment URL, which
+    # answered with the receipt the shop had recorded; the token then opened the query. One payment, in history.
+    assert resp.status_code == 200 and resp.json()["query"] == "comet"
+    assert seen == [("/api/search", 402), ("/api/search", 402), ("/api/search", 200)]  # (the POST: wallet's client)
+    assert spends(funded_wallet) == [("settled", None)] and len(api.payments) == 1
+    assert int(shop.vendor.store.one("SELECT COUNT(*) FROM payments")[0]) == 1
+    assert api.budget.spent() == 1
