@@ -201,7 +201,8 @@ class PayingSession(requests.Session):
             error: NetPayError | None = None
             if len(payment) <= MAX_PAYMENT_HEADER:
                 with contextlib.suppress(requests.RequestException):  # unknown whether it arrived: finish() asks
-                    paying = {**kwargs, "headers": {**headers, PAYMENT_HEADER: payment}}
+                    # never followed: a redirect would hand the payment to whatever site it names
+                    paying = {**kwargs, "headers": {**headers, PAYMENT_HEADER: payment}, "allow_redirects": False}
                     resp = super().request(method, url, *args, **paying)
             if resp is not None:
                 answer = _header_json(resp, RECEIPT_HEADER)
@@ -227,8 +228,9 @@ class PayingSession(requests.Session):
                 if len(self._spares) >= MAX_SPARES:
                     self._spares.clear()
                 self._spares[spare_key] = spare
-        if resp is None or (answer is None and resp.status_code == 402):
-            # paid by POST instead (too long for a header, the request failed, or the shop did not take it there)
+        if resp is None or (answer is None and (resp.status_code == 402 or resp.is_redirect)):
+            # paid by POST instead (too long for a header, the request failed or was redirected, or the shop did
+            # not take it there): ask again with the token (a redirect to another host drops it, as requests does)
             headers["Authorization"] = f"NetPay {paid.access_token}"
             resp = super().request(method, url, *args, **{**kwargs, "headers": headers})
         return resp, False

@@ -4,6 +4,8 @@ and vault."""
 
 from __future__ import annotations
 
+import http.server
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -107,3 +109,46 @@ def test_a_shop_that_keeps_the_money_and_answers_402_gets_no_second_payment(
     assert spends(funded_wallet) == [("settled", None)] and len(api.payments) == 1
     assert int(shop.vendor.store.one("SELECT COUNT(*) FROM payments")[0]) == 1
     assert api.budget.spent() == 1
+
+
+def test_a_paid_request_redirected_elsewhere_does_not_take_the_payment_along(
+    funded_wallet: WalletService, vendor_factory: Callable[..., RunningVendor]
+) -> None:
+    """A shop (or an open redirect on it) that sends the paid request on to another site: that site must never see
+    the payment (it could pay the shop with it for its own query and leave the customer a spent token)."""
+    seen_elsewhere: list[dict[str, str]] = []
+
+    class Elsewhere(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen_elsewhere.append(dict(self.headers))
+            self.send_response(404)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    other = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Elsewhere)
+    threading.Thread(target=other.serve_forever, daemon=True).start()
+
+    def redirects_payments(app: Any) -> Any:
+        async def wrapped(scope: dict[str, Any], receive: Any, send: Any) -> None:
+            if scope["type"] == "http" and any(k == b"netpay-payment" for k, _ in scope["headers"]):
+                location = f"http://127.0.0.1:{other.server_port}/steal".encode()
+                await send({"type": "http.response.start", "status": 307, "headers": [(b"location", location)]})
+                await send({"type": "http.response.body", "body": b""})
+                return None
+            return await app(scope, receive, send)  # type: ignore[no-any-return]
+
+        return wrapped
+
+    try:
+        shop = vendor_factory(wrap=redirects_payments)
+        api = PayingSession(funded_wallet, SpendingRules.parse("EUR", per_request=1, daily=10))
+        resp = api.get(f"{shop.url}/api/search", params={"q": "comet"}, timeout=10)
+        # not followed: the wallet sent the payment to the quote's payment URL itself, then asked with the token
+        assert resp.status_code == 200 and resp.json()["query"] == "comet"
+        assert all("NetPay-Payment" not in h and "netpay-payment" not in h for h in seen_elsewhere)
+        assert spends(funded_wallet) == [("settled", None)] and len(api.payments) == 1
+    finally:
+        other.shutdown()
+        other.server_close()
