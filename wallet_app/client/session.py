@@ -181,8 +181,13 @@ class PayingSession(requests.Session):
         the wallet refused a ``kept`` offer before paying anything (answer None: ask without a payment)."""
         assert isinstance(self.payer, VaultPayer)
         origin = origin_of(url)
-        price = _price(offer)
-        reservation = self.budget.reserve(origin, price)  # the wallet pays only at exactly this price
+        try:
+            price = _price(offer)
+            reservation = self.budget.reserve(origin, price)  # the wallet pays only at exactly this price
+        except NetPayError:  # OverBudget too
+            if kept:  # a kept quote the rules forbid: ask without it (the shop's own challenge decides)
+                return None, True
+            raise
         headers = {k: v for k, v in (kwargs.get("headers") or {}).items() if k.lower() != "authorization"}
         resp: requests.Response | None = None
         answer: Any = None

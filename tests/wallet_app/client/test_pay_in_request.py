@@ -152,3 +152,15 @@ def test_a_paid_request_redirected_elsewhere_does_not_take_the_payment_along(
     finally:
         other.shutdown()
         other.server_close()
+
+
+def test_a_kept_quote_over_the_rules_is_dropped_not_raised(funded_wallet: WalletService, vendor: RunningVendor) -> None:
+    api = PayingSession(funded_wallet, SpendingRules.parse("EUR", per_request=1, daily=10))
+    url = f"{vendor.url}/api/search"
+    assert api.get(url, params={"q": "comet"}, timeout=10).status_code == 200
+    (kept,) = api._spares.values()
+    kept["quote"]["body"]["price"]["amount"] = 5  # a kept quote asking more than the rules allow (or altered)
+    seen = counting(api)
+    assert api.get(url, params={"q": "market"}, timeout=10).status_code == 200
+    assert seen == [("/api/search", 402), ("/api/search", 200)]  # asked without it; the shop's own quote paid
+    assert spends(funded_wallet) == [("settled", None)] * 2 and api.budget.spent() == 2
