@@ -3,9 +3,11 @@
 A real broker, the Daily Planet and a wallet (its vault opened by the library, as a script without a running wallet
 would) run on loopback. Per repetition, interleaved:
 
-- **paid**: ``PayingSession.get(/api/search?q=<a new query>)``: the shop answers 402 with a signed quote, the wallet
-  checks it against the spending rules, pays it (journal, ``POST /v1/payments``, receipt stored) and the library
-  retries with ``Authorization: NetPay <token>``; the answer is the search result;
+- **paid**: ``PayingSession.get(/api/search?q=<a new query>)``, with nothing in hand for that query: the library pays
+  the quote the previous paid answer carried (``NetPay-Quote``; the very first call gets it from a 402 challenge),
+  after the spending rules and every wallet check, journalled durably, inside the request (``NetPay-Payment``); the
+  shop takes the payment (every check, its durable commit, the query's binding in the same transaction) and answers
+  the search result with the receipt (``NetPay-Receipt``), which the wallet verifies and stores;
 - **unpaid**: the same call with its token already in hand: one ``GET`` answered with the same search result (the
   shop's token check included), through the same pooled session.
 

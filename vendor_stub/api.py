@@ -14,8 +14,8 @@ from netpay.errors import NetPayError, NotFound
 from netpay.messages import Quote
 from netpay_web.http import read_json, read_json_bytes
 from vendor_stub.access import bearer_token
-from vendor_stub.batching import PaymentBatcher
 from vendor_stub.service import Vendor
+from vendor_stub.taking import PaymentTaker
 
 __all__ = ["ERROR_RESPONSES", "build_api"]
 
@@ -87,10 +87,10 @@ _PAYMENT = {
 }
 
 
-def build_api(vendor: Vendor) -> APIRouter:
-    """The ``/v1`` routes of one vendor."""
+def build_api(vendor: Vendor, taker: PaymentTaker | None = None) -> APIRouter:
+    """The ``/v1`` routes of one vendor (``taker``: shared with the paid API, else one of its own)."""
     router = APIRouter(prefix="/v1", responses=ERROR_RESPONSES)
-    batcher = PaymentBatcher(vendor.desk, vendor.store.writer)
+    taker = taker or PaymentTaker(vendor)
     base = vendor.settings.base_url
 
     @router.get("/info", summary="Who this vendor is")
@@ -135,33 +135,11 @@ def build_api(vendor: Vendor) -> APIRouter:
     @router.post("/payments", summary="Pay a quote with payword segments", openapi_extra=_body(_PAYMENT))
     async def payments(request: Request) -> Response:
         try:
-            data, parsed = vendor.desk.read(await read_json_bytes(request))
+            body = await read_json_bytes(request)
         except NetPayError as exc:
-            exc.details["refusal"] = vendor.desk.refusal_for(None, exc.code).to_wire()
-            raise
-        # Fast path: a chain already held and free is checked right here in the event loop; the durable commit too
-        # when the payment comes alone, else in the group-commit writer. Anything that would wait goes to a thread.
-        prepared = vendor.desk.pay_fast(data, parsed)
-        if prepared is None:
-            answer = await run_in_threadpool(vendor.desk.pay, data)
-        elif isinstance(prepared, dict):
-            answer = prepared
-        else:
-            # No shield needed: if this request is cancelled the commit still completes in the writer thread,
-            # which also updates the chains and releases their locks.
-            error = await batcher.commit(prepared)
-            if isinstance(error, NetPayError) and (
-                done := await run_in_threadpool(vendor.desk.recorded_elsewhere, prepared.payment, prepared.entry.digest)
-            ):
-                return JSONResponse(done)
-            if isinstance(error, NetPayError):
-                raise vendor.desk.refusal_error(error, prepared.payment.to_wire())
-            if error is not None:
-                raise error
-            # the receipt's JSON text was made once for the database; send the same bytes
-            return Response(b'{"receipt":' + prepared.entry.receipt.encode() + b"}", media_type="application/json")
-        # JSONResponse directly: the receipt is plain JSON already, FastAPI's encoder pass would only cost time.
-        return JSONResponse(answer)
+            raise taker.unread(exc) from None
+        data, parsed = taker.read(body)
+        return Response(await taker.take(data, parsed), media_type="application/json")
 
     @router.get("/payments/{payment_id}", summary="The receipt of a payment (for a wallet settling after a crash)")
     def payment(payment_id: str) -> dict[str, Any]:

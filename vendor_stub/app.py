@@ -20,6 +20,7 @@ from vendor_stub.pages import build_pages
 from vendor_stub.paid_api import build_paid_api
 from vendor_stub.service import Vendor
 from vendor_stub.settings import VendorSettings
+from vendor_stub.taking import PaymentTaker
 
 __all__ = ["create_app"]
 
@@ -67,8 +68,9 @@ def create_app(settings: VendorSettings, catalog: Catalog | None = None) -> Fast
                              "committed_jobs": writer.jobs, "inline_commits": writer.inline_commits})  # fmt: skip
 
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
-    app.include_router(build_api(vendor))
-    app.include_router(build_paid_api(vendor))
+    taker = PaymentTaker(vendor)  # one group-commit batcher for every route that takes payments
+    app.include_router(build_api(vendor, taker))
+    app.include_router(build_paid_api(vendor, taker))
     app.include_router(build_hosted(vendor, GrantBook(vendor)))
     app.include_router(build_pages(vendor))
     app.add_middleware(BodyLimitMiddleware, max_body=settings.max_body)

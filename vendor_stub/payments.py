@@ -50,7 +50,7 @@ from vendor_stub.storage import Store
 from vendor_stub.trust import Trust
 from vendor_stub.wire import PaymentParser, sign_text
 
-__all__ = ["PaymentDesk", "PreparedPayment"]
+__all__ = ["Binding", "PaymentDesk", "PreparedPayment"]
 
 
 class _Done:
@@ -91,6 +91,14 @@ class PreparedPayment:
     locks: ExitStack
     event: _Done
     entry: RecentPayment
+
+
+@dataclass(frozen=True, slots=True)
+class Binding:
+    """A paid API resource a payment's token is spent on as it is recorded (``vendor_stub.paid_api``)."""
+
+    item_id: str
+    resource: str
 
 
 class PaymentDesk:
@@ -143,8 +151,9 @@ class PaymentDesk:
         return wire
 
     # -- entry points -------------------------------------------------------------------------------------------
-    def pay(self, wire: Any) -> dict[str, Any]:
+    def pay(self, wire: Any, bind: Binding | None = None) -> dict[str, Any]:
         """Take the payment ``wire`` (a decoded JSON body); return ``{"receipt": Signed[Receipt] wire}``.
+        ``bind``: a paid API resource the receipt's token is spent on, in the payment's own transaction.
 
         May block: waits for chain locks, claims custody at the broker, waits for the durable commit.
         """
@@ -161,7 +170,7 @@ class PaymentDesk:
                     done = self._verify_held(payment, digest, states, may_acquire=True)
                     if done is not None:
                         return done
-                    answer, write, entry = self._prepare_record(payment, digest, item, amount)
+                    answer, write, entry = self._prepare_record(payment, digest, item, amount, bind)
                     try:
                         self._store.write(write)
                     except (IdempotencyConflict, IndexConflict, CustodyConflict):
@@ -180,7 +189,9 @@ class PaymentDesk:
         """Decode a payment request body strictly (see :meth:`PaymentParser.read`): ``(wire, payment or None)``."""
         return self._parser.read(body)
 
-    def pay_fast(self, wire: Any, payment: Payment | None = None) -> PreparedPayment | dict[str, Any] | None:
+    def pay_fast(
+        self, wire: Any, payment: Payment | None = None, bind: Binding | None = None
+    ) -> PreparedPayment | dict[str, Any] | None:
         """The same checks without ever blocking, for the event loop (``payment``: ``wire`` already parsed).
 
         Returns the stored answer of an already recorded payment, a :class:`PreparedPayment` whose ``write`` the
@@ -203,7 +214,7 @@ class PaymentDesk:
                         stack.close()
                         self._unreserve(payment, event)
                         return done
-                    answer, write, entry = self._prepare_record(payment, digest, item, amount)
+                    answer, write, entry = self._prepare_record(payment, digest, item, amount, bind)
                     return PreparedPayment(payment, states, answer, write, stack, event, entry)
                 except BaseException:
                     stack.close()
@@ -389,9 +400,10 @@ class PaymentDesk:
         return None
 
     # -- recording ----------------------------------------------------------------------------------------------
-    def _prepare_record(self, payment: Payment, digest: str, item: Item, amount: Money
+    def _prepare_record(self, payment: Payment, digest: str, item: Item, amount: Money, bind: Binding | None = None
                         ) -> tuple[dict[str, Any], Callable[[sqlite3.Connection], None], RecentPayment]:  # fmt: skip
-        """The signed receipt and the one-transaction write of payment, spends, chain indexes and receipt."""
+        """The signed receipt and the one-transaction write of payment, spends, chain indexes and receipt (and the
+        token's paid API binding, ``bind``, when the quote is for that resource's item)."""
         now = self._now()
         quote = payment.quote.body
         receipt_id = f"{self._id_prefix}{next(self._ids):016x}"  # unique, and no system call per payment
@@ -435,6 +447,12 @@ class PaymentDesk:
                 _insert_spend(c, payment.payment_id, seg, now)
             if metered and self._metered is not None:
                 self._metered.record(c, quote, receipt_id, now)
+            if bind is not None and bind.item_id == quote.item_id:
+                c.execute(
+                    "INSERT INTO api_uses (receipt_id, resource, used_at) VALUES (?, ?, ?) "
+                    "ON CONFLICT (receipt_id) DO NOTHING",
+                    (receipt_id, bind.resource, now),
+                )
 
         return answer, write, RecentPayment(payment.payment_id, quote.quote_id, digest, receipt_text, now)
 

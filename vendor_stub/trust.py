@@ -79,6 +79,10 @@ class Trust:
         self._certificate = cert
         return cert
 
+    def has_certificate(self) -> bool:
+        """Whether :meth:`certificate` answers without asking the broker."""
+        return self._certificate is not None
+
     def refresh_revocations(self) -> None:
         """Fetch the broker's revocation list (keeps the old one if the broker is down)."""
         key = self.broker_key()

@@ -8,6 +8,7 @@ traversal, coins)])`` spends the next coins of each traversal into a payment wir
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -83,9 +84,11 @@ def start_vendor(
     vendor_id: str | None = None,
     port: int | None = None,
     register: bool = True,
+    wrap: Callable[[Any], Any] | None = None,
     **overrides: Any,
 ) -> RunningVendor:
-    """Register (key created in ``data_dir``) and start a vendor; ``overrides`` are VendorSettings fields."""
+    """Register (key created in ``data_dir``) and start a vendor; ``overrides`` are VendorSettings fields. ``wrap``:
+    serve ``wrap(app)`` instead of the app (an ASGI layer that misbehaves, for attacker tests)."""
     port = port or free_port()
     if postgres_enabled() and "database_url" not in overrides:
         overrides["database_url"] = database_url_for(data_dir)
@@ -103,7 +106,7 @@ def start_vendor(
         key = load_or_create_key(key_path(Path(data_dir)))
         broker.register_vendor(settings.id, key, api_url=f"http://127.0.0.1:{port}", display_name=name)
     app = create_app(settings)
-    server = LiveServer(app, port=port).start()
+    server = LiveServer(app if wrap is None else wrap(app), port=port).start()
     return RunningVendor(server=server, vendor=app.state.vendor, settings=settings)
 
 

@@ -53,7 +53,7 @@ from wallet_app.services.signatures import SIGNATURES
 from wallet_app.services.types import ActivityEntry, PaidQuote, PayVia
 from wallet_app.vault.store import Vault
 
-__all__ = ["PaymentEngine", "TrustView"]
+__all__ = ["PaymentEngine", "PreparedSpend", "TrustView"]
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +76,17 @@ class _Spend:
             row["payment_id"], row["vendor_id"], VerifyKey.from_hex(row["vendor_key"]), row["quote_digest"],
             Money(row["amount"], row["currency"]), row["item_url"], row["via"],
         )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedSpend:
+    """A journalled payment not sent yet: its id, the exact bytes to send, where to, and what its receipt must match."""
+
+    payment_id: str
+    wire: EncodedJson
+    payment_url: str
+    api_url: str
+    spend: _Spend
 
 
 SPEND_INTENT = "spend"
@@ -183,6 +194,15 @@ class PaymentEngine:
     def _pay_once(
         self, quote: Signed[Quote], cert: Signed[VendorCertificate], origin: str | None, via: PayVia
     ) -> PaidQuote:
+        prepared = self.prepare(quote, cert, origin, via)
+        return self._send(prepared.payment_id, prepared.wire, prepared.payment_url, prepared.api_url,
+                          spend=prepared.spend)  # fmt: skip
+
+    def prepare(
+        self, quote: Signed[Quote], cert: Signed[VendorCertificate], origin: str | None, via: PayVia
+    ) -> PreparedSpend:
+        """Pick coins and journal the spend durably; return the payment, ready to leave the process (sent by
+        :meth:`pay`, or inside a paid API request and then given to :meth:`finish`)."""
         q, vc = quote.body, cert.body
         with self.lock:
             # Checked again under the lock: a twin payment of this quote from another thread may have been
@@ -217,7 +237,23 @@ class PaymentEngine:
         # Only now, with the journal durable, may the paywords leave the process.
         self.events.emit("balance_changed")
         crash_point("after_journal")
-        return self._send(payment_id, wire, q.payment_url, vc.api_url, spend=spend)
+        return PreparedSpend(payment_id, wire, q.payment_url, vc.api_url, spend)
+
+    def finish(self, prepared: PreparedSpend, answer: Any, error: NetPayError | None) -> PaidQuote:
+        """Finish a payment that was sent inside another request: ``answer`` is the payment call's answer the shop
+        sent back (``{"receipt": ...}``), or None; ``error`` the shop's refusal, or None. A receipt settles it, a
+        refusal carrying ``details.refusal`` releases it; with neither (a shop that did not take the payment there,
+        or said nothing of it) the same payment is sent to the payment URL, which answers for certain: the same
+        receipt if the shop recorded it, else its refusal (``PeerUnavailable``: it stays pending, for recovery)."""
+        if isinstance(answer, dict) and answer.get("receipt") is not None:
+            with self.lock:
+                return self._settle(prepared.payment_id, answer["receipt"], prepared.spend)
+        if error is not None and "refusal" in error.details:
+            with self.lock:
+                self._refused(prepared.payment_id, error)
+            raise error
+        return self._send(prepared.payment_id, prepared.wire, prepared.payment_url, prepared.api_url,
+                          spend=prepared.spend)  # fmt: skip
 
     def _apply_spend(self, conn: Any, intent: dict[str, Any]) -> None:
         """Apply a spend intent: the pending spend, its segments, the chains' new traversal states."""
@@ -383,6 +419,7 @@ class PaymentEngine:
                 refused = self._refused_chain(c, payment_id, exc) if exc.code in CUSTODY_REFUSALS else None
                 if refused is not None:
                     self.book.refused(c, refused, row["vendor_id"], exc.code, payment_id, int(self.clock()))
+            exc.released = True  # type: ignore[attr-defined]
             exc.resynced = resynced and exc.code == "index_conflict"  # type: ignore[attr-defined]
             exc.custody_refused = refused  # type: ignore[attr-defined]
             if refused is not None and exc.code == "revoked":

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from netpay.errors import Forbidden, InsufficientCoins, NetPayError, WalletLocked
+from netpay.errors import Forbidden, InsufficientCoins, MalformedMessage, NetPayError, WalletLocked
 from netpay.keys import VerifyKey
 from netpay.messages import Quote, VendorCertificate
 from netpay.money import Money
@@ -31,7 +31,7 @@ from wallet_app.services.brokers import BrokerDesk
 from wallet_app.services.chains import ChainBook
 from wallet_app.services.events import WalletEvents
 from wallet_app.services.metered import MeteredSession, MeteredSessions, UnitPaid
-from wallet_app.services.payments import PaymentEngine, TrustView
+from wallet_app.services.payments import PaymentEngine, PreparedSpend, TrustView
 from wallet_app.services.refunds import RefundRequests
 from wallet_app.services.revocations import RevocationWatch
 from wallet_app.services.signatures import SIGNATURES
@@ -422,21 +422,45 @@ class WalletService:
         """Pay a checked quote: journal the spend, send it, store the receipt. Raises ``InsufficientCoins``,
         ``PeerUnavailable`` (the spend stays pending and :meth:`recover_pending` finishes it) or the vendor's
         refusal as a :mod:`netpay.errors` error."""
-        self._require()
-        self.touch()
-        checked_quote, cert = self.payments.check(quote, vendor_cert, origin, paying=True)
-        if self.revocations.ensure_fresh(cert.body.broker_id):
-            checked_quote, cert = self.payments.check(quote, vendor_cert, origin, paying=True)
-        quote = checked_quote
-        if via == "allowance" and not self.covers(cert.body.vendor_id, quote.body.price):
-            raise Forbidden("the vendor's allowance does not cover this price")
-        if self.vault.one("SELECT 1 FROM chains WHERE needs_resync = 1 AND broker_id = ?", (cert.body.broker_id,)):
-            self.resync_chains()
+        quote, cert = self._paying(quote, vendor_cert, origin, via)
         paid = self.payments.pay(quote, cert, origin, via)
         model = quote.body.model
         if model.is_metered and model.session_id is None:  # the approved first unit opens the session
             self.metered.opened(paid, quote, cert, origin or "", cert.body.api_url)
         return paid
+
+    def prepare_payment(
+        self, quote: Any, vendor_cert: Any, origin: str | None, via: PayVia, price: Money | None = None
+    ) -> PreparedSpend:
+        """Like :meth:`pay_quote` up to the journal (every check of :meth:`check_quote` too; ``price``: refuse any
+        other price): the payment, durably journalled, for the caller to send inside its own request (a paid API
+        call); hand the shop's answer to :meth:`finish_payment`. Until then the spend is pending (and
+        :meth:`recover_pending` would send it to the payment URL)."""
+        checked, cert = self._paying(quote, vendor_cert, origin, via)
+        if price is not None and checked.body.price != price:
+            raise MalformedMessage(f"the quote's price is {checked.body.price}, not {price}", field="price")
+        if checked.body.model.is_metered:
+            raise MalformedMessage("a metered quote is paid unit by unit in a metered session", field="model")
+        return self.payments.prepare(checked, cert, origin, via)
+
+    def finish_payment(self, prepared: PreparedSpend, answer: Any, error: NetPayError | None) -> PaidQuote:
+        """Settle, release or finish sending a prepared payment (see :meth:`PaymentEngine.finish`)."""
+        self._require()
+        return self.payments.finish(prepared, answer, error)
+
+    def _paying(
+        self, quote: Signed[Quote], vendor_cert: Signed[VendorCertificate], origin: str | None, via: PayVia
+    ) -> tuple[Signed[Quote], Signed[VendorCertificate]]:
+        self._require()
+        self.touch()
+        checked_quote, cert = self.payments.check(quote, vendor_cert, origin, paying=True)
+        if self.revocations.ensure_fresh(cert.body.broker_id):
+            checked_quote, cert = self.payments.check(quote, vendor_cert, origin, paying=True)
+        if via == "allowance" and not self.covers(cert.body.vendor_id, checked_quote.body.price):
+            raise Forbidden("the vendor's allowance does not cover this price")
+        if self.vault.one("SELECT 1 FROM chains WHERE needs_resync = 1 AND broker_id = ?", (cert.body.broker_id,)):
+            self.resync_chains()
+        return checked_quote, cert
 
     def _tell_shops_ended(self, ended: list[tuple[str, str, str]]) -> None:
         for api_url, session_id, token in ended:
