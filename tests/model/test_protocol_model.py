@@ -131,6 +131,7 @@ class Slot:
         self.other = spawn_vendor(self.data_dir, self.database_url, self.broker_urls[1], broker.public_key.hex,
                                   self.other_port, self.name, "--vendor-id", self.vendor_id, "--catalog",
                                   str(self.catalog), "--no-settlement", "--log-level", "warning")  # fmt: skip
+        self.broker_urls = (self.broker_urls[1], self.broker_urls[0])  # back up, each talks to the other process
 
     def down(self) -> None:
         assert self.running is not None
