@@ -22,8 +22,9 @@ and every shop in several processes (``[postgresql-processes]``): two ``netpay-b
 own broker on one database, and each shop served by the test's process and a ``netpay-vendor`` process on one
 database. Customers' and vendors' requests alternate between the broker's processes, a quote from one process of a
 shop is paid at either, other vendors ask the shop's second process for releases, and the shop's second process
-talks to another broker process than its first. The test's own processes settle (reports, redemption) when the
-model says so; the other processes only serve requests. Every invariant is checked on both.
+talks to another broker process than its first. Each shop's process in the test settles (reports, redemption)
+when the model says so; its ``netpay-vendor`` process only serves requests (``--no-settlement``). Every invariant is
+checked on both.
 
 Default: a short run of each inside ``make test``. Long run: ``NETPAY_MODEL_STEPS=20000 .venv/bin/python -m pytest
 tests/model -s`` (add ``-k postgresql`` or ``-k default`` for one of the two). It prints steps, dishonest moves,
