@@ -49,6 +49,16 @@ def _common(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _fee_bps(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 10_000:
+        raise argparse.ArgumentTypeError("must be whole basis points from 0 to 10000")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     fmt = argparse.ArgumentDefaultsHelpFormatter
     parser = argparse.ArgumentParser(prog="netpay-broker", description="NetPay reference broker", formatter_class=fmt)
@@ -91,6 +101,13 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         default=int(_env("CLOSE_GRACE", "300") or 300),
         help="seconds a closing chain waits for its custodian (env NETPAY_BROKER_CLOSE_GRACE)",
+    )
+    serve.add_argument(
+        "--redemption-fee-bps",
+        type=_fee_bps,
+        default=_env("REDEMPTION_FEE_BPS", "0"),
+        help="fee kept from each redemption, in basis points of the redeemed amount, 0 to 10000 "
+        "(env NETPAY_BROKER_REDEMPTION_FEE_BPS)",
     )
     serve.add_argument(
         "--peer-supply-ratio",
@@ -146,7 +163,9 @@ def _serve_workers(args: argparse.Namespace, settings: Any, tls: tuple[str, str]
     os.environ[_SERVE_ENV] = json.dumps(
         {"data_dir": str(settings.data_dir), "host": settings.host, "port": settings.port,
          "broker_id": settings.broker_id, "public_url": settings.public_url, "close_grace_s": settings.close_grace_s,
-         "database_url": settings.database_url, "tls": settings.tls}
+         "database_url": settings.database_url, "tls": settings.tls,
+         "redemption_fee_bps": settings.redemption_fee_bps, "peer_supply_ratio": settings.peer_supply_ratio,
+         "peer_supply_grace": settings.peer_supply_grace}
     )  # fmt: skip
     configure_logging(args.log_level)
     options: dict[str, Any] = {"ssl_certfile": tls[0], "ssl_keyfile": tls[1]} if tls is not None else {}
@@ -191,6 +210,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             tls=tls is not None,
             peer_supply_ratio=args.peer_supply_ratio,
             peer_supply_grace=args.peer_supply_grace,
+            redemption_fee_bps=args.redemption_fee_bps,
         )
         if args.workers > 1:
             return _serve_workers(args, settings, tls)

@@ -83,6 +83,9 @@ def _parser() -> argparse.ArgumentParser:
                         help="worker processes on the one port (needs --database postgresql://...)")  # fmt: skip
         sp.add_argument("--database", default=_env("DATABASE", ""),
                         help="postgresql://... : the shop's state in PostgreSQL, shared by its processes")  # fmt: skip
+        sp.add_argument("--no-settlement", action="store_true", default=_env("SETTLEMENT", "1") == "0",
+                        help="this process sends no spend reports and no redemption batches: another process of "
+                        "the shop (or `netpay-vendor redeem`) does (env NETPAY_VENDOR_SETTLEMENT=0)")  # fmt: skip
         sp.add_argument(
             "--quote-ttl", type=_quote_ttl, default=_env("QUOTE_TTL", "300"), metavar="SECONDS",
             help=f"seconds a quote stays payable, {QUOTE_TTL_MIN_S} to {QUOTE_TTL_MAX_S} (env NETPAY_VENDOR_QUOTE_TTL)",
@@ -121,7 +124,7 @@ def _serve(args: argparse.Namespace) -> int:
         name=args.name, catalog=Path(args.catalog), data_dir=Path(args.data_dir), broker_url=args.broker,
         host=args.host, port=args.port, vendor_id=args.vendor_id, public_url=args.public_url,
         broker_public_key=args.broker_key, quote_ttl_s=args.quote_ttl, tls=tls is not None,
-        publisher_token=args.publisher_token, database_url=args.database,
+        publisher_token=args.publisher_token, database_url=args.database, settlement=not args.no_settlement,
     )  # fmt: skip
     if settings.publisher_token and len(settings.publisher_token) < 8:
         print("netpay-vendor: --publisher-token must be at least 8 characters", file=sys.stderr)
@@ -137,7 +140,8 @@ def _serve(args: argparse.Namespace) -> int:
 #: The serve settings handed to each worker process (uvicorn starts workers as fresh interpreters).
 _SERVE_ENV = "NETPAY_VENDOR_SERVE_SETTINGS"
 _SERVE_FIELDS = ("name", "catalog", "data_dir", "broker_url", "host", "port", "vendor_id", "public_url",
-                 "broker_public_key", "quote_ttl_s", "database_url", "tls", "publisher_token")  # fmt: skip
+                 "broker_public_key", "quote_ttl_s", "database_url", "tls", "publisher_token",
+                 "settlement")  # fmt: skip
 
 
 def _serve_workers(args: argparse.Namespace, settings: VendorSettings, tls: tuple[str, str] | None) -> int:

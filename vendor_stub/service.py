@@ -102,9 +102,10 @@ class Vendor:
             self.trust.refresh_revocations()
         except NetPayError as exc:
             log.warning("broker not ready at start (%s: %s); will retry on demand", exc.code, exc.message)
-        if self.settings.background:
+        if self.settings.background and self.settings.settlement:
             self.reporter.start()
             self.redeemer.start()
+        if self.settings.background:
             self._revocations = threading.Thread(target=self._refresh_revocations, name="vendor-revocations",
                                                  daemon=True)  # fmt: skip
             self._revocations.start()

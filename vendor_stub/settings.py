@@ -43,6 +43,9 @@ class VendorSettings:
     revocation_refresh_s: float = 30.0
     release_timeout_s: float = 3.0
     background: bool = True
+    #: This process sends spend reports and redemption batches in the background (``--no-settlement``: it only
+    #: serves requests and refreshes revocations; another process of the same shop settles). Off with ``background``.
+    settlement: bool = True
     max_body: int = 256 * 1024
     netpay_js: Path = DEFAULT_NETPAY_JS
     tls: bool = False  # served over HTTPS (the CLI's --tls-cert/--tls-key): the default base URL is https://

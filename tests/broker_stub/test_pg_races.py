@@ -284,3 +284,35 @@ def test_shop_workers_share_one_database(tmp_path: Path) -> None:
     finally:
         served.stop()
         broker.stop()
+
+
+def test_every_serve_flag_reaches_the_worker_processes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--workers N`` hands the settings to fresh worker interpreters: the fee, the peer-supply policy (once
+    dropped there: workers ran with the defaults) and the shop's ``--no-settlement`` must arrive as given."""
+    import uvicorn
+
+    from broker_stub import cli as broker_cli
+    from vendor_stub import cli as vendor_cli
+
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **k: None)  # the workers' app is built below, as uvicorn would
+    for name in (broker_cli._SERVE_ENV, vendor_cli._SERVE_ENV):
+        monkeypatch.delenv(name, raising=False)
+    data = tmp_path / "broker"
+    args = ["serve", "--data-dir", str(data), "--port", str(free_port()), "--database", database_url_for(data),
+            "--workers", "2", "--redemption-fee-bps", "125", "--peer-supply-ratio", "1.5", "--peer-supply-grace", "40",
+            "--close-grace", "7"]  # fmt: skip
+    assert broker_cli.main(args) == 0
+    app = broker_cli.app_from_env()
+    s = app.state.broker.core.settings
+    assert (s.redemption_fee_bps, s.peer_supply_ratio, s.peer_supply_grace, s.close_grace_s) == (125, 1.5, 40, 7)
+    app.state.broker.close()
+    with pytest.raises(SystemExit) as refused:  # argparse: a clear message and exit status 2
+        broker_cli.main(["serve", "--data-dir", str(tmp_path / "x"), "--redemption-fee-bps", "10001"])
+    assert refused.value.code == 2
+
+    shop = tmp_path / "shop"
+    assert vendor_cli.main(["serve", "--data-dir", str(shop), "--database", database_url_for(shop), "--workers", "2",
+                            "--no-settlement"]) == 0  # fmt: skip
+    vendor_app = vendor_cli.app_from_env()
+    assert vendor_app.state.vendor.settings.settlement is False
+    vendor_app.state.vendor.close()

@@ -38,7 +38,7 @@ class HostedMachine(BrokerMachine):
 
     @rule(who=st.integers(0, 50), coins=st.integers(1, 60))
     def buy_hosted(self, who: int, coins: int) -> None:
-        account_id = self.accounts[who % len(self.accounts)]
+        account_id = self.accounts[who % len(self.accounts)].account_id
         body = {"length": coins, "coin_value": {"amount": 1, "currency": "EUR"}}
         try:
             _, out = self.broker.hosted.buy(account_id, body, secrets.token_hex(4))

@@ -17,8 +17,18 @@ and charged to its account, and only a cheating customer is charged); refunds ar
 refusal carries a code documented in docs/protocol.md; a dishonest move changes no money and no custody. At the end
 of each run every vendor is back up and redeems: each is paid for every coin it accepted.
 
-Default: a short run inside ``make test``. Long run: ``NETPAY_MODEL_STEPS=20000 .venv/bin/python -m pytest
-tests/model -s``. It prints steps, dishonest moves, invariant checks and wall time.
+It runs twice: on the default engine with each party in one process (the test's), and on PostgreSQL with the broker
+and every shop in several processes (``[postgresql-processes]``): two ``netpay-broker`` processes next to the test's
+own broker on one database, and each shop served by the test's process and a ``netpay-vendor`` process on one
+database. Customers' and vendors' requests alternate between the broker's processes, a quote from one process of a
+shop is paid at either, other vendors ask the shop's second process for releases, and the shop's second process
+talks to another broker process than its first. Each shop's process in the test settles (reports, redemption)
+when the model says so; its ``netpay-vendor`` process only serves requests (``--no-settlement``). Every invariant is
+checked on both.
+
+Default: a short run of each inside ``make test``. Long run: ``NETPAY_MODEL_STEPS=20000 .venv/bin/python -m pytest
+tests/model -s`` (add ``-k postgresql`` or ``-k default`` for one of the two). It prints steps, dishonest moves,
+invariant checks and wall time.
 
 What the adversary does not do, and why: it never claims coins no customer has spent (a vendor cannot know those
 paywords), and it claims another vendor's coins only on chains whose every hand-off had a release. Where a custodian
@@ -38,7 +48,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import requests
@@ -54,11 +64,15 @@ from netpay.messages import (
     RedemptionBatch,
     RedemptionClaim,
     ReleaseRequest,
+    Segment,
     VendorCertificate,
 )
 from netpay.signed import Signed
+from netpay_web.live import free_port
 from tests.support.broker import RunningBroker, TestVendor, start_broker
-from tests.support.vendor import CARDS, NEWSPAPER, KnownChain, RunningVendor, payment_of, start_vendor
+from tests.support.postgres import database_url_for, postgres_available
+from tests.support.processes import ServerProcess, spawn_broker, spawn_vendor
+from tests.support.vendor import CARDS, NEWSPAPER, KnownChain, RunningVendor, get_quote, payment_of, start_vendor
 from vendor_stub.service import key_path
 
 #: The long run's number of steps (moves actually made; rules that find nothing to do are not counted).
@@ -87,27 +101,70 @@ class Slot:
     data_dir: Path
     port: int
     running: RunningVendor | None = None
+    #: Several processes: the shop's database, its second process (a ``netpay-vendor``, on ``other_port``, which
+    #: other vendors are told to ask for releases), and the broker processes the first and second talk to.
+    database_url: str | None = None
+    other: ServerProcess | None = None
+    other_port: int = 0
+    broker_urls: tuple[str, str] = ("", "")
+    turn: int = 0
 
     @property
     def key(self) -> SigningKey:
         return load_or_create_key(key_path(self.data_dir))
 
     def up(self, broker: RunningBroker, register: bool = False) -> None:
+        if self.database_url is None:
+            self.running = start_vendor(broker, self.data_dir, catalog=self.catalog, name=self.name,
+                                        vendor_id=self.vendor_id, port=self.port or None, register=register,
+                                        background=False, release_timeout_s=0.5)  # fmt: skip
+            self.port = self.running.server.port
+            return
+        self.other_port = self.other_port or free_port()
+        if register:
+            broker.register_vendor(self.vendor_id, self.key, api_url=f"http://127.0.0.1:{self.other_port}",
+                                   display_name=self.name)  # fmt: skip
         self.running = start_vendor(broker, self.data_dir, catalog=self.catalog, name=self.name,
-                                    vendor_id=self.vendor_id, port=self.port or None, register=register,
-                                    background=False, release_timeout_s=0.5)  # fmt: skip
+                                    vendor_id=self.vendor_id, port=self.port or None, register=False,
+                                    background=False, release_timeout_s=0.5, database_url=self.database_url,
+                                    broker_url=self.broker_urls[0])  # fmt: skip
         self.port = self.running.server.port
+        self.other = spawn_vendor(self.data_dir, self.database_url, self.broker_urls[1], broker.public_key.hex,
+                                  self.other_port, self.name, "--vendor-id", self.vendor_id, "--catalog",
+                                  str(self.catalog), "--no-settlement", "--log-level", "warning")  # fmt: skip
+        self.broker_urls = (self.broker_urls[1], self.broker_urls[0])  # back up, each talks to the other process
 
     def down(self) -> None:
         assert self.running is not None
         self.running.stop()
         self.running = None
+        if self.other is not None:
+            self.other.stop()
+            self.other = None
+
+    def urls(self) -> list[str]:
+        """The shop's processes, the one that will answer next first (requests take turns)."""
+        assert self.running is not None
+        urls = [self.running.url] + ([self.other.url] if self.other is not None else [])
+        self.turn += 1
+        return urls[self.turn % len(urls) :] + urls[: self.turn % len(urls)]
+
+    def pay(self, *segments: Segment) -> requests.Response:
+        """Quote the slot's item at one process and pay it at one (each pairing of processes in turn)."""
+        assert self.running is not None
+        urls = self.urls()
+        quote = get_quote(urls[0], self.item, self.running.session)
+        paid_at = urls[(self.turn // len(urls)) % len(urls)]
+        return self.running.session.post(f"{paid_at}/v1/payments", json=payment_of(quote, *segments), timeout=30)
 
 
 @dataclass
 class World:
     broker: RunningBroker
     slots: list[Slot]
+    #: The broker's processes customers and vendors send requests to, in turn (the test's own when it is alone).
+    broker_urls: list[str]
+    engine: str
     runs: int = 0
 
 
@@ -136,22 +193,43 @@ class Customer:
     chains: list[Chain] = field(default_factory=list)
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+@pytest.fixture(scope="module", params=["default", "postgresql-processes"])
+def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    """The broker and three shops: in one process each on the default engine (``NETPAY_TEST_DB``), or on PostgreSQL
+    with the broker in three processes (the test's and two ``netpay-broker``) and each shop in two."""
+    processes = request.param == "postgresql-processes"
+    if processes and not postgres_available():
+        pytest.skip("PostgreSQL is not installed")
     root = tmp_path_factory.mktemp("model")
-    broker = start_broker(root / "broker", close_grace_s=10**9)
+    grace = 10**9
+    spawned: list[ServerProcess] = []
+    if processes:
+        url = database_url_for(root / "broker")
+        broker = start_broker(root / "broker", close_grace_s=grace, database_url=url)
+        spawned = [spawn_broker(root / "broker", url, None, "--close-grace", str(grace), "--log-level", "warning")
+                   for _ in range(2)]  # fmt: skip
+    else:
+        broker = start_broker(root / "broker", close_grace_s=grace)
+    broker_urls = [p.url for p in spawned] or [broker.url]
     slots = [
         Slot("Daily Planet", "daily-planet", NEWSPAPER, "night-market-returns", 3, root / "v0", 0),
         Slot("Paper Lantern Cards", "paper-lantern", CARDS, "thank-you-sunrise", 10, root / "v1", 0),
         Slot("Evening Star", "evening-star", NEWSPAPER, "harbour-bridge-reopens", 5, root / "v2", 0),
     ]
-    for s in slots:
+    for i, s in enumerate(slots):
+        if processes:
+            s.database_url = database_url_for(s.data_dir)
+            s.broker_urls = (broker_urls[i % 2], broker_urls[(i + 1) % 2])
         s.up(broker, register=True)
-    yield World(broker, slots)
-    for s in slots:
-        if s.running is not None:
-            s.down()
-    broker.stop()
+    try:
+        yield World(broker, slots, broker_urls, cast(str, request.param))
+    finally:
+        for s in slots:
+            if s.running is not None:
+                s.down()
+        for p in spawned:
+            p.stop()
+        broker.stop()
 
 
 class ProtocolModel(RuleBasedStateMachine):
@@ -169,6 +247,12 @@ class ProtocolModel(RuleBasedStateMachine):
         self.mallory_cert: Signed[VendorCertificate] = self.broker.register_vendor(self.mallory.vendor_id,
                                                                                    self.mallory.key)  # fmt: skip
         self.mallory_revoked = False
+        self.turn = 0
+
+    def url(self) -> str:
+        """The broker process the next request goes to (they take turns)."""
+        self.turn += 1
+        return self.world.broker_urls[self.turn % len(self.world.broker_urls)]
 
     # -- helpers ------------------------------------------------------------------------------------------------
     def step(self, name: str) -> None:
@@ -190,11 +274,15 @@ class ProtocolModel(RuleBasedStateMachine):
         """Everything money and custody rest on at the broker (refusals must leave it as it was)."""
         with self.db.lock:
             return (
-                self.db.query("SELECT account, sub, SUM(amount) FROM ledger_entries GROUP BY account, sub"),
+                self.db.query(
+                    "SELECT account, sub, SUM(amount) FROM ledger_entries GROUP BY account, sub ORDER BY 1, 2"
+                ),
                 self.db.query("SELECT * FROM redeemed ORDER BY chain_id, from_index"),
-                self.db.query("SELECT chain_id, vendor_id, from_index, to_index FROM custody_overlaps"),
-                self.db.query("SELECT chain_id, seq, vendor_id, lower_index, upper_index FROM custody"),
-                self.db.query("SELECT kind, ident FROM revocations"),
+                self.db.query(
+                    "SELECT chain_id, vendor_id, from_index, to_index FROM custody_overlaps ORDER BY 1, 2, 3"
+                ),
+                self.db.query("SELECT chain_id, seq, vendor_id, lower_index, upper_index FROM custody ORDER BY 1, 2"),
+                self.db.query("SELECT kind, ident FROM revocations ORDER BY 1, 2"),
             )
 
     def unchanged(self, before: Any) -> None:
@@ -229,14 +317,14 @@ class ProtocolModel(RuleBasedStateMachine):
                             tuple(RedemptionClaim(*c) for c in claims), int(time.time())),
             slot.key,
         )  # fmt: skip
-        return self.broker.session.post(f"{self.broker.url}/v1/redemptions", json=batch.to_wire())
+        return self.broker.session.post(f"{self.url()}/v1/redemptions", json=batch.to_wire(), timeout=60)
 
     # -- honest moves ---------------------------------------------------------------------------------------------
     @initialize()
     def customers_arrive(self) -> None:
         for _ in range(2):
-            token = self.broker.new_customer(topup=2000)
-            acc = self.broker.session.get(f"{self.broker.url}/v1/account", headers={"Authorization": f"Bearer {token}"})
+            token = self.broker.new_customer(topup=2000, url=self.url())
+            acc = self.broker.session.get(f"{self.url()}/v1/account", headers={"Authorization": f"Bearer {token}"})
             self.customers.append(Customer(token, acc.json()["account_id"]))
         for who in range(2):
             self.buy(who)
@@ -247,7 +335,7 @@ class ProtocolModel(RuleBasedStateMachine):
         if len(cu.chains) >= 3:
             return
         self.step("buy")
-        cert, trav = self.broker.buy_chain(cu.token, length=LENGTH)
+        cert, trav = self.broker.buy_chain(cu.token, length=LENGTH, url=self.url())
         cu.chains.append(Chain(KnownChain(cert, trav, cu.token, trav.to_bytes()), who))
 
     @rule(who=st.integers(0, 1), which=st.integers(0, 5), v=st.integers(0, 2), times=st.integers(1, 3))
@@ -280,7 +368,7 @@ class ProtocolModel(RuleBasedStateMachine):
                 requests.post(f"http://127.0.0.1:{slot.port}/v1/quotes", json={"item_id": slot.item}, timeout=5)
             return
         to = chain.index + slot.price
-        resp = slot.running.pay(payment_of(slot.running.quote(slot.item), chain.known.segment(chain.index, to)))
+        resp = slot.pay(chain.known.segment(chain.index, to))
         STATS["checks"] += 1
         assert resp.status_code == 200, f"an honest payment at {slot.vendor_id} was refused: {resp.text}"
         chain.accepted.append((v, chain.index, to))
@@ -324,7 +412,7 @@ class ProtocolModel(RuleBasedStateMachine):
             return
         self.step("close")
         resp = self.broker.session.post(
-            f"{self.broker.url}/v1/chains/{chain.cid}/close", headers={"Authorization": f"Bearer {cu.token}"}
+            f"{self.url()}/v1/chains/{chain.cid}/close", headers={"Authorization": f"Bearer {cu.token}"}
         )
         assert resp.status_code == 200, resp.text
         out = resp.json()
@@ -348,7 +436,7 @@ class ProtocolModel(RuleBasedStateMachine):
                 running.vendor.trust.refresh_revocations()
         elif not self.mallory_revoked:
             self.step("operator revokes a rogue vendor")
-            resp = self.broker.session.post(f"{self.broker.url}/v1/vendors/{self.mallory.vendor_id}/revoke",
+            resp = self.broker.session.post(f"{self.url()}/v1/vendors/{self.mallory.vendor_id}/revoke",
                                             headers={"X-Operator-Token": self.broker.operator_token})  # fmt: skip
             assert resp.status_code == 200
             self.mallory_revoked = True
@@ -403,7 +491,7 @@ class ProtocolModel(RuleBasedStateMachine):
             return
         self.dishonest("replay a stored batch")
         before = self.money()
-        resp = self.broker.session.post(f"{self.broker.url}/v1/redemptions", json=json.loads(row["body"]))
+        resp = self.broker.session.post(f"{self.url()}/v1/redemptions", json=json.loads(row["body"]))
         STATS["checks"] += 1
         if resp.status_code == 200:
             assert resp.json() == json.loads(row["result"])
@@ -427,7 +515,7 @@ class ProtocolModel(RuleBasedStateMachine):
         cu.cheated = True
         # The customer offers coins from 0: B claims custody, cannot reach the custodian, and answers with the index
         # it will accept from (the broker's lower bound). The customer then pays from there.
-        first = slot.running.pay(payment_of(slot.running.quote(slot.item), chain.known.segment(0, slot.price)))
+        first = slot.pay(chain.known.segment(0, slot.price))
         start = 0
         if first.status_code != 200:
             self.documented(first.json()["error"]["code"])
@@ -435,9 +523,7 @@ class ProtocolModel(RuleBasedStateMachine):
             if held is None or held + slot.price > LENGTH:
                 return
             start = held
-            first = slot.running.pay(
-                payment_of(slot.running.quote(slot.item), chain.known.segment(start, start + slot.price))
-            )
+            first = slot.pay(chain.known.segment(start, start + slot.price))
             assert first.status_code == 200, first.text
         chain.accepted.append((b, start, start + slot.price))
         chain.custodian = b
@@ -458,7 +544,7 @@ class ProtocolModel(RuleBasedStateMachine):
             self.release_request_from_a_vendor_not_named(v, which, kind)
 
     def release_at_the_broker(self, which: int, kind: str) -> None:
-        url = f"{self.broker.url}/v1/custody/releases"
+        url = f"{self.url()}/v1/custody/releases"
         if kind == "replayed":
             rows = self.db.query("SELECT wire FROM releases WHERE released_to != 'broker'")
             row = self.pick(rows, which)
@@ -527,7 +613,7 @@ class ProtocolModel(RuleBasedStateMachine):
         before = self.money()
         req = Signed.sign(ReleaseRequest(chain_id, requester[0], secrets.token_hex(8), int(time.time()), grant),
                           requester[1])  # fmt: skip
-        resp = requests.post(f"{slot.running.url}/v1/custody/release", json=req.to_wire(), timeout=10)
+        resp = requests.post(f"{slot.urls()[0]}/v1/custody/release", json=req.to_wire(), timeout=10)
         STATS["checks"] += 1
         assert 400 <= resp.status_code < 500, resp.text
         self.documented(resp.json()["error"]["code"])
@@ -576,7 +662,7 @@ class ProtocolModel(RuleBasedStateMachine):
                 if chain.closing and not chain.closed:
                     cu = self.customers[chain.owner]
                     out = self.broker.session.post(
-                        f"{self.broker.url}/v1/chains/{chain.cid}/close",
+                        f"{self.url()}/v1/chains/{chain.cid}/close",
                         headers={"Authorization": f"Bearer {cu.token}"},
                     ).json()
                     assert out["status"] == "closed" and out["final_index"] == chain.index, out
@@ -603,7 +689,7 @@ class ProtocolModel(RuleBasedStateMachine):
                     slot.up(self.broker)
 
 
-@pytest.mark.timeout(0 if STEPS else 300)
+@pytest.mark.timeout(0 if STEPS else 900)
 def test_protocol_model(world: World) -> None:
     ProtocolModel.world = world
     started = STARTED[0] = time.monotonic()
@@ -626,8 +712,8 @@ def test_protocol_model(world: World) -> None:
             break
     wall = time.monotonic() - started
     moves = sorted((k, v) for k, v in STATS.items() if k.startswith("move "))
-    print(f"\nprotocol model: {STATS['runs']} runs, {STATS['steps']} steps, {STATS['dishonest moves']} dishonest "
-          f"moves, {STATS['checks']} invariant checks, {wall:.1f} s")  # fmt: skip
+    print(f"\nprotocol model ({world.engine}): {STATS['runs']} runs, {STATS['steps']} steps, "
+          f"{STATS['dishonest moves']} dishonest moves, {STATS['checks']} invariant checks, {wall:.1f} s")  # fmt: skip
     for name, count in moves:
         print(f"  {name[5:]}: {count}")
     for key in ("payments to a vendor that is down", "coins spent twice", "claims accepted", "claims rejected"):

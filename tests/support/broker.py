@@ -100,16 +100,20 @@ class RunningBroker:
         resp.raise_for_status()
         return Signed.from_wire(resp.json()["certificate"], VendorCertificate)
 
-    def new_customer(self, username: str | None = None, password: str = "correct horse battery", topup: int = 0) -> str:
-        """Register, log in and optionally top up; returns the session token."""
+    def new_customer(
+        self, username: str | None = None, password: str = "correct horse battery", topup: int = 0, url: str = ""
+    ) -> str:
+        """Register, log in and optionally top up; returns the session token. ``url``: another process of this
+        broker to send the requests to."""
+        url = url or self.url
         username = username or "user_" + secrets.token_hex(4)
-        self.session.post(f"{self.url}/v1/accounts", json={"username": username, "password": password})
-        resp = self.session.post(f"{self.url}/v1/sessions", json={"username": username, "password": password})
+        self.session.post(f"{url}/v1/accounts", json={"username": username, "password": password})
+        resp = self.session.post(f"{url}/v1/sessions", json={"username": username, "password": password})
         resp.raise_for_status()
         token: str = resp.json()["token"]
         if topup:
             r = self.session.post(
-                f"{self.url}/v1/account/topups",
+                f"{url}/v1/account/topups",
                 json={"amount": {"amount": topup, "currency": "EUR"}, "card": TEST_CARD},
                 headers={"Authorization": f"Bearer {token}", "Idempotency-Key": secrets.token_hex(8)},
             )
@@ -117,7 +121,7 @@ class RunningBroker:
         return token
 
     def buy_chain(
-        self, token: str, length: int = 100, coin_value: int = 1, card: bool = False
+        self, token: str, length: int = 100, coin_value: int = 1, card: bool = False, url: str = ""
     ) -> tuple[Signed[CoinCertificate], PaywordTraversal]:
         chain_id = secrets.token_bytes(16)
         touchstone, traversal = create_chain(chain_id, length)
@@ -130,7 +134,7 @@ class RunningBroker:
         if card:
             body["card"] = TEST_CARD
         resp = self.session.post(
-            f"{self.url}/v1/chains",
+            f"{url or self.url}/v1/chains",
             json=body,
             headers={"Authorization": f"Bearer {token}", "Idempotency-Key": secrets.token_hex(8)},
         )

@@ -51,18 +51,20 @@ class ServerProcess:
         self._log.close()
 
 
-def spawn_broker(data_dir: Path, database_url: str, port: int | None = None) -> ServerProcess:
-    """``netpay-broker serve`` on ``database_url`` with the key in ``data_dir`` (start one broker there first)."""
+def spawn_broker(data_dir: Path, database_url: str, port: int | None = None, *extra: str) -> ServerProcess:
+    """``netpay-broker serve`` on ``database_url`` with the key in ``data_dir`` (start one broker there first);
+    ``extra`` are more flags (a later ``--close-grace`` overrides the 0 given here)."""
     port = port or free_port()
     args = [sys.executable, "-m", "broker_stub.cli", "serve", "--data-dir", str(data_dir), "--port", str(port),
-            "--database", database_url, "--close-grace", "0"]  # fmt: skip
+            "--database", database_url, "--close-grace", "0", *extra]  # fmt: skip
     return ServerProcess(args, port, Path(data_dir) / f"broker-{port}.log", "/v1/info")
 
 
 def spawn_vendor(data_dir: Path, database_url: str, broker_url: str, broker_key: str, port: int | None = None,
-                 name: str = "Daily Planet") -> ServerProcess:  # fmt: skip
-    """``netpay-vendor serve`` of one shop (its key in ``data_dir``) on ``database_url``."""
+                 name: str = "Daily Planet", *extra: str) -> ServerProcess:  # fmt: skip
+    """``netpay-vendor serve`` of one shop (its key in ``data_dir``) on ``database_url``; ``extra`` are more flags."""
     port = port or free_port()
     args = [sys.executable, "-m", "vendor_stub.cli", "serve", "--data-dir", str(data_dir), "--port", str(port),
-            "--database", database_url, "--broker", broker_url, "--broker-key", broker_key, "--name", name]  # fmt: skip
+            "--database", database_url, "--broker", broker_url, "--broker-key", broker_key, "--name", name,
+            *extra]  # fmt: skip
     return ServerProcess(args, port, Path(data_dir) / f"vendor-{port}.log", "/healthz")

@@ -87,8 +87,9 @@ def start_vendor(
     wrap: Callable[[Any], Any] | None = None,
     **overrides: Any,
 ) -> RunningVendor:
-    """Register (key created in ``data_dir``) and start a vendor; ``overrides`` are VendorSettings fields. ``wrap``:
-    serve ``wrap(app)`` instead of the app (an ASGI layer that misbehaves, for attacker tests)."""
+    """Register (key created in ``data_dir``) and start a vendor; ``overrides`` are VendorSettings fields
+    (``broker_url`` may name another process of ``broker``). ``wrap``: serve ``wrap(app)`` instead of the app (an
+    ASGI layer that misbehaves, for attacker tests)."""
     port = port or free_port()
     if postgres_enabled() and "database_url" not in overrides:
         overrides["database_url"] = database_url_for(data_dir)
@@ -96,7 +97,7 @@ def start_vendor(
         name=name,
         catalog=catalog,
         data_dir=Path(data_dir),
-        broker_url=broker.url,
+        broker_url=overrides.pop("broker_url", broker.url),  # another process of the same broker, perhaps
         port=port,
         vendor_id=vendor_id or "",
         broker_public_key=broker.public_key.hex,

@@ -59,3 +59,19 @@ def test_reports_are_retried_until_the_broker_is_back(
             back.stop()
     finally:
         vendor.stop()
+
+
+def test_a_process_without_settlement_serves_and_leaves_reports_to_another(
+    broker: RunningBroker, tmp_path: Path
+) -> None:
+    """``--no-settlement``: the process takes payments and keeps its revocation list fresh, but starts no reporter
+    and no redeemer (another process of the shop settles; on SQLite, ``netpay-vendor redeem``)."""
+    quiet = start_vendor(broker, tmp_path / "vendor", settlement=False, report_delay_s=0.01)
+    try:
+        c = buy_known_chain(broker, n=50)
+        assert quiet.pay(payment_of(quiet.quote("night-market-returns"), c.segment(0, 3))).status_code == 200
+        assert quiet.vendor._revocations is not None  # revocation refresh runs in every process
+        assert quiet.vendor.reporter._thread is None and quiet.vendor.redeemer._thread is None
+        assert quiet.vendor.redeemer.redeem()["accepted"] == 1  # settling by hand still works
+    finally:
+        quiet.stop()
