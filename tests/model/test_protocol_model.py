@@ -11,6 +11,14 @@ vendor's claim; coins above a release it signed), a vendor re-sending another's 
 same coins at a second vendor while the custodian is down, releases forged or replayed at the broker, release
 requests to a custodian from a vendor the broker never named (no grant, a stolen grant, an old grant).
 
+Hosted e-wallet customers (the broker keeps their chain; shops get grants, slices of it, through the real
+authorization-code redirect played by a requests session): honest moves are paying at a shop (a new grant when the
+e-wallet is elsewhere or the budget is spent: the holder releases, the slice starts there), and paying at A, then B,
+then A. Dishonest ones: a grant handed to its shop again (replayed) or to another shop, a shop redeeming or reporting
+coins beyond its grant (a guessed payword above the slice's top) or the part of an old slice it released (paywords it
+really knows). Their invariants are the same: no shop paid for a coin it did not take, nobody charged an overlap, and
+at the end each shop is paid exactly for what it took.
+
 After every step: the broker's books balance (``netpay-broker audit`` checks); no vendor was ever paid for a coin it
 did not accept, so no coin is paid to two vendors out of its chain (an overlap the customer caused is paid once more
 and charged to its account, and only a cheating customer is charged); refunds are exactly the coins not spent; every
@@ -47,18 +55,25 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
 
 from broker_stub.audit import audit_report
+from netpay.chain import ChainHasher
+from netpay.errors import NetPayError
 from netpay.keys import SigningKey, load_or_create_key
 from netpay.messages import (
     CustodyGrant,
     CustodyRelease,
+    HostedGrant,
     RedemptionBatch,
     RedemptionClaim,
     ReleaseRequest,
+    SpendEntry,
+    SpendReport,
     VendorCertificate,
 )
 from netpay.signed import Signed
 from tests.support.broker import RunningBroker, TestVendor, start_broker
+from tests.support.hosted import authorize, hosted_customer
 from tests.support.vendor import CARDS, NEWSPAPER, KnownChain, RunningVendor, payment_of, start_vendor
+from vendor_stub.hosted import GrantBook
 from vendor_stub.service import key_path
 
 #: The long run's number of steps (moves actually made; rules that find nothing to do are not counted).
@@ -136,6 +151,21 @@ class Customer:
     chains: list[Chain] = field(default_factory=list)
 
 
+@dataclass
+class HostedCustomer:
+    """A customer paying from a hosted e-wallet (a phone's browser): one hosted chain of LENGTH coins."""
+
+    name: str
+    token: str
+    account_id: str
+    cid: str
+    browser: requests.Session = field(default_factory=requests.Session)
+    index: int = 0  # coins spent
+    holder: int | None = None  # the shop holding the current grant
+    top: int = 0  # the current grant's to_index
+    accepted: list[tuple[int, int, int]] = field(default_factory=list)  # (vendor, from, to)
+
+
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     root = tmp_path_factory.mktemp("model")
@@ -169,6 +199,7 @@ class ProtocolModel(RuleBasedStateMachine):
         self.mallory_cert: Signed[VendorCertificate] = self.broker.register_vendor(self.mallory.vendor_id,
                                                                                    self.mallory.key)  # fmt: skip
         self.mallory_revoked = False
+        self.hosted: list[HostedCustomer] = []
 
     # -- helpers ------------------------------------------------------------------------------------------------
     def step(self, name: str) -> None:
@@ -534,6 +565,137 @@ class ProtocolModel(RuleBasedStateMachine):
         assert slot.running.dump() == before_vendor
         self.unchanged(before)
 
+    # -- hosted e-wallets and grants ------------------------------------------------------------------------------
+    @rule()
+    def hosted_customer_arrives(self) -> None:
+        if len(self.hosted) >= 2:
+            return
+        self.step("hosted customer arrives")
+        name, token = hosted_customer(self.broker, hosted_cents=LENGTH, topup=LENGTH)
+        auth = {"Authorization": f"Bearer {token}"}
+        account = self.broker.session.get(f"{self.broker.url}/v1/account", headers=auth).json()["account_id"]
+        [chain] = self.broker.session.get(f"{self.broker.url}/v1/account/hosted", headers=auth).json()["chains"]
+        self.hosted.append(HostedCustomer(name, token, account, chain["chain_id"]))
+
+    @rule(h=st.integers(0, 1), v=st.integers(0, 2), budget=st.integers(10, 40), times=st.integers(1, 3))
+    def hosted_pay(self, h: int, v: int, budget: int, times: int) -> None:
+        """The hosted customer buys at shop v: one tap under its grant, or a new grant (the e-wallet moves)."""
+        for _ in range(times):
+            self.hosted_pay_once(h, v, budget)
+
+    @rule(h=st.integers(0, 1), a=st.integers(0, 2), shift=st.integers(1, 2), budget=st.integers(10, 40))
+    def hosted_pay_at_a_then_b_then_a(self, h: int, a: int, shift: int, budget: int) -> None:
+        for v in (a, (a + shift) % 3, a):
+            self.hosted_pay_once(h, v, budget)
+
+    def hosted_pay_once(self, h: int, v: int, budget: int) -> None:
+        hc = self.pick(self.hosted, h)
+        slot = self.slots[v]
+        if hc is None or slot.running is None or hc.index + slot.price > LENGTH:
+            return
+        if hc.holder is not None and self.slots[hc.holder].running is None:
+            return  # the e-wallet stays with a shop that cannot release it (the broker says so; nothing moves)
+        if hc.holder == v and hc.index + slot.price <= hc.top:
+            self.step("hosted pay under the grant")
+            r = hc.browser.post(f"{slot.running.url}/hosted/buy/{slot.item}", allow_redirects=False)
+            STATS["checks"] += 1
+            assert r.status_code == 303 and "access=" in r.headers["location"], r.text
+        else:
+            self.step("hosted grant" if hc.holder in (None, v) else "hosted grant, the e-wallet moves")
+            coins = max(slot.price, min(budget, LENGTH - hc.index))
+            r = authorize(hc.browser, slot.running, hc.name, f"{coins // 100}.{coins % 100:02d}", item=slot.item)
+            STATS["checks"] += 1
+            assert r.status_code == 200 and "access=" in r.url, r.text
+            hc.holder, hc.top = v, hc.index + coins
+        hc.accepted.append((v, hc.index, hc.index + slot.price))
+        hc.index += slot.price
+
+    def hosted_grants(self, hc: HostedCustomer) -> list[tuple[HostedGrant, Any]]:
+        """The grants of the customer's chain, oldest first, with their broker rows."""
+        rows = self.db.query("SELECT * FROM hosted_grants WHERE chain_id = ? ORDER BY from_index, issued_at",
+                             (hc.cid,))  # fmt: skip
+        return [(Signed.from_wire(json.loads(r["wire"]), HostedGrant).body, r) for r in rows]
+
+    @rule(h=st.integers(0, 1), which=st.integers(0, 20), w=st.integers(1, 2),
+          kind=st.sampled_from(["replayed", "wrong_vendor", "beyond", "released"]))  # fmt: skip
+    def hosted_dishonest(self, h: int, which: int, w: int, kind: str) -> None:
+        """A grant handed to its shop again or to another shop; a shop redeeming (and reporting) coins beyond its
+        grant or the part of an old slice it released."""
+        hc = self.pick(self.hosted, h)
+        picked = self.pick(self.hosted_grants(hc), which) if hc is not None else None
+        if picked is None:
+            return
+        grant, row = picked
+        v = next(i for i, s in enumerate(self.slots) if s.vendor_id == grant.vendor_id)
+        target = v if kind in ("replayed", "beyond", "released") else (v + w) % 3
+        slot = self.slots[target]
+        if slot.running is None:
+            return
+        if kind in ("replayed", "wrong_vendor"):
+            self.dishonest(f"hosted grant {kind.replace('_', ' ')}")
+            cert = self.db.one("SELECT certificate FROM chains WHERE chain_id = ?", (hc.cid,))
+            answer = {"grant": json.loads(row["wire"]), "certificate": json.loads(cert[0])}
+            before, before_shop = self.money(), slot.running.dump()
+            with pytest.raises(NetPayError) as refused:
+                GrantBook(slot.running.vendor).accept(answer, secrets.token_urlsafe(16))
+            STATS["checks"] += 1
+            assert refused.value.code == ("replayed" if kind == "replayed" else "untrusted_signer"), refused.value
+            self.documented(refused.value.code)
+            assert slot.running.dump() == before_shop
+            self.unchanged(before)
+            return
+        hasher = ChainHasher(grant.chain_id)
+        if kind == "beyond":  # a payword above the slice's top: the shop can only guess it
+            if grant.to_index >= LENGTH:
+                return
+            lo, hi, word = grant.to_index, min(LENGTH, grant.to_index + 5), secrets.token_bytes(32)
+        else:  # the part of an ended slice the shop released (it knows those paywords), outside all its grants
+            if row["status"] != "ended" or row["end_index"] is None or row["end_index"] >= grant.to_index:
+                return
+            others = [(g.from_index, g.to_index) for g, r in self.hosted_grants(hc)
+                      if g.vendor_id == grant.vendor_id and r["grant_id"] != row["grant_id"]]  # fmt: skip
+            lo = int(row["end_index"])
+            for a, b in sorted(others):
+                if a <= lo < b:
+                    lo = b
+            hi = min([grant.to_index] + [a for a, _ in others if a > lo])
+            if lo >= hi:
+                return
+            word = hasher.walk(grant.top_payword, grant.to_index, hi)
+        self.dishonest(f"hosted shop redeems {kind} its grant" if kind == "beyond" else "hosted shop redeems released")
+        before = self.money()
+        resp = self.redeem_claims(slot, [(grant.chain_id, lo, hi, word)])
+        self.refused_claim(resp)
+        report = SpendReport(secrets.token_hex(8), slot.vendor_id, (SpendEntry(grant.chain_id, lo, hi, word),),
+                             int(time.time()))  # fmt: skip
+        resp = self.broker.session.post(f"{self.broker.url}/v1/spend-reports",
+                                        json=Signed.sign(report, slot.key).to_wire())  # fmt: skip
+        STATS["checks"] += 1
+        assert 400 <= resp.status_code < 500, resp.text
+        self.documented(resp.json()["error"]["code"])
+        self.unchanged(before)
+
+    @invariant()
+    def hosted_coins_are_paid_only_to_the_shop_that_took_them(self) -> None:
+        for hc in self.hosted:
+            for i, slot in enumerate(self.slots):
+                accepted = {k for (v, lo, hi) in hc.accepted if v == i for k in range(lo + 1, hi + 1)}
+                paid = [k for lo, hi in self.paid(slot.vendor_id, hc.cid) for k in range(lo + 1, hi + 1)]
+                STATS["checks"] += 1
+                assert len(paid) == len(set(paid)), f"{slot.vendor_id} paid twice on hosted {hc.cid}"
+                assert set(paid) <= accepted, f"{slot.vendor_id} paid for hosted coins it did not take on {hc.cid}"
+            row = self.db.one("SELECT COUNT(*) FROM custody_overlaps WHERE account_id = ?", (hc.account_id,))
+            STATS["checks"] += 1
+            assert row is not None and int(row[0]) == 0  # a hosted customer never spends twice
+
+    def hosted_paid_exactly(self) -> None:
+        for hc in self.hosted:
+            for i, slot in enumerate(self.slots):
+                accepted = {k for (v, lo, hi) in hc.accepted if v == i for k in range(lo + 1, hi + 1)}
+                paid = {k for lo, hi in self.paid(slot.vendor_id, hc.cid) for k in range(lo + 1, hi + 1)}
+                STATS["checks"] += 1
+                assert paid == accepted, (slot.vendor_id, hc.cid, sorted(accepted - paid))
+
     # -- invariants -----------------------------------------------------------------------------------------------
     @invariant()
     def books_balance(self) -> None:
@@ -594,6 +756,7 @@ class ProtocolModel(RuleBasedStateMachine):
                     paid = {k for lo, hi in self.paid(slot.vendor_id, chain.cid) for k in range(lo + 1, hi + 1)}
                     STATS["checks"] += 1
                     assert paid == accepted, (slot.vendor_id, chain.cid, sorted(accepted - paid))
+            self.hosted_paid_exactly()
             self.only_a_cheating_customer_is_charged()
             self.books_balance()
             STATS["runs"] += 1
