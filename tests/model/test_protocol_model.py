@@ -47,6 +47,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import pytest
 import requests
@@ -61,6 +62,7 @@ from netpay.keys import SigningKey, load_or_create_key
 from netpay.messages import (
     CustodyGrant,
     CustodyRelease,
+    GrantRequest,
     HostedGrant,
     RedemptionBatch,
     RedemptionClaim,
@@ -71,7 +73,7 @@ from netpay.messages import (
 )
 from netpay.signed import Signed
 from tests.support.broker import RunningBroker, TestVendor, start_broker
-from tests.support.hosted import authorize, hosted_customer
+from tests.support.hosted import PASSWORD, authorize, hidden_fields, hosted_customer
 from tests.support.vendor import CARDS, NEWSPAPER, KnownChain, RunningVendor, payment_of, start_vendor
 from vendor_stub.hosted import GrantBook
 from vendor_stub.service import key_path
@@ -609,6 +611,50 @@ class ProtocolModel(RuleBasedStateMachine):
             hc.holder, hc.top = v, hc.index + coins
         hc.accepted.append((v, hc.index, hc.index + slot.price))
         hc.index += slot.price
+
+    @rule(h=st.integers(0, 1), v=st.integers(0, 2), w=st.integers(0, 2), budget=st.integers(10, 40))
+    def hosted_code_replayed(self, h: int, v: int, w: int, budget: int) -> None:
+        """The customer allows shop v (the redirect played step by step, the code seen on its way back); once the shop
+        has redeemed it, the same code is sent again, by the shop or by another (signed by it): refused, nothing
+        granted."""
+        hc = self.pick(self.hosted, h)
+        slot = self.slots[v]
+        if hc is None or slot.running is None or hc.index + slot.price > LENGTH:
+            return
+        if hc.holder is not None and self.slots[hc.holder].running is None:
+            return
+        self.step("hosted grant" if hc.holder in (None, v) else "hosted grant, the e-wallet moves")
+        coins = max(slot.price, min(budget, LENGTH - hc.index))
+        page = hc.browser.get(f"{slot.running.url}/hosted/start?item={slot.item}")
+        if 'action="/hosted/login"' in page.text:
+            login = {**hidden_fields(page.text), "username": hc.name, "password": PASSWORD}
+            page = hc.browser.post(f"{self.broker.url}/hosted/login", data=login)
+        form = {**hidden_fields(page.text), "budget": f"{coins // 100}.{coins % 100:02d}", "duration": "86400",
+                "decision": "allow"}  # fmt: skip
+        r = hc.browser.post(f"{self.broker.url}/hosted/authorize", data=form, allow_redirects=False)
+        STATS["checks"] += 1
+        assert r.status_code == 303, r.text
+        redirect = r.headers["location"]
+        code = re.search(r"[?&]code=([^&]+)", redirect)
+        assert code is not None, redirect
+        r = hc.browser.get(redirect)  # back at the shop: it redeems the code and pays the item
+        assert r.status_code == 200 and "access=" in r.url, r.text
+        hc.holder, hc.top = v, hc.index + coins
+        hc.accepted.append((v, hc.index, hc.index + slot.price))
+        hc.index += slot.price
+        self.dishonest("hosted authorization code replayed" + (" by another shop" if w != v else ""))
+        replayer = self.slots[w]
+        before = self.money()
+        grants = self.db.query("SELECT COUNT(*) FROM hosted_grants")[0][0]
+        req = GrantRequest(replayer.vendor_id, unquote(code.group(1)), secrets.token_urlsafe(48),
+                           redirect.split("?", 1)[0], secrets.token_hex(8), int(time.time()))  # fmt: skip
+        resp = self.broker.session.post(f"{self.broker.url}/v1/hosted/grants",
+                                        json=Signed.sign(req, replayer.key).to_wire())  # fmt: skip
+        STATS["checks"] += 1
+        assert resp.status_code == 409 and resp.json()["error"]["code"] == "replayed", resp.text
+        self.documented(resp.json()["error"]["code"])
+        assert self.db.query("SELECT COUNT(*) FROM hosted_grants")[0][0] == grants
+        self.unchanged(before)
 
     def hosted_grants(self, hc: HostedCustomer) -> list[tuple[HostedGrant, Any]]:
         """The grants of the customer's chain, oldest first, with their broker rows."""
