@@ -22,11 +22,12 @@ demo: $(STAMP) sysdeps
 tour: $(STAMP)
 	$(VENV)/bin/netpay-demo --tour
 
-# The whole suite on SQLite, then the broker's and the vendor's suites again with their state in PostgreSQL (a private
-# cluster the tests start themselves). The races between processes and the tour on PostgreSQL run in the first pass.
+# The whole suite on SQLite, then the broker's, the vendor's and the hosted e-wallet's suites again with their state in
+# PostgreSQL (a private cluster the tests start themselves). The races between processes and the tour on PostgreSQL
+# run in the first pass.
 test: $(STAMP) sysdeps
 	$(PY) -m pytest $(PYTEST_ARGS)
-	NETPAY_TEST_DB=postgresql $(PY) -m pytest tests/broker_stub tests/vendor_stub \
+	NETPAY_TEST_DB=postgresql $(PY) -m pytest tests/broker_stub tests/vendor_stub tests/hosted \
 		--ignore=tests/broker_stub/test_pg_races.py $(PYTEST_ARGS)
 
 bench: $(STAMP) sysdeps
