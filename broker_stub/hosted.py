@@ -51,6 +51,7 @@ from netpay.errors import (
 from netpay.messages import CustodyRelease, GrantRequest, HostedGrant
 from netpay.money import Money
 from netpay.signed import Signed
+from netpay_web.db import lock_keys
 
 __all__ = ["CODE_TTL_S", "DURATIONS", "HostedService", "pkce_challenge"]
 
@@ -303,6 +304,7 @@ class HostedService:
             # the e-wallet moves (or the same shop asks again): the last custodian releases first
             self._end_grant(row, "renewed" if row["vendor_id"] == vendor_id else "handed_on")
         with self.core.db.tx() as c:
+            lock_keys(c, f"chain:{cid}")  # two grants of one chain at once (two processes): one after the other
             h = c.execute("SELECT * FROM hosted_chains WHERE chain_id = ?", (cid,)).fetchone()
             ch = c.execute("SELECT * FROM chains WHERE chain_id = ?", (cid,)).fetchone()
             if c.execute("SELECT 1 FROM hosted_grants WHERE chain_id = ? AND status = 'active'", (cid,)).fetchone():
@@ -383,6 +385,7 @@ class HostedService:
         if release is None and chain["custodian"] == grant["vendor_id"] and reason != "returned":
             return
         with self.core.db.tx() as c:
+            lock_keys(c, f"chain:{grant['chain_id']}")
             g = c.execute("SELECT * FROM hosted_grants WHERE grant_id = ?", (grant["grant_id"],)).fetchone()
             if g["status"] != "active":
                 return
