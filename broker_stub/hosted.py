@@ -392,7 +392,8 @@ class HostedService:
             end = int(g["to_index"])
             if release is not None and self._accept_release(c, g, release):
                 end = release.body.last_index
-                windows.end_grant_window(c, g["chain_id"], g["vendor_id"], end)
+                windows.end_grant_window(c, g["chain_id"], g["vendor_id"], (int(g["from_index"]), int(g["to_index"])),
+                                         end)  # fmt: skip
             now = self.core.now()
             c.execute(
                 "UPDATE hosted_grants SET status = ?, end_index = ?, ended_at = ?, end_reason = ? WHERE grant_id = ?",

@@ -165,15 +165,19 @@ def open_grant_window(c: sqlite3.Connection, cid: str, vendor_id: str, lower: in
     return seq + 1
 
 
-def end_grant_window(c: sqlite3.Connection, cid: str, vendor_id: str, last_index: int) -> None:
-    """The vendor of the chain's current grant released it to the broker at ``last_index`` (inside the slice,
-    checked): its window ends there, and the coins above are the hosted e-wallet's again."""
-    c.execute(
+def end_grant_window(c: sqlite3.Connection, cid: str, vendor_id: str, grant: Range, last_index: int) -> None:
+    """The vendor of the grant of coins ``grant`` = (from, to] released the chain to the broker at ``last_index``
+    (inside the slice, checked): the grant's window ends there, and the coins above are the hosted e-wallet's again."""
+    lo, hi = grant
+    if not lo <= last_index <= hi:
+        raise ValueError("a release outside the grant's slice")
+    changed = c.execute(
         "UPDATE custody SET upper_index = ?, upper_source = 'release' WHERE chain_id = ? AND vendor_id = ? "
-        "AND upper_source = 'grant' AND lower_index <= ? AND upper_index >= ? "
-        "AND seq = (SELECT MAX(seq) FROM custody WHERE chain_id = ?)",
-        (last_index, cid, vendor_id, last_index, last_index, cid),
-    )
+        "AND lower_index = ? AND lower_source = 'grant' AND upper_index = ? AND upper_source = 'grant'",
+        (last_index, cid, vendor_id, lo, hi),
+    ).rowcount
+    if changed != 1:  # the grant's window must end here, else its vendor could be paid above its release
+        raise RuntimeError(f"chain {cid}: no open window of {vendor_id}'s grant ({lo}, {hi}]")
 
 
 def close_window(c: sqlite3.Connection, cid: str, final_index: int) -> None:
