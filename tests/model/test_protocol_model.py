@@ -73,7 +73,7 @@ from netpay.messages import (
 )
 from netpay.signed import Signed
 from tests.support.broker import RunningBroker, TestVendor, start_broker
-from tests.support.hosted import PASSWORD, authorize, hidden_fields, hosted_customer
+from tests.support.hosted import PASSWORD, hidden_fields, hosted_customer
 from tests.support.vendor import CARDS, NEWSPAPER, KnownChain, RunningVendor, payment_of, start_vendor
 from vendor_stub.hosted import GrantBook
 from vendor_stub.service import key_path
@@ -610,17 +610,37 @@ class ProtocolModel(RuleBasedStateMachine):
             # the shop's grant has ended there; the customer allows the shop again (the broker asks again and gets
             # the same release).
             self.hosted_refused(r, "a hosted grant ended at its shop, unheard by the broker")
+        self.hosted_allow(hc, v, budget)
+
+    def hosted_allow(self, hc: HostedCustomer, v: int, budget: int) -> str:
+        """The customer allows shop v a budget: shop → broker (log in) → approve → back at the shop, which redeems
+        the code and pays the item. Played step by step, stopping at the shop's redirect to the item (opening it
+        would write to the shop's database after this move). Returns the code the shop got."""
+        slot = self.slots[v]
+        assert slot.running is not None
         self.step("hosted grant" if hc.holder in (None, v) else "hosted grant, the e-wallet moves")
         coins = max(slot.price, min(budget, LENGTH - hc.index))
-        r = authorize(hc.browser, slot.running, hc.name, f"{coins // 100}.{coins % 100:02d}", item=slot.item)
+        page = hc.browser.get(f"{slot.running.url}/hosted/start?item={slot.item}")
+        if 'action="/hosted/login"' in page.text:
+            login = {**hidden_fields(page.text), "username": hc.name, "password": PASSWORD}
+            page = hc.browser.post(f"{self.broker.url}/hosted/login", data=login)
+        form = {**hidden_fields(page.text), "budget": f"{coins // 100}.{coins % 100:02d}", "duration": "86400",
+                "decision": "allow"}  # fmt: skip
+        r = hc.browser.post(f"{self.broker.url}/hosted/authorize", data=form, allow_redirects=False)
         STATS["checks"] += 1
-        if r.status_code != 200:  # the holder did not answer the broker's close request in time: nothing moves
+        assert r.status_code == 303, r.text
+        redirect = r.headers["location"]
+        code = re.search(r"[?&]code=([^&]+)", redirect)
+        assert code is not None, redirect
+        r = hc.browser.get(redirect, allow_redirects=False)  # back at the shop: it redeems the code, pays the item
+        if r.status_code == 303:
+            assert "access=" in r.headers["location"], r.headers
+            hc.holder, hc.top = v, hc.index + coins
+            hc.accepted.append((v, hc.index, hc.index + slot.price))
+            hc.index += slot.price
+        else:  # the holder did not answer the broker's close request in time: nothing moves
             self.hosted_refused(r, "hosted grant refused: the holder did not release in time")
-            return
-        assert "access=" in r.url, r.url
-        hc.holder, hc.top = v, hc.index + coins
-        hc.accepted.append((v, hc.index, hc.index + slot.price))
-        hc.index += slot.price
+        return unquote(code.group(1))
 
     def hosted_refused(self, r: requests.Response, what: str) -> None:
         """An honest hosted move refused because a shop did not answer in time: a documented code, nothing paid."""
@@ -639,34 +659,13 @@ class ProtocolModel(RuleBasedStateMachine):
             return
         if hc.holder is not None and self.slots[hc.holder].running is None:
             return
-        self.step("hosted grant" if hc.holder in (None, v) else "hosted grant, the e-wallet moves")
-        coins = max(slot.price, min(budget, LENGTH - hc.index))
-        page = hc.browser.get(f"{slot.running.url}/hosted/start?item={slot.item}")
-        if 'action="/hosted/login"' in page.text:
-            login = {**hidden_fields(page.text), "username": hc.name, "password": PASSWORD}
-            page = hc.browser.post(f"{self.broker.url}/hosted/login", data=login)
-        form = {**hidden_fields(page.text), "budget": f"{coins // 100}.{coins % 100:02d}", "duration": "86400",
-                "decision": "allow"}  # fmt: skip
-        r = hc.browser.post(f"{self.broker.url}/hosted/authorize", data=form, allow_redirects=False)
-        STATS["checks"] += 1
-        assert r.status_code == 303, r.text
-        redirect = r.headers["location"]
-        code = re.search(r"[?&]code=([^&]+)", redirect)
-        assert code is not None, redirect
-        r = hc.browser.get(redirect)  # back at the shop: it redeems the code and pays the item
-        if r.status_code == 200:
-            assert "access=" in r.url, r.url
-            hc.holder, hc.top = v, hc.index + coins
-            hc.accepted.append((v, hc.index, hc.index + slot.price))
-            hc.index += slot.price
-        else:  # the holder did not answer the broker's close request in time: nothing moves
-            self.hosted_refused(r, "hosted grant refused: the holder did not release in time")
+        code = self.hosted_allow(hc, v, budget)
         self.dishonest("hosted authorization code replayed" + (" by another shop" if w != v else ""))
         replayer = self.slots[w]
         before = self.money()
         grants = self.db.query("SELECT COUNT(*) FROM hosted_grants")[0][0]
-        req = GrantRequest(replayer.vendor_id, unquote(code.group(1)), secrets.token_urlsafe(48),
-                           redirect.split("?", 1)[0], secrets.token_hex(8), int(time.time()))  # fmt: skip
+        req = GrantRequest(replayer.vendor_id, code, secrets.token_urlsafe(48), f"{slot.running.url}/hosted/callback",
+                           secrets.token_hex(8), int(time.time()))  # fmt: skip
         resp = self.broker.session.post(f"{self.broker.url}/v1/hosted/grants",
                                         json=Signed.sign(req, replayer.key).to_wire())  # fmt: skip
         STATS["checks"] += 1
