@@ -144,6 +144,7 @@ def test_slice_limits(broker: RunningBroker, vendor: RunningVendor) -> None:
     browser = requests.Session()
     assert _authorize(browser, vendor, name, "0.08").status_code == 200  # night-market-returns: 3 of 8
     assert _buy(browser, vendor, "observatory-finds-comet").status_code == 303  # 7 of 8
+    vendor.vendor.reporter.flush()  # its report must not land between the snapshot and the check
     dump = vendor.dump()
     r = _buy(browser, vendor, "night-market-returns")  # 3 more: over the grant
     assert r.status_code == 402 and 'data-code="insufficient_coins"' in r.text
