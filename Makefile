@@ -22,13 +22,13 @@ demo: $(STAMP) sysdeps
 tour: $(STAMP)
 	$(VENV)/bin/netpay-demo --tour
 
-# The whole suite on SQLite, then the broker's and the vendor's suites again with their state in PostgreSQL (a private
-# cluster the tests start themselves). What runs on PostgreSQL in several processes whatever NETPAY_TEST_DB says runs
-# in the first pass only: the races between processes, the tour on PostgreSQL, the stateful ledger test on two broker
-# processes and the protocol model with the broker and every shop in several processes.
+# The whole suite on SQLite, then the broker's, the vendor's and the hosted e-wallet's suites again with their state in
+# PostgreSQL (a private cluster the tests start themselves). What runs on PostgreSQL in several processes whatever
+# NETPAY_TEST_DB says runs in the first pass only: the races between processes, the tour on PostgreSQL, the stateful
+# ledger test on two broker processes and the protocol model with the broker and every shop in several processes.
 test: $(STAMP) sysdeps
 	$(PY) -m pytest $(PYTEST_ARGS)
-	NETPAY_TEST_DB=postgresql $(PY) -m pytest tests/broker_stub tests/vendor_stub \
+	NETPAY_TEST_DB=postgresql $(PY) -m pytest tests/broker_stub tests/vendor_stub tests/hosted \
 		--ignore=tests/broker_stub/test_pg_races.py \
 		--deselect tests/broker_stub/test_stateful.py::test_ledger_on_two_broker_processes $(PYTEST_ARGS)
 

@@ -9,7 +9,6 @@ from typing import Any
 
 from broker_stub import windows
 from broker_stub.core import BrokerCore, request_hash
-from broker_stub.hosted import outside_grants
 from broker_stub.points import verify_point
 from broker_stub.vendors import VendorService, parse_signed
 from netpay.errors import (
@@ -157,12 +156,16 @@ class CustodyService:
                     ).fetchone()
                     if held is None:
                         raise Forbidden("this vendor never held custody of the chain", chain_id=cid)
-                    if (why := outside_grants(c, report.vendor_id, cid, entry.from_index, entry.to_index)) is not None:
-                        raise Forbidden(why, chain_id=cid, reason="outside_grant")
                     if chain["final_index"] is not None and entry.to_index > chain["final_index"]:
                         raise Revoked(
                             "the chain was closed below this index", chain_id=cid, final_index=chain["final_index"]
                         )
+                    end = chain["final_index"] if chain["final_index"] is not None else chain["length"]
+                    if out := windows.outside(c, cid, end, report.vendor_id, entry.from_index, entry.to_index):
+                        # the same rule as redemption's: a vendor reports only coins of its own custody windows (a
+                        # hosted grant's vendor knows the paywords of the part of its slice it released)
+                        raise Forbidden("these coins are outside this vendor's custody windows", chain_id=cid,
+                                        reason="outside_custody", outside=[list(p) for p in out])  # fmt: skip
                     verify_point(c, cid, entry.to_index, entry.payword)
                     if entry.to_index > chain["reported_index"]:
                         c.execute(

@@ -9,7 +9,10 @@ Grants come from an authorization-code redirect (:mod:`broker_stub.hosted_pages`
 duration for the vendor named in its certificate, the broker stores the hash of a one-use code bound to the vendor,
 the redirect URI and a PKCE S256 challenge; the vendor redeems the code with a signed :class:`GrantRequest`.
 
-One chain has at most one active grant (one custodian). When another vendor (or the same one again) needs the chain,
+Each grant is a custody window of the chain (:func:`broker_stub.windows.open_grant_window`): coins
+``from_index+1..to_index``, both bounds hard, so the rules that pay any chain's coins (redemption inside the
+claimant's windows, the overlap rule, spend reports inside the reporter's windows) pay a hosted chain's too. One chain
+has at most one active grant (one custodian). When another vendor (or the same one again) needs the chain,
 or the customer revokes a grant, or it expires, the broker ends the grant with the existing close request (the
 custodian's signed release at its last index, :meth:`ClosingService._ask_custodian`): the coins above that index are
 the hosted wallet's again. A custodian that does not answer keeps its whole slice (it may have spent it).
@@ -29,6 +32,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from broker_stub import windows
 from broker_stub.closing import ClosingService
 from broker_stub.core import BrokerCore, request_hash
 from broker_stub.issuing import IssuingService
@@ -47,8 +51,9 @@ from netpay.errors import (
 from netpay.messages import CustodyRelease, GrantRequest, HostedGrant
 from netpay.money import Money
 from netpay.signed import Signed
+from netpay_web.db import lock_keys
 
-__all__ = ["CODE_TTL_S", "DURATIONS", "HostedService", "outside_grants", "pkce_challenge"]
+__all__ = ["CODE_TTL_S", "DURATIONS", "HostedService", "pkce_challenge"]
 
 #: An authorization code is good for this long, once.
 CODE_TTL_S = 120
@@ -59,33 +64,6 @@ DURATIONS: dict[int, str] = {3600: "1 hour", 86400: "1 day", 7 * 86400: "7 days"
 def pkce_challenge(verifier: str) -> str:
     """The S256 code challenge of a PKCE verifier (RFC 7636 §4.2)."""
     return base64.urlsafe_b64encode(hashlib.sha256(verifier.encode("ascii")).digest()).rstrip(b"=").decode("ascii")
-
-
-def outside_grants(c: sqlite3.Connection, vendor_id: str, chain_id: str, from_index: int, to_index: int) -> str | None:
-    """Why coins ``from_index+1..to_index`` of a hosted chain are not ``vendor_id``'s to report or redeem, or None.
-
-    A vendor's coins of a hosted chain are those of its grants: up to the release index of an ended grant (the coins
-    above it went back to the hosted e-wallet, and on to the next vendor), up to the top of an active one (or of one
-    ended without a release). A vendor still knows the paywords of its whole old slice; this is what stops it from
-    spending the part it released. Chains that are not hosted: None (the custody rules apply as for any chain)."""
-    if c.execute("SELECT 1 FROM hosted_chains WHERE chain_id = ?", (chain_id,)).fetchone() is None:
-        return None
-    windows = sorted(
-        (int(g[0]), int(g[1]) if g[2] == "active" or g[3] is None else int(g[3]))
-        for g in c.execute(
-            "SELECT from_index, to_index, status, end_index FROM hosted_grants WHERE chain_id = ? AND vendor_id = ?",
-            (chain_id, vendor_id),
-        )
-    )
-    merged: list[list[int]] = []
-    for lo, hi in windows:  # adjacent slices (the same shop asked again) form one window
-        if merged and lo <= merged[-1][1]:
-            merged[-1][1] = max(merged[-1][1], hi)
-        else:
-            merged.append([lo, hi])
-    if any(lo <= from_index and to_index <= hi for lo, hi in merged):
-        return None
-    return f"coins {from_index + 1}..{to_index} of this hosted chain are outside this vendor's grants"
 
 
 def _code_hash(code: str) -> str:
@@ -326,6 +304,7 @@ class HostedService:
             # the e-wallet moves (or the same shop asks again): the last custodian releases first
             self._end_grant(row, "renewed" if row["vendor_id"] == vendor_id else "handed_on")
         with self.core.db.tx() as c:
+            lock_keys(c, f"chain:{cid}")  # two grants of one chain at once (two processes): one after the other
             h = c.execute("SELECT * FROM hosted_chains WHERE chain_id = ?", (cid,)).fetchone()
             ch = c.execute("SELECT * FROM chains WHERE chain_id = ?", (cid,)).fetchone()
             if c.execute("SELECT 1 FROM hosted_grants WHERE chain_id = ? AND status = 'active'", (cid,)).fetchone():
@@ -354,11 +333,7 @@ class HostedService:
                  json.dumps(wire)),
             )  # fmt: skip
             c.execute("UPDATE hosted_chains SET free_index = ? WHERE chain_id = ?", (start + coins, cid))
-            seq = c.execute("SELECT COUNT(*) FROM custody WHERE chain_id = ?", (cid,)).fetchone()[0]
-            c.execute(
-                "INSERT INTO custody (chain_id, seq, vendor_id, claimed_at, lower_index) VALUES (?,?,?,?,?)",
-                (cid, seq + 1, vendor_id, now, start),
-            )
+            windows.open_grant_window(c, cid, vendor_id, start, start + coins, now)
             c.execute("UPDATE chains SET custodian = ? WHERE chain_id = ?", (vendor_id, cid))
         return {"grant": wire, "certificate": json.loads(ch["certificate"])}
 
@@ -410,12 +385,15 @@ class HostedService:
         if release is None and chain["custodian"] == grant["vendor_id"] and reason != "returned":
             return
         with self.core.db.tx() as c:
+            lock_keys(c, f"chain:{grant['chain_id']}")
             g = c.execute("SELECT * FROM hosted_grants WHERE grant_id = ?", (grant["grant_id"],)).fetchone()
             if g["status"] != "active":
                 return
             end = int(g["to_index"])
             if release is not None and self._accept_release(c, g, release):
                 end = release.body.last_index
+                windows.end_grant_window(c, g["chain_id"], g["vendor_id"], (int(g["from_index"]), int(g["to_index"])),
+                                         end)  # fmt: skip
             now = self.core.now()
             c.execute(
                 "UPDATE hosted_grants SET status = ?, end_index = ?, ended_at = ?, end_reason = ? WHERE grant_id = ?",

@@ -29,7 +29,6 @@ from typing import Any
 from broker_stub import ledger, windows
 from broker_stub.core import BrokerCore, request_hash
 from broker_stub.custody import CustodyService
-from broker_stub.hosted import outside_grants
 from broker_stub.ledger import Leg
 from broker_stub.points import verify_point
 from broker_stub.revocation import revoke
@@ -199,8 +198,6 @@ class RedemptionService:
             is None
         ):
             raise _Reject("not_custodian", "this vendor never held custody of the chain")
-        if (why := outside_grants(c, batch.vendor_id, cid, claim.from_index, claim.to_index)) is not None:
-            raise _Reject("not_custodian", why)  # a hosted chain: only the coins of this vendor's grants
         if claim.release is not None:
             self._store_release(c, cid, batch.vendor_id, claim)
         if chain[2] is not None and claim.to_index > chain[2]:

@@ -152,8 +152,23 @@ CREATE TABLE peer_listings (
 CREATE INDEX peer_listings_by_title ON peer_listings (title);
 """
 
+# Hosted grants are custody windows (broker_stub.windows): windows a grant opened before this migration get the
+# grant's bounds, both hard (lower ``grant``; upper the top of an active grant, or where an ended one ended: its
+# vendor's release, or the top of the slice). Written before windows had upper bounds, they were all left open.
+_V7 = """
+UPDATE custody SET lower_source = 'grant',
+    upper_index = (SELECT CASE WHEN g.status = 'active' OR g.end_index IS NULL THEN g.to_index ELSE g.end_index END
+        FROM hosted_grants g WHERE g.chain_id = custody.chain_id AND g.vendor_id = custody.vendor_id
+        AND g.from_index = custody.lower_index ORDER BY g.issued_at DESC LIMIT 1),
+    upper_source = (SELECT CASE WHEN g.status = 'active' OR g.end_index IS NULL OR g.end_index = g.to_index
+        THEN 'grant' ELSE 'release' END
+        FROM hosted_grants g WHERE g.chain_id = custody.chain_id AND g.vendor_id = custody.vendor_id
+        AND g.from_index = custody.lower_index ORDER BY g.issued_at DESC LIMIT 1)
+WHERE chain_id IN (SELECT chain_id FROM hosted_chains);
+"""
+
 #: Migration i (1-based) brings the schema to version i. Append only; never edit a released one.
-MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4, _V5, _V6]
+MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4, _V5, _V6, _V7]
 
 
 def open_database(target: Path | str) -> AnyDatabase:

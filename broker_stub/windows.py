@@ -5,16 +5,24 @@ The broker keeps, per chain, the sequence of custodians (table ``custody``, one 
 
 - ``lower_index`` is where the vendor took custody: the broker's lower bound of the chain's index when it claimed
   (``lower_source`` ``issued`` for the first custodian, ``reported`` after a hand-off), raised to the previous
-  custodian's release index once that release is known (``release``).
+  custodian's release index once that release is known (``release``); for a hosted e-wallet's grant, the start of
+  the slice (``grant``).
 - ``upper_index`` is where it gave custody up: NULL while it holds the chain; the broker's lower bound at the moment
   the next vendor claimed (``upper_source = 'handed'``) when no release is known; the ``last_index`` of the release
-  it signed (``release``); or the final index of a closed chain (``closed``).
+  it signed (``release``); or the final index of a closed chain (``closed``). A hosted e-wallet's grant opens its window
+  with the top of the slice (``grant``): the vendor holds only the payword there, so it can take no coin above; when
+  the grant ends with the vendor's release to the broker, the release's index (``release``).
 
 A ``handed`` upper bound is not a limit: the vendor did not answer the release request, so it may honestly have
 accepted coins above the index the broker handed on. Such a window reaches up to where the next window ends (the
 next custodian's release, or the chain's end while the next custodian holds it). Where it overlaps the next window
 and both vendors were paid for the same coins, the customer spent them twice (the overlap rule, in
-:mod:`broker_stub.redemption`). ``release`` and ``closed`` upper bounds are hard: the vendor signed that it stopped.
+:mod:`broker_stub.redemption`). ``release``, ``closed`` and ``grant`` upper bounds are hard: the vendor signed that it
+stopped, or could not go on.
+
+A hosted chain's custody is its grants (:mod:`broker_stub.hosted`): one window per grant, opened by
+:func:`open_grant_window` and ended by :func:`end_grant_window`, and the same rules pay its coins as any chain's
+(redemption inside the claimant's windows, the overlap rule, spend reports inside the reporter's windows).
 """
 
 from __future__ import annotations
@@ -23,7 +31,23 @@ import itertools
 import sqlite3
 from dataclasses import dataclass
 
-__all__ = ["Window", "close_window", "covered", "effective_uppers", "load", "open_window", "record_release"]
+__all__ = [
+    "HARD",
+    "Window",
+    "close_window",
+    "covered",
+    "effective_uppers",
+    "end_grant_window",
+    "load",
+    "open_grant_window",
+    "open_window",
+    "outside",
+    "record_release",
+]
+
+#: Upper bounds a window cannot reach over: the vendor released there, the chain closed there, or (a hosted grant)
+#: the vendor was never given a payword above it.
+HARD = ("release", "closed", "grant")
 
 Range = tuple[int, int]
 
@@ -70,7 +94,7 @@ def effective_uppers(windows: list[Window], end: int) -> list[int]:
         w = windows[i]
         if w.upper is None:
             reach[i] = end
-        elif w.upper_source in ("release", "closed"):
+        elif w.upper_source in HARD:
             reach[i] = min(w.upper, end)
         else:  # handed without a release: up to where the next window reaches
             reach[i] = max(min(w.upper, end), reach[i + 1] if i + 1 < len(windows) else end)
@@ -106,6 +130,13 @@ def subtract(lo: int, hi: int, parts: list[Range]) -> list[Range]:
     return out
 
 
+def outside(c: sqlite3.Connection, cid: str, end: int, vendor_id: str, lo: int, hi: int) -> list[Range]:
+    """The parts of coins ``(lo, hi]`` outside ``vendor_id``'s windows of chain ``cid`` (``end`` as for
+    :func:`effective_uppers`); empty when they are all its own."""
+    wins = load(c, cid)
+    return subtract(lo, hi, covered(wins, effective_uppers(wins, end), vendor_id, lo, hi))
+
+
 def open_window(c: sqlite3.Connection, cid: str, vendor_id: str, lower: int, at: int) -> int:
     """Close the current window as handed on at ``lower`` and open one for ``vendor_id``; returns its number."""
     seq = int(c.execute("SELECT COALESCE(MAX(seq), 0) FROM custody WHERE chain_id = ?", (cid,)).fetchone()[0])
@@ -120,6 +151,33 @@ def open_window(c: sqlite3.Connection, cid: str, vendor_id: str, lower: int, at:
         (cid, seq + 1, vendor_id, at, lower, "reported" if seq else "issued"),
     )
     return seq + 1
+
+
+def open_grant_window(c: sqlite3.Connection, cid: str, vendor_id: str, lower: int, upper: int, at: int) -> int:
+    """A hosted grant of coins ``(lower, upper]`` to ``vendor_id``: a window with both bounds hard from the start (the
+    previous grant of the chain has ended: with its vendor's release, or at its own top). Returns its number."""
+    seq = int(c.execute("SELECT COALESCE(MAX(seq), 0) FROM custody WHERE chain_id = ?", (cid,)).fetchone()[0])
+    c.execute(
+        "INSERT INTO custody (chain_id, seq, vendor_id, claimed_at, lower_index, lower_source, upper_index, "
+        "upper_source) VALUES (?,?,?,?,?,'grant',?,'grant')",
+        (cid, seq + 1, vendor_id, at, lower, upper),
+    )
+    return seq + 1
+
+
+def end_grant_window(c: sqlite3.Connection, cid: str, vendor_id: str, grant: Range, last_index: int) -> None:
+    """The vendor of the grant of coins ``grant`` = (from, to] released the chain to the broker at ``last_index``
+    (inside the slice, checked): the grant's window ends there, and the coins above are the hosted e-wallet's again."""
+    lo, hi = grant
+    if not lo <= last_index <= hi:
+        raise ValueError("a release outside the grant's slice")
+    changed = c.execute(
+        "UPDATE custody SET upper_index = ?, upper_source = 'release' WHERE chain_id = ? AND vendor_id = ? "
+        "AND lower_index = ? AND lower_source = 'grant' AND upper_index = ? AND upper_source = 'grant'",
+        (last_index, cid, vendor_id, lo, hi),
+    ).rowcount
+    if changed != 1:  # the grant's window must end here, else its vendor could be paid above its release
+        raise RuntimeError(f"chain {cid}: no open window of {vendor_id}'s grant ({lo}, {hi}]")
 
 
 def close_window(c: sqlite3.Connection, cid: str, final_index: int) -> None:
@@ -144,7 +202,7 @@ def record_release(c: sqlite3.Connection, cid: str, released_by: str, released_t
     ]
     if any(prev.upper_source == "release" and prev.upper == last_index for prev, _ in pairs):
         return "known"  # (a hand-off with no coin in between can share its index with a later one)
-    open_pairs = [(prev, nxt) for prev, nxt in pairs if prev.upper_source != "release"]
+    open_pairs = [(prev, nxt) for prev, nxt in pairs if prev.upper_source not in HARD]
     if not open_pairs:
         return "conflicting" if pairs else "no_handoff"
     prev, nxt = open_pairs[-1]

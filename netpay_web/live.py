@@ -18,12 +18,19 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
+#: How long an idle keep-alive connection stays open (uvicorn's default is 5 s). A client that reuses a pooled
+#: connection just as the server closes it gets ``RemoteDisconnected`` for a request the server never read; tests pause
+#: between requests for seconds (a slow machine, a long model run), so the servers here keep idle connections long.
+KEEP_ALIVE_S = 600
+
+
 class LiveServer:
     """A real uvicorn server on ``host:port`` in a daemon thread. ``url`` is its base URL."""
 
     def __init__(self, app: Any, host: str = "127.0.0.1", port: int | None = None, **config: Any) -> None:
         self.host = host
         self.port = port or free_port(host)
+        config.setdefault("timeout_keep_alive", KEEP_ALIVE_S)
         cfg = uvicorn.Config(app, host=host, port=self.port, log_level="warning", lifespan="on", **config)
         self.server = uvicorn.Server(cfg)
         self._thread = threading.Thread(target=self.server.run, name=f"uvicorn:{self.port}", daemon=True)

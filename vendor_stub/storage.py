@@ -150,6 +150,31 @@ MIGRATIONS: list[str] = [
         expires_at INTEGER NOT NULL
     );
     """,
+    # 6: "Pay with my NetPay account" (vendor_stub.hosted) kept on disk, so a restarted shop or another of its processes
+    # finishes an authorization it started and honours a grant another took: authorizations under way (the hash of
+    # their state, the PKCE verifier, the item to pay once back), and the broker-signed grants this shop accepted, each
+    # once (grant_id), with the hash of the browser session that uses it; a newer grant of the chain ends the older
+    """
+    CREATE TABLE hosted_pending (
+        state_hash TEXT PRIMARY KEY,
+        verifier TEXT NOT NULL,
+        item_id TEXT NOT NULL,
+        expires_at INTEGER NOT NULL
+    );
+    CREATE TABLE hosted_grants (
+        grant_id TEXT PRIMARY KEY,
+        chain_id TEXT NOT NULL,
+        from_index INTEGER NOT NULL,
+        to_index INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        grant_wire TEXT NOT NULL,
+        session_hash TEXT NOT NULL UNIQUE,
+        status TEXT NOT NULL CHECK (status IN ('active', 'ended')),
+        accepted_at INTEGER NOT NULL,
+        CHECK (from_index < to_index)
+    );
+    CREATE INDEX hosted_grants_by_chain ON hosted_grants(chain_id, status);
+    """,
 ]
 
 

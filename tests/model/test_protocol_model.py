@@ -11,6 +11,14 @@ vendor's claim; coins above a release it signed), a vendor re-sending another's 
 same coins at a second vendor while the custodian is down, releases forged or replayed at the broker, release
 requests to a custodian from a vendor the broker never named (no grant, a stolen grant, an old grant).
 
+Hosted e-wallet customers (the broker keeps their chain; shops get grants, slices of it, through the real
+authorization-code redirect played by a requests session): honest moves are paying at a shop (a new grant when the
+e-wallet is elsewhere or the budget is spent: the holder releases, the slice starts there), and paying at A, then B,
+then A. Dishonest ones: a grant handed to its shop again (replayed) or to another shop, a shop redeeming or reporting
+coins beyond its grant (a guessed payword above the slice's top) or the part of an old slice it released (paywords it
+really knows). Their invariants are the same: no shop paid for a coin it did not take, nobody charged an overlap, and
+at the end each shop is paid exactly for what it took.
+
 After every step: the broker's books balance (``netpay-broker audit`` checks); no vendor was ever paid for a coin it
 did not accept, so no coin is paid to two vendors out of its chain (an overlap the customer caused is paid once more
 and charged to its account, and only a cheating customer is charged); refunds are exactly the coins not spent; every
@@ -49,6 +57,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
+from urllib.parse import unquote
 
 import pytest
 import requests
@@ -57,22 +66,30 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
 
 from broker_stub.audit import audit_report
+from netpay.chain import ChainHasher
+from netpay.errors import NetPayError
 from netpay.keys import SigningKey, load_or_create_key
 from netpay.messages import (
     CustodyGrant,
     CustodyRelease,
+    GrantRequest,
+    HostedGrant,
     RedemptionBatch,
     RedemptionClaim,
     ReleaseRequest,
     Segment,
+    SpendEntry,
+    SpendReport,
     VendorCertificate,
 )
 from netpay.signed import Signed
 from netpay_web.live import free_port
 from tests.support.broker import RunningBroker, TestVendor, start_broker
+from tests.support.hosted import PASSWORD, hidden_fields, hosted_customer
 from tests.support.postgres import database_url_for, postgres_available
 from tests.support.processes import ServerProcess, spawn_broker, spawn_vendor
 from tests.support.vendor import CARDS, NEWSPAPER, KnownChain, RunningVendor, get_quote, payment_of, start_vendor
+from vendor_stub.hosted import GrantBook
 from vendor_stub.service import key_path
 
 #: The long run's number of steps (moves actually made; rules that find nothing to do are not counted).
@@ -193,6 +210,21 @@ class Customer:
     chains: list[Chain] = field(default_factory=list)
 
 
+@dataclass
+class HostedCustomer:
+    """A customer paying from a hosted e-wallet (a phone's browser): one hosted chain of LENGTH coins."""
+
+    name: str
+    token: str
+    account_id: str
+    cid: str
+    browser: requests.Session = field(default_factory=requests.Session)
+    index: int = 0  # coins spent
+    holder: int | None = None  # the shop holding the current grant
+    top: int = 0  # the current grant's to_index
+    accepted: list[tuple[int, int, int]] = field(default_factory=list)  # (vendor, from, to)
+
+
 @pytest.fixture(scope="module", params=["default", "postgresql-processes"])
 def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     """The broker and three shops: in one process each on the default engine (``NETPAY_TEST_DB``), or on PostgreSQL
@@ -248,6 +280,7 @@ class ProtocolModel(RuleBasedStateMachine):
                                                                                    self.mallory.key)  # fmt: skip
         self.mallory_revoked = False
         self.turn = 0
+        self.hosted: list[HostedCustomer] = []
 
     def url(self) -> str:
         """The broker process the next request goes to (they take turns)."""
@@ -620,6 +653,199 @@ class ProtocolModel(RuleBasedStateMachine):
         assert slot.running.dump() == before_vendor
         self.unchanged(before)
 
+    # -- hosted e-wallets and grants ------------------------------------------------------------------------------
+    @rule()
+    def hosted_customer_arrives(self) -> None:
+        if len(self.hosted) >= 2:
+            return
+        self.step("hosted customer arrives")
+        name, token = hosted_customer(self.broker, hosted_cents=LENGTH, topup=LENGTH)
+        auth = {"Authorization": f"Bearer {token}"}
+        account = self.broker.session.get(f"{self.broker.url}/v1/account", headers=auth).json()["account_id"]
+        [chain] = self.broker.session.get(f"{self.broker.url}/v1/account/hosted", headers=auth).json()["chains"]
+        self.hosted.append(HostedCustomer(name, token, account, chain["chain_id"]))
+
+    @rule(h=st.integers(0, 1), v=st.integers(0, 2), budget=st.integers(10, 40), times=st.integers(1, 3))
+    def hosted_pay(self, h: int, v: int, budget: int, times: int) -> None:
+        """The hosted customer buys at shop v: one tap under its grant, or a new grant (the e-wallet moves)."""
+        for _ in range(times):
+            self.hosted_pay_once(h, v, budget)
+
+    @rule(h=st.integers(0, 1), a=st.integers(0, 2), shift=st.integers(1, 2), budget=st.integers(10, 40))
+    def hosted_pay_at_a_then_b_then_a(self, h: int, a: int, shift: int, budget: int) -> None:
+        for v in (a, (a + shift) % 3, a):
+            self.hosted_pay_once(h, v, budget)
+
+    def hosted_pay_once(self, h: int, v: int, budget: int) -> None:
+        hc = self.pick(self.hosted, h)
+        slot = self.slots[v]
+        if hc is None or slot.running is None or hc.index + slot.price > LENGTH:
+            return
+        if hc.holder is not None and self.slots[hc.holder].running is None:
+            return  # the e-wallet stays with a shop that cannot release it (the broker says so; nothing moves)
+        if hc.holder == v and hc.index + slot.price <= hc.top:
+            self.step("hosted pay under the grant")
+            r = hc.browser.post(f"{slot.running.url}/hosted/buy/{slot.item}", allow_redirects=False)
+            STATS["checks"] += 1
+            if r.status_code == 303:
+                assert "access=" in r.headers["location"], r.headers
+                hc.accepted.append((v, hc.index, hc.index + slot.price))
+                hc.index += slot.price
+                return
+            # The shop released the chain to the broker, but the broker did not hear it in time (a loaded machine):
+            # the shop's grant has ended there; the customer allows the shop again (the broker asks again and gets
+            # the same release).
+            self.hosted_refused(r, "a hosted grant ended at its shop, unheard by the broker")
+        self.hosted_allow(hc, v, budget)
+
+    def hosted_allow(self, hc: HostedCustomer, v: int, budget: int) -> str:
+        """The customer allows shop v a budget: shop → broker (log in) → approve → back at the shop, which redeems
+        the code and pays the item. Played step by step, stopping at the shop's redirect to the item (opening it
+        would write to the shop's database after this move). Returns the code the shop got."""
+        slot = self.slots[v]
+        assert slot.running is not None
+        self.step("hosted grant" if hc.holder in (None, v) else "hosted grant, the e-wallet moves")
+        coins = max(slot.price, min(budget, LENGTH - hc.index))
+        page = hc.browser.get(f"{slot.running.url}/hosted/start?item={slot.item}")
+        if 'action="/hosted/login"' in page.text:
+            login = {**hidden_fields(page.text), "username": hc.name, "password": PASSWORD}
+            page = hc.browser.post(f"{self.broker.url}/hosted/login", data=login)
+        form = {**hidden_fields(page.text), "budget": f"{coins // 100}.{coins % 100:02d}", "duration": "86400",
+                "decision": "allow"}  # fmt: skip
+        r = hc.browser.post(f"{self.broker.url}/hosted/authorize", data=form, allow_redirects=False)
+        STATS["checks"] += 1
+        assert r.status_code == 303, r.text
+        redirect = r.headers["location"]
+        code = re.search(r"[?&]code=([^&]+)", redirect)
+        assert code is not None, redirect
+        r = hc.browser.get(redirect, allow_redirects=False)  # back at the shop: it redeems the code, pays the item
+        if r.status_code == 303:
+            assert "access=" in r.headers["location"], r.headers
+            hc.holder, hc.top = v, hc.index + coins
+            hc.accepted.append((v, hc.index, hc.index + slot.price))
+            hc.index += slot.price
+        else:  # the holder did not answer the broker's close request in time: nothing moves
+            self.hosted_refused(r, "hosted grant refused: the holder did not release in time")
+        return unquote(code.group(1))
+
+    def hosted_refused(self, r: requests.Response, what: str) -> None:
+        """An honest hosted move refused because a shop did not answer in time: a documented code, nothing paid."""
+        STATS[what] += 1
+        STATS["checks"] += 1
+        assert r.status_code == 402 and 'data-code="insufficient_coins"' in r.text, (r.status_code, r.text)
+
+    @rule(h=st.integers(0, 1), v=st.integers(0, 2), w=st.integers(0, 2), budget=st.integers(10, 40))
+    def hosted_code_replayed(self, h: int, v: int, w: int, budget: int) -> None:
+        """The customer allows shop v (the redirect played step by step, the code seen on its way back); once the shop
+        has redeemed it, the same code is sent again, by the shop or by another (signed by it): refused, nothing
+        granted."""
+        hc = self.pick(self.hosted, h)
+        slot = self.slots[v]
+        if hc is None or slot.running is None or hc.index + slot.price > LENGTH:
+            return
+        if hc.holder is not None and self.slots[hc.holder].running is None:
+            return
+        code = self.hosted_allow(hc, v, budget)
+        self.dishonest("hosted authorization code replayed" + (" by another shop" if w != v else ""))
+        replayer = self.slots[w]
+        before = self.money()
+        grants = self.db.query("SELECT COUNT(*) FROM hosted_grants")[0][0]
+        req = GrantRequest(replayer.vendor_id, code, secrets.token_urlsafe(48), f"{slot.running.url}/hosted/callback",
+                           secrets.token_hex(8), int(time.time()))  # fmt: skip
+        resp = self.broker.session.post(f"{self.broker.url}/v1/hosted/grants",
+                                        json=Signed.sign(req, replayer.key).to_wire())  # fmt: skip
+        STATS["checks"] += 1
+        assert resp.status_code == 409 and resp.json()["error"]["code"] == "replayed", resp.text
+        self.documented(resp.json()["error"]["code"])
+        assert self.db.query("SELECT COUNT(*) FROM hosted_grants")[0][0] == grants
+        self.unchanged(before)
+
+    def hosted_grants(self, hc: HostedCustomer) -> list[tuple[HostedGrant, Any]]:
+        """The grants of the customer's chain, oldest first, with their broker rows."""
+        rows = self.db.query("SELECT * FROM hosted_grants WHERE chain_id = ? ORDER BY from_index, issued_at",
+                             (hc.cid,))  # fmt: skip
+        return [(Signed.from_wire(json.loads(r["wire"]), HostedGrant).body, r) for r in rows]
+
+    @rule(h=st.integers(0, 1), which=st.integers(0, 20), w=st.integers(1, 2),
+          kind=st.sampled_from(["replayed", "wrong_vendor", "beyond", "released"]))  # fmt: skip
+    def hosted_dishonest(self, h: int, which: int, w: int, kind: str) -> None:
+        """A grant handed to its shop again or to another shop; a shop redeeming (and reporting) coins beyond its
+        grant or the part of an old slice it released."""
+        hc = self.pick(self.hosted, h)
+        picked = self.pick(self.hosted_grants(hc), which) if hc is not None else None
+        if picked is None:
+            return
+        grant, row = picked
+        v = next(i for i, s in enumerate(self.slots) if s.vendor_id == grant.vendor_id)
+        target = v if kind in ("replayed", "beyond", "released") else (v + w) % 3
+        slot = self.slots[target]
+        if slot.running is None:
+            return
+        if kind in ("replayed", "wrong_vendor"):
+            self.dishonest(f"hosted grant {kind.replace('_', ' ')}")
+            cert = self.db.one("SELECT certificate FROM chains WHERE chain_id = ?", (hc.cid,))
+            answer = {"grant": json.loads(row["wire"]), "certificate": json.loads(cert[0])}
+            before, before_shop = self.money(), slot.running.dump()
+            with pytest.raises(NetPayError) as refused:
+                GrantBook(slot.running.vendor).accept(answer, secrets.token_urlsafe(16))
+            STATS["checks"] += 1
+            assert refused.value.code == ("replayed" if kind == "replayed" else "untrusted_signer"), refused.value
+            self.documented(refused.value.code)
+            assert slot.running.dump() == before_shop
+            self.unchanged(before)
+            return
+        hasher = ChainHasher(grant.chain_id)
+        if kind == "beyond":  # a payword above the slice's top: the shop can only guess it
+            if grant.to_index >= LENGTH:
+                return
+            lo, hi, word = grant.to_index, min(LENGTH, grant.to_index + 5), secrets.token_bytes(32)
+        else:  # the part of an ended slice the shop released (it knows those paywords), outside all its grants
+            if row["status"] != "ended" or row["end_index"] is None or row["end_index"] >= grant.to_index:
+                return
+            others = [(g.from_index, g.to_index) for g, r in self.hosted_grants(hc)
+                      if g.vendor_id == grant.vendor_id and r["grant_id"] != row["grant_id"]]  # fmt: skip
+            lo = int(row["end_index"])
+            for a, b in sorted(others):
+                if a <= lo < b:
+                    lo = b
+            hi = min([grant.to_index] + [a for a, _ in others if a > lo])
+            if lo >= hi:
+                return
+            word = hasher.walk(grant.top_payword, grant.to_index, hi)
+        self.dishonest(f"hosted shop redeems {kind} its grant" if kind == "beyond" else "hosted shop redeems released")
+        before = self.money()
+        resp = self.redeem_claims(slot, [(grant.chain_id, lo, hi, word)])
+        self.refused_claim(resp)
+        report = SpendReport(secrets.token_hex(8), slot.vendor_id, (SpendEntry(grant.chain_id, lo, hi, word),),
+                             int(time.time()))  # fmt: skip
+        resp = self.broker.session.post(f"{self.broker.url}/v1/spend-reports",
+                                        json=Signed.sign(report, slot.key).to_wire())  # fmt: skip
+        STATS["checks"] += 1
+        assert 400 <= resp.status_code < 500, resp.text
+        self.documented(resp.json()["error"]["code"])
+        self.unchanged(before)
+
+    @invariant()
+    def hosted_coins_are_paid_only_to_the_shop_that_took_them(self) -> None:
+        for hc in self.hosted:
+            for i, slot in enumerate(self.slots):
+                accepted = {k for (v, lo, hi) in hc.accepted if v == i for k in range(lo + 1, hi + 1)}
+                paid = [k for lo, hi in self.paid(slot.vendor_id, hc.cid) for k in range(lo + 1, hi + 1)]
+                STATS["checks"] += 1
+                assert len(paid) == len(set(paid)), f"{slot.vendor_id} paid twice on hosted {hc.cid}"
+                assert set(paid) <= accepted, f"{slot.vendor_id} paid for hosted coins it did not take on {hc.cid}"
+            row = self.db.one("SELECT COUNT(*) FROM custody_overlaps WHERE account_id = ?", (hc.account_id,))
+            STATS["checks"] += 1
+            assert row is not None and int(row[0]) == 0  # a hosted customer never spends twice
+
+    def hosted_paid_exactly(self) -> None:
+        for hc in self.hosted:
+            for i, slot in enumerate(self.slots):
+                accepted = {k for (v, lo, hi) in hc.accepted if v == i for k in range(lo + 1, hi + 1)}
+                paid = {k for lo, hi in self.paid(slot.vendor_id, hc.cid) for k in range(lo + 1, hi + 1)}
+                STATS["checks"] += 1
+                assert paid == accepted, (slot.vendor_id, hc.cid, sorted(accepted - paid))
+
     # -- invariants -----------------------------------------------------------------------------------------------
     @invariant()
     def books_balance(self) -> None:
@@ -680,6 +906,7 @@ class ProtocolModel(RuleBasedStateMachine):
                     paid = {k for lo, hi in self.paid(slot.vendor_id, chain.cid) for k in range(lo + 1, hi + 1)}
                     STATS["checks"] += 1
                     assert paid == accepted, (slot.vendor_id, chain.cid, sorted(accepted - paid))
+            self.hosted_paid_exactly()
             self.only_a_cheating_customer_is_charged()
             self.books_balance()
             STATS["runs"] += 1
@@ -716,6 +943,13 @@ def test_protocol_model(world: World) -> None:
           f"{STATS['dishonest moves']} dishonest moves, {STATS['checks']} invariant checks, {wall:.1f} s")  # fmt: skip
     for name, count in moves:
         print(f"  {name[5:]}: {count}")
-    for key in ("payments to a vendor that is down", "coins spent twice", "claims accepted", "claims rejected"):
+    for key in (
+        "payments to a vendor that is down",
+        "coins spent twice",
+        "claims accepted",
+        "claims rejected",
+        "hosted grant refused: the holder did not release in time",
+        "a hosted grant ended at its shop, unheard by the broker",
+    ):
         print(f"  {key}: {STATS[key]}")
     assert STATS["steps"] > 0 and STATS["checks"] > 0
