@@ -25,14 +25,12 @@ from netpay.messages import (
 )
 from netpay.signed import Signed
 from tests.support.broker import RunningBroker
-from tests.support.hosted import PASSWORD, authorize, hidden_fields, hosted_customer, hosted_summary
+from tests.support.hosted import PAID, PASSWORD, authorize, hidden_fields, hosted_customer, hosted_summary
 from tests.support.vendor import CARDS, RunningVendor, start_vendor
 
 _hosted = hosted_summary
 _hidden = hidden_fields
 _authorize = authorize
-
-PAID = 'class="story paid"'  # an item page opened with its access token
 
 
 def _customer(broker: RunningBroker) -> tuple[str, str]:

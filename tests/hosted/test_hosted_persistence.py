@@ -21,7 +21,7 @@ from netpay.errors import ReplayedRequest
 from netpay.keys import load_or_create_key
 from netpay_web.live import free_port
 from tests.support.broker import RunningBroker, start_broker
-from tests.support.hosted import PASSWORD, authorize, hidden_fields, hosted_customer, hosted_summary
+from tests.support.hosted import PAID, PASSWORD, authorize, hidden_fields, hosted_customer, hosted_summary
 from tests.support.postgres import database_url_for, postgres_available
 from tests.support.processes import ServerProcess
 from tests.support.vendor import RunningVendor, start_vendor
@@ -45,13 +45,13 @@ def test_a_restarted_shop_honours_and_redeems_its_grant(broker: RunningBroker, t
     port = shop.server.port
     name, token = hosted_customer(broker)
     browser = requests.Session()
-    assert "access=" in authorize(browser, shop, name, "0.20").url  # 3 coins
+    assert PAID in authorize(browser, shop, name, "0.20").text  # 3 coins
     assert _buy(browser, shop.url, "observatory-finds-comet").status_code == 303  # 4 more
     shop.stop()
     shop = start_vendor(broker, tmp_path / "shop", port=port, register=False)
     try:
         r = _buy(browser, shop.url, "harbour-bridge-reopens")  # 5 more, from the grant the earlier process accepted
-        assert r.status_code == 303 and "access=" in r.headers["location"], r.text
+        assert r.status_code == 303 and "?code=" in r.headers["location"], r.text
         r = _buy(browser, shop.url, "observatory-finds-comet")  # 16 of 20
         assert r.status_code == 303, r.text
         r = _buy(browser, shop.url, "harbour-bridge-reopens")  # 16 + 5 = 21 > 20: over the budget
@@ -70,7 +70,7 @@ def test_the_same_grant_is_accepted_once(broker: RunningBroker, vendor: RunningV
     ``replayed``, the chain's index is not set back to the slice's start, nothing is written."""
     name, _ = hosted_customer(broker)
     browser = requests.Session()
-    assert "access=" in authorize(browser, vendor, name, "0.20").url  # 3 coins taken
+    assert PAID in authorize(browser, vendor, name, "0.20").text  # 3 coins taken
     db = broker.broker.core.db
     [row] = db.query("SELECT g.wire, c.certificate FROM hosted_grants g JOIN chains c ON c.chain_id = g.chain_id")
     answer = {"grant": json.loads(row[0]), "certificate": json.loads(row[1])}
@@ -91,8 +91,8 @@ def test_an_old_session_stops_when_the_shop_gets_a_newer_grant(broker: RunningBr
     released the chain at 3); the first browser's cookie no longer spends (its slice reaches coins now granted anew)."""
     name, _ = hosted_customer(broker)
     first, second = requests.Session(), requests.Session()
-    assert "access=" in authorize(first, vendor, name, "0.50").url  # 0..50, 3 taken
-    assert "access=" in authorize(second, vendor, name, "0.10").url  # 3..13, 3 taken
+    assert PAID in authorize(first, vendor, name, "0.50").text  # 0..50, 3 taken
+    assert PAID in authorize(second, vendor, name, "0.10").text  # 3..13, 3 taken
     vendor.vendor.reporter.flush()
     dump = vendor.dump()
     r = _buy(first, vendor.url, "observatory-finds-comet")
@@ -157,7 +157,7 @@ def test_two_processes_of_one_shop_given_the_same_grant(tmp_path: Path) -> None:
         won = [r for r in (r1, r2) if r.status_code == 303]
         lost = [r for r in (r1, r2) if r.status_code != 303]
         assert len(won) == 1 and len(lost) == 1, (r1.status_code, r1.text, r2.status_code, r2.text)
-        assert "access=" in won[0].headers["location"]
+        assert "?code=" in won[0].headers["location"]
         assert 'data-code="not_found"' in lost[0].text and lost[0].status_code == 404
         grant_cookie = won[0].cookies["np_grant_daily-planet"]
         other = b if won[0] is r1 else a
@@ -170,7 +170,7 @@ def test_two_processes_of_one_shop_given_the_same_grant(tmp_path: Path) -> None:
         shopper = {"Cookie": f"np_grant_daily-planet={grant_cookie}"}
         r = requests.post(f"{other.url}/hosted/buy/observatory-finds-comet", headers=shopper, allow_redirects=False,
                           timeout=60)  # fmt: skip
-        assert r.status_code == 303 and "access=" in r.headers["location"], r.text
+        assert r.status_code == 303 and "?code=" in r.headers["location"], r.text
         # 3 coins are left: the same 3-coin purchase at both processes at once is paid once.
         r1, r2 = _together(
             lambda: requests.post(f"{a.url}/hosted/buy/night-market-returns", headers=shopper,

@@ -16,7 +16,7 @@ from netpay.chain import ChainHasher
 from netpay.messages import HostedGrant, RedemptionBatch, RedemptionClaim, SpendEntry, SpendReport
 from netpay.signed import Signed
 from tests.support.broker import RunningBroker
-from tests.support.hosted import authorize, hosted_customer, hosted_summary
+from tests.support.hosted import PAID, authorize, hosted_customer, hosted_summary
 from tests.support.vendor import CARDS, KnownChain, RunningVendor, payment_of
 
 
@@ -63,11 +63,11 @@ def test_hosted_and_desktop_custody_under_one_rule(broker: RunningBroker, vendor
         r = shop.pay(payment_of(shop.quote(item), desk.segment(lo, hi)))
         assert r.status_code == 200, r.text
 
-    assert "access=" in authorize(browser, news, name, "0.50").url  # hosted (0, 3] at the newspaper
+    assert PAID in authorize(browser, news, name, "0.50").text  # hosted (0, 3] at the newspaper
     pay_desktop(news, "night-market-returns", 0, 3)  # desktop (0, 3] at the newspaper
-    assert "access=" in authorize(browser, cards, name, "0.40", item="thank-you-sunrise").url  # hosted (3, 13]
+    assert PAID in authorize(browser, cards, name, "0.40", item="thank-you-sunrise").text  # hosted (3, 13]
     pay_desktop(cards, "thank-you-sunrise", 3, 13)  # desktop (3, 13]: a hand-off, the newspaper releases at 3
-    assert "access=" in authorize(browser, news, name, "0.20", item="observatory-finds-comet").url  # hosted (13, 17]
+    assert PAID in authorize(browser, news, name, "0.20", item="observatory-finds-comet").text  # hosted (13, 17]
     first, second, third = _grants(broker)
     h_id = first.chain_id
     assert (first.from_index, second.from_index, third.from_index) == (0, 3, 13)

@@ -688,7 +688,7 @@ class ProtocolModel(RuleBasedStateMachine):
             r = hc.browser.post(f"{slot.running.url}/hosted/buy/{slot.item}", allow_redirects=False)
             STATS["checks"] += 1
             if r.status_code == 303:
-                assert "access=" in r.headers["location"], r.headers
+                assert "?code=" in r.headers["location"], r.headers
                 hc.accepted.append((v, hc.index, hc.index + slot.price))
                 hc.index += slot.price
                 return
@@ -720,7 +720,7 @@ class ProtocolModel(RuleBasedStateMachine):
         assert code is not None, redirect
         r = hc.browser.get(redirect, allow_redirects=False)  # back at the shop: it redeems the code, pays the item
         if r.status_code == 303:
-            assert "access=" in r.headers["location"], r.headers
+            assert "?code=" in r.headers["location"], r.headers
             hc.holder, hc.top = v, hc.index + coins
             hc.accepted.append((v, hc.index, hc.index + slot.price))
             hc.index += slot.price

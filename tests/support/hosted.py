@@ -14,9 +14,12 @@ from netpay.money import Money
 from tests.support.broker import RunningBroker
 from tests.support.vendor import RunningVendor
 
-__all__ = ["PASSWORD", "authorize", "hidden_fields", "hosted_customer", "hosted_summary"]
+__all__ = ["PAID", "PASSWORD", "authorize", "hidden_fields", "hosted_customer", "hosted_summary"]
 
 PASSWORD = "correct horse battery"
+
+#: In an item page opened with its access token (the shop hands the token over as a cookie, never in the URL).
+PAID = 'class="story paid"'
 
 
 def hosted_customer(broker: RunningBroker, hosted_cents: int = 200, topup: int = 1000) -> tuple[str, str]:

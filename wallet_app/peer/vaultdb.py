@@ -33,7 +33,7 @@ __all__ = ["PEER_TABLES", "PeerConnection", "PeerVault", "import_plain_records",
 
 #: The vendor desk's tables; in the vault each is ``peer_<name>``.
 PEER_TABLES = ("meta", "chains", "payments", "spends", "batches", "api_uses", "refunds", "opened", "metered_sessions",
-               "access_codes")  # fmt: skip
+               "access_codes", "hosted_pending", "hosted_grants")  # fmt: skip
 _NAMES = re.compile(r"\b(" + "|".join(PEER_TABLES) + r")\b")
 #: The plain files of wallets from before (inside ``<data dir>/peer``).
 PLAIN_FILES = ("vendor.sqlite3", "vendor.sqlite3-wal", "vendor.sqlite3-shm", "shares.json", "vendor_key",

@@ -195,4 +195,18 @@ CREATE TABLE peer_metered_sessions (
 CREATE TABLE peer_access_codes (code_hash TEXT PRIMARY KEY, token TEXT NOT NULL, expires_at INTEGER NOT NULL);
 """
 
-MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9, _V10]
+# The vendor desk's migration 6 (hosted e-wallet authorizations and grants) mirrored for the peer's desk, as in V9.
+_V11 = """
+CREATE TABLE peer_hosted_pending (
+    state_hash TEXT PRIMARY KEY, verifier TEXT NOT NULL, item_id TEXT NOT NULL, expires_at INTEGER NOT NULL
+);
+CREATE TABLE peer_hosted_grants (
+    grant_id TEXT PRIMARY KEY, chain_id TEXT NOT NULL, from_index INTEGER NOT NULL, to_index INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL, grant_wire TEXT NOT NULL, session_hash TEXT NOT NULL UNIQUE,
+    status TEXT NOT NULL CHECK (status IN ('active', 'ended')), accepted_at INTEGER NOT NULL,
+    CHECK (from_index < to_index)
+);
+CREATE INDEX peer_hosted_grants_by_chain ON peer_hosted_grants(chain_id, status);
+"""
+
+MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9, _V10, _V11]
