@@ -59,7 +59,7 @@ class Grant:
 
 class GrantBook:
     """Authorizations under way (state → PKCE verifier) and the grants this shop accepted, kept in the vendor's
-    database (migration 5): a restarted shop, or another process of it, finishes what one started, and a grant is
+    database (migration 6): a restarted shop, or another process of it, finishes what one started, and a grant is
     accepted once only (its ``grant_id``), whichever process is handed it."""
 
     def __init__(self, vendor: Vendor) -> None:

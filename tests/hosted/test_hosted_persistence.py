@@ -1,4 +1,4 @@
-"""The shop keeps hosted grants in its database (vendor migration 5), not in the process: a restarted shop honours a
+"""The shop keeps hosted grants in its database (vendor migration 6), not in the process: a restarted shop honours a
 grant it accepted before and redeems its coins, another process of the shop honours it too, and a grant is accepted
 once only, whichever process is handed it (the same callback or the same broker answer twice)."""
 
