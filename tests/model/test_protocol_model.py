@@ -57,7 +57,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
-from urllib.parse import unquote
+from urllib.parse import unquote, urlsplit
 
 import pytest
 import requests
@@ -656,7 +656,11 @@ class ProtocolModel(RuleBasedStateMachine):
     # -- hosted e-wallets and grants ------------------------------------------------------------------------------
     @rule()
     def hosted_customer_arrives(self) -> None:
-        if len(self.hosted) >= 2:
+        # Not in the world of several processes: there a shop's two processes answer on two ports, and its certificate
+        # names one origin, so the broker rightly refuses the other's redirect URI (a real shop's processes share one
+        # public origin). The hosted e-wallet's races between processes are tests/hosted/test_hosted_races.py and
+        # test_hosted_persistence.py.
+        if len(self.hosted) >= 2 or self.world.engine != "default":
             return
         self.step("hosted customer arrives")
         name, token = hosted_customer(self.broker, hosted_cents=LENGTH, topup=LENGTH)
@@ -707,12 +711,14 @@ class ProtocolModel(RuleBasedStateMachine):
         self.step("hosted grant" if hc.holder in (None, v) else "hosted grant, the e-wallet moves")
         coins = max(slot.price, min(budget, LENGTH - hc.index))
         page = hc.browser.get(f"{slot.running.url}/hosted/start?item={slot.item}")
+        # as a browser does, the forms go back to the broker process that served them (the shop names one of them)
+        at = "{0.scheme}://{0.netloc}".format(urlsplit(page.url))
         if 'action="/hosted/login"' in page.text:
             login = {**hidden_fields(page.text), "username": hc.name, "password": PASSWORD}
-            page = hc.browser.post(f"{self.broker.url}/hosted/login", data=login)
+            page = hc.browser.post(f"{at}/hosted/login", data=login)
         form = {**hidden_fields(page.text), "budget": f"{coins // 100}.{coins % 100:02d}", "duration": "86400",
                 "decision": "allow"}  # fmt: skip
-        r = hc.browser.post(f"{self.broker.url}/hosted/authorize", data=form, allow_redirects=False)
+        r = hc.browser.post(f"{at}/hosted/authorize", data=form, allow_redirects=False)
         STATS["checks"] += 1
         assert r.status_code == 303, r.text
         redirect = r.headers["location"]
