@@ -12,7 +12,6 @@ import contextlib
 import secrets
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -25,22 +24,10 @@ from netpay.keys import load_or_create_key
 from netpay_web.live import free_port
 from tests.support.broker import RunningBroker, TestVendor, start_broker
 from tests.support.postgres import cluster, database_url_for, postgres_available
-from tests.support.processes import ServerProcess, spawn_broker, spawn_vendor
+from tests.support.processes import ServerProcess, spawn_broker, spawn_vendor, together
 from tests.support.vendor import buy_known_chain, get_quote, payment_of
 
 pytestmark = pytest.mark.skipif(not postgres_available(), reason="PostgreSQL is not installed")
-
-
-def _together(*calls: Callable[[], requests.Response]) -> list[requests.Response]:
-    """Run the calls at the same moment, each in its own thread."""
-    barrier = threading.Barrier(len(calls))
-
-    def go(call: Callable[[], requests.Response]) -> requests.Response:
-        barrier.wait()
-        return call()
-
-    with ThreadPoolExecutor(len(calls)) as pool:
-        return list(pool.map(go, calls))
 
 
 @pytest.fixture
@@ -76,7 +63,7 @@ def test_two_vendors_claim_the_same_chain_at_once_on_two_processes(brokers: Any)
     token = own.new_customer(topup=10_000)
     for _ in range(8):
         chain_id = own.buy_chain(token, length=10)[0].body.chain_id
-        r1, r2 = _together(_claim(a.url, v1.claim(chain_id)), _claim(b.url, v2.claim(chain_id)))
+        r1, r2 = together(_claim(a.url, v1.claim(chain_id)), _claim(b.url, v2.claim(chain_id)))
         assert r1.status_code == r2.status_code == 200, (r1.text, r2.text)
         answers = {r.json()["custodian"]: r.json()["previous"] for r in (r1, r2)}
         # one after the other: exactly one was first (no previous custodian), the other took it over from it
@@ -103,10 +90,10 @@ def test_the_same_batch_and_the_same_coins_redeemed_twice_at_once(brokers: Any) 
         index, word = traversal.advance(20)
         if round_ % 2 == 0:  # the same batch (id and bytes) to both processes
             wire = shop.batch([(chain_id, 0, index, word)], batch_id=f"b{round_}")
-            r1, r2 = _together(_redeem(a.url, wire), _redeem(b.url, wire))
+            r1, r2 = together(_redeem(a.url, wire), _redeem(b.url, wire))
             assert r1.status_code == r2.status_code == 200 and r1.json() == r2.json()
         else:  # two batches claiming the same coins: one is paid, the other told they were redeemed already
-            r1, r2 = _together(
+            r1, r2 = together(
                 _redeem(a.url, shop.batch([(chain_id, 0, index, word)], batch_id=f"x{round_}")),
                 _redeem(b.url, shop.batch([(chain_id, 0, index, word)], batch_id=f"y{round_}")),
             )
@@ -185,7 +172,7 @@ def test_the_same_payment_sent_to_two_processes_of_one_shop(tmp_path: Path) -> N
             price = quote["body"]["price"]["amount"]
             if round_ % 2 == 0:  # one payment, sent to both processes at once: one receipt
                 wire = payment_of(quote, chain.segment(at, at + price))
-                r1, r2 = _together(
+                r1, r2 = together(
                     lambda w=wire: requests.post(f"{first.url}/v1/payments", json=w, timeout=60),
                     lambda w=wire: requests.post(f"{second.url}/v1/payments", json=w, timeout=60),
                 )
@@ -195,7 +182,7 @@ def test_the_same_payment_sent_to_two_processes_of_one_shop(tmp_path: Path) -> N
             else:  # the same coins for two quotes, at two processes: exactly one accepted
                 other = get_quote(second.url, "harbour-bridge-reopens")
                 seg = chain.segment(at, at + price)
-                r1, r2 = _together(
+                r1, r2 = together(
                     lambda w=payment_of(quote, seg): requests.post(f"{first.url}/v1/payments", json=w, timeout=60),
                     lambda w=payment_of(other, seg): requests.post(f"{second.url}/v1/payments", json=w, timeout=60),
                 )
@@ -241,7 +228,7 @@ def test_broker_workers_share_one_database(tmp_path: Path) -> None:
         own.register_vendor(shop.vendor_id, shop.key)
         token = own.new_customer(topup=1_000)
         chains = [own.buy_chain(token, length=10)[0].body.chain_id for _ in range(6)]
-        answers = _together(*(_claim(served.url, shop.claim(cid)) for cid in chains))
+        answers = together(*(_claim(served.url, shop.claim(cid)) for cid in chains))
         assert [r.status_code for r in answers] == [200] * 6
         assert requests.get(f"{served.url}/v1/info", timeout=10).json()["broker_id"] == own.broker_id
     finally:

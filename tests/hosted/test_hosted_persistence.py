@@ -8,9 +8,6 @@ import json
 import re
 import secrets
 import sys
-import threading
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import psycopg
@@ -23,7 +20,7 @@ from netpay_web.live import free_port
 from tests.support.broker import RunningBroker, start_broker
 from tests.support.hosted import PAID, PASSWORD, authorize, hidden_fields, hosted_customer, hosted_summary
 from tests.support.postgres import database_url_for, postgres_available
-from tests.support.processes import ServerProcess
+from tests.support.processes import ServerProcess, together
 from tests.support.vendor import RunningVendor, start_vendor
 from vendor_stub.hosted import GrantBook
 
@@ -111,17 +108,6 @@ def _spawn_shop(data_dir: Path, url: str, broker: RunningBroker, public_url: str
     return ServerProcess(args, port, data_dir / f"vendor-{port}.log", "/healthz")
 
 
-def _together(*calls: Callable[[], requests.Response]) -> list[requests.Response]:
-    barrier = threading.Barrier(len(calls))
-
-    def go(call: Callable[[], requests.Response]) -> requests.Response:
-        barrier.wait()
-        return call()
-
-    with ThreadPoolExecutor(len(calls)) as pool:
-        return list(pool.map(go, calls))
-
-
 @pytest.mark.skipif(not postgres_available(), reason="PostgreSQL is not installed")
 def test_two_processes_of_one_shop_given_the_same_grant(tmp_path: Path) -> None:
     """The callback that carries a grant's code reaches both processes of the shop at once: exactly one accepts it
@@ -150,7 +136,7 @@ def test_two_processes_of_one_shop_given_the_same_grant(tmp_path: Path) -> None:
         query = r.headers["location"].split("?", 1)[1]
         assert re.search(r"code=", query)
         cookie = {"Cookie": f"np_hosted_state={state_cookie}"}
-        r1, r2 = _together(
+        r1, r2 = together(
             lambda: requests.get(f"{a.url}/hosted/callback?{query}", headers=cookie, allow_redirects=False, timeout=60),
             lambda: requests.get(f"{b.url}/hosted/callback?{query}", headers=cookie, allow_redirects=False, timeout=60),
         )
@@ -172,7 +158,7 @@ def test_two_processes_of_one_shop_given_the_same_grant(tmp_path: Path) -> None:
                           timeout=60)  # fmt: skip
         assert r.status_code == 303 and "?code=" in r.headers["location"], r.text
         # 3 coins are left: the same 3-coin purchase at both processes at once is paid once.
-        r1, r2 = _together(
+        r1, r2 = together(
             lambda: requests.post(f"{a.url}/hosted/buy/night-market-returns", headers=shopper,
                                   allow_redirects=False, timeout=60),
             lambda: requests.post(f"{b.url}/hosted/buy/night-market-returns", headers=shopper,

@@ -6,9 +6,6 @@ own double grant)."""
 from __future__ import annotations
 
 import secrets
-import threading
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -20,22 +17,11 @@ from netpay.signed import Signed
 from tests.support.broker import TestVendor, start_broker
 from tests.support.hosted import hosted_customer
 from tests.support.postgres import database_url_for, postgres_available
-from tests.support.processes import spawn_broker
+from tests.support.processes import spawn_broker, together
 
 pytestmark = pytest.mark.skipif(not postgres_available(), reason="PostgreSQL is not installed")
 
 REDIRECT = "http://127.0.0.1:9/hosted/callback"
-
-
-def _together(*calls: Callable[[], requests.Response]) -> list[requests.Response]:
-    barrier = threading.Barrier(len(calls))
-
-    def go(call: Callable[[], requests.Response]) -> requests.Response:
-        barrier.wait()
-        return call()
-
-    with ThreadPoolExecutor(len(calls)) as pool:
-        return list(pool.map(go, calls))
 
 
 def test_two_grants_of_one_hosted_chain_at_two_broker_processes(tmp_path: Path) -> None:
@@ -60,7 +46,7 @@ def test_two_grants_of_one_hosted_chain_at_two_broker_processes(tmp_path: Path) 
                                          own.broker.core.money(30), 3600)  # fmt: skip
                 req = GrantRequest(shop.vendor_id, code, verifier, REDIRECT, secrets.token_hex(8), shop.now())
                 requests_.append(Signed.sign(req, shop.key).to_wire())
-            r1, r2 = _together(
+            r1, r2 = together(
                 lambda w=requests_[0]: requests.post(f"{a.url}/v1/hosted/grants", json=w, timeout=60),
                 lambda w=requests_[1]: requests.post(f"{b.url}/v1/hosted/grants", json=w, timeout=60),
             )

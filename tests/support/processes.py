@@ -5,14 +5,17 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import requests
 
 from netpay_web.live import free_port
 
-__all__ = ["ServerProcess", "spawn_broker", "spawn_vendor"]
+__all__ = ["ServerProcess", "spawn_broker", "spawn_vendor", "together"]
 
 
 class ServerProcess:
@@ -68,3 +71,15 @@ def spawn_vendor(data_dir: Path, database_url: str, broker_url: str, broker_key:
             "--database", database_url, "--broker", broker_url, "--broker-key", broker_key, "--name", name,
             *extra]  # fmt: skip
     return ServerProcess(args, port, Path(data_dir) / f"vendor-{port}.log", "/healthz")
+
+
+def together(*calls: Callable[[], requests.Response]) -> list[requests.Response]:
+    """Run the calls at the same moment, each in its own thread (the races between processes)."""
+    barrier = threading.Barrier(len(calls))
+
+    def go(call: Callable[[], requests.Response]) -> requests.Response:
+        barrier.wait()
+        return call()
+
+    with ThreadPoolExecutor(len(calls)) as pool:
+        return list(pool.map(go, calls))
