@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
@@ -9,13 +10,26 @@ from typing import Any
 
 import uvicorn
 
-__all__ = ["LiveServer", "free_port"]
+__all__ = ["LiveServer", "free_port", "free_ports"]
 
 
 def free_port(host: str = "127.0.0.1") -> int:
+    """A port nothing listens on right now (the OS may hand the same one out again at the next call)."""
     with socket.socket() as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
+
+
+def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
+    """``count`` different free ports: every socket stays bound until all are chosen, so no two calls of
+    :func:`free_port` in a row can return the same port (the demo's tour once got one port for broker and shop)."""
+    with contextlib.ExitStack() as stack:
+        ports = []
+        for _ in range(count):
+            s = stack.enter_context(socket.socket())
+            s.bind((host, 0))
+            ports.append(int(s.getsockname()[1]))
+        return ports
 
 
 #: How long an idle keep-alive connection stays open (uvicorn's default is 5 s). A client that reuses a pooled

@@ -60,6 +60,10 @@ class Database:
                 for statement in _split(script):
                     c.execute(statement)
                 c.execute(f"PRAGMA user_version = {number}")
+        if current < len(migrations):
+            # the schema's pages go into the database file now: a new database starts with an empty write-ahead log
+            # (the log never shrinks by itself, so every migration's pages would stay its lowest size for good)
+            self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     @property
     def lock(self) -> threading.RLock:

@@ -16,7 +16,7 @@ import requests
 
 from netpay.errors import ReplayedRequest
 from netpay.keys import load_or_create_key
-from netpay_web.live import free_port
+from netpay_web.live import free_ports
 from tests.support.broker import RunningBroker, start_broker
 from tests.support.hosted import PAID, PASSWORD, authorize, hidden_fields, hosted_customer, hosted_summary
 from tests.support.postgres import database_url_for, postgres_available
@@ -117,7 +117,7 @@ def test_two_processes_of_one_shop_given_the_same_grant(tmp_path: Path) -> None:
     shop_dir = tmp_path / "shop"
     shop_dir.mkdir()
     shop_url = database_url_for(shop_dir)
-    port_a, port_b = free_port(), free_port()
+    port_a, port_b = free_ports(2)
     public = f"http://127.0.0.1:{port_a}"  # both processes serve one shop at one address (behind one front)
     broker.register_vendor("daily-planet", load_or_create_key(shop_dir / "vendor_key"), api_url=public,
                            display_name="Daily Planet")  # fmt: skip

@@ -16,12 +16,13 @@ import psutil
 import pytest
 import requests
 
-from netpay_web.live import free_port
+from netpay_web.live import free_ports
 from tests.support.test_keyring import wallet_process_env
 
 
 def _ports() -> dict[str, int]:
-    return {name: free_port() for name in ("broker", "news", "cards", "callback")}
+    names = ("broker", "news", "cards", "callback")
+    return dict(zip(names, free_ports(len(names)), strict=True))
 
 
 def _argv(data_dir: Path, ports: dict[str, int], *extra: str) -> list[str]:
