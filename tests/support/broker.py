@@ -141,6 +141,46 @@ class RunningBroker:
         resp.raise_for_status()
         return Signed.from_wire(resp.json()["certificate"], CoinCertificate), traversal
 
+    # -- the vendor-side calls the custody and redemption tests make, answered as the wire answers them ---------------
+    def redeem(self, wire: dict[str, Any]) -> requests.Response:
+        """POST a signed redemption batch."""
+        return self.session.post(f"{self.url}/v1/redemptions", json=wire)
+
+    def claim_custody(self, v: TestVendor, chain_id: bytes) -> dict[str, Any]:
+        """``v`` claims custody of a chain (asserted accepted); the broker's answer."""
+        resp = self.session.post(f"{self.url}/v1/custody/claims", json=v.claim(chain_id))
+        assert resp.status_code == 200, resp.text
+        answer: dict[str, Any] = resp.json()
+        return answer
+
+    def report_spends(self, v: TestVendor, entries: list[tuple[bytes, int, int, bytes]]) -> None:
+        """``v`` reports spends (asserted accepted)."""
+        assert self.session.post(f"{self.url}/v1/spend-reports", json=v.report(entries)).status_code == 200
+
+    def vendors(self, *names: str) -> list[TestVendor]:
+        """New vendor identities, each registered under its name."""
+        out = []
+        for name in names:
+            v = TestVendor(name)
+            self.register_vendor(name, v.key)
+            out.append(v)
+        return out
+
+    def payable(self, vendor_id: str) -> int:
+        """What the broker owes a vendor, in minor units."""
+        acc = self.session.get(f"{self.url}/v1/vendors/{vendor_id}/account",
+                               headers={"X-Operator-Token": self.operator_token})  # fmt: skip
+        return int(acc.json()["payable"]["amount"])
+
+    def audit(self) -> dict[str, Any]:
+        """The trial balance (asserted balanced)."""
+        resp = self.session.get(
+            f"{self.url}/v1/ledger/trial-balance", headers={"X-Operator-Token": self.operator_token}
+        )
+        data: dict[str, Any] = resp.json()
+        assert data["balanced"] is True, data
+        return data
+
 
 def start_broker(data_dir: Path, **overrides: Any) -> RunningBroker:
     """Start a broker on a free loopback port with its data in ``data_dir``; call ``stop()`` when done."""

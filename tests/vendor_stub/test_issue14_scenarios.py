@@ -6,76 +6,41 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
-from typing import Any
 
 import requests
 
 from netpay.messages import ReleaseRequest
 from netpay.signed import Signed
-from tests.support.broker import RunningBroker, TestVendor
+from tests.support.broker import RunningBroker
 from tests.support.vendor import CARDS, RunningVendor, buy_known_chain, payment_of
-
-
-def _redeem(b: RunningBroker, wire: dict[str, Any]) -> requests.Response:
-    return b.session.post(f"{b.url}/v1/redemptions", json=wire)
-
-
-def _claim(b: RunningBroker, v: TestVendor, chain_id: bytes) -> dict[str, Any]:
-    resp = b.session.post(f"{b.url}/v1/custody/claims", json=v.claim(chain_id))
-    assert resp.status_code == 200, resp.text
-    answer: dict[str, Any] = resp.json()
-    return answer
-
-
-def _report(b: RunningBroker, v: TestVendor, entries: list[tuple[bytes, int, int, bytes]]) -> None:
-    assert b.session.post(f"{b.url}/v1/spend-reports", json=v.report(entries)).status_code == 200
-
-
-def _payable(b: RunningBroker, vendor_id: str) -> int:
-    acc = b.session.get(f"{b.url}/v1/vendors/{vendor_id}/account", headers={"X-Operator-Token": b.operator_token})
-    return int(acc.json()["payable"]["amount"])
-
-
-def _audit(b: RunningBroker) -> None:
-    resp = b.session.get(f"{b.url}/v1/ledger/trial-balance", headers={"X-Operator-Token": b.operator_token})
-    assert resp.json()["balanced"] is True, resp.text
-
-
-def _vendors(b: RunningBroker, *names: str) -> list[TestVendor]:
-    out = []
-    for name in names:
-        v = TestVendor(name)
-        b.register_vendor(name, v.key)
-        out.append(v)
-    return out
 
 
 def test_a_later_custodian_cannot_take_the_coins_of_an_earlier_one(broker: RunningBroker) -> None:
     """The issue's first scenario: A reports 1-12 at once, B takes custody at 12 and is paid 13-37, then claims 0-37."""
-    a, b = _vendors(broker, "a-shop", "b-shop")
+    a, b = broker.vendors("a-shop", "b-shop")
     token = broker.new_customer(topup=1000)
     cert, trav = broker.buy_chain(token, length=100)
     chain_id = cert.body.chain_id
-    _claim(broker, a, chain_id)
+    broker.claim_custody(a, chain_id)
     i12, w12 = trav.advance(12)
-    _report(broker, a, [(chain_id, 0, i12, w12)])  # "almost on-line"
-    grant = _claim(broker, b, chain_id)
+    broker.report_spends(a, [(chain_id, 0, i12, w12)])  # "almost on-line"
+    grant = broker.claim_custody(b, chain_id)
     assert grant["lower_bound"]["index"] == 12 and grant["previous"]["vendor_id"] == "a-shop"
     i37, w37 = trav.advance(25)
-    greedy = _redeem(broker, b.batch([(chain_id, 0, i37, w37)]))
+    greedy = broker.redeem(b.batch([(chain_id, 0, i37, w37)]))
     assert greedy.status_code == 200, greedy.text
     res = greedy.json()["body"]["results"][0]
     assert (res["status"], res["reason"], res["amount"]["amount"]) == ("accepted", "outside_custody", 25)
     assert res["evidence"]["outside"] == [[0, 12]]
     kept = broker.broker.core.db.one("SELECT reason, request FROM refused_claims")
     assert kept is not None and kept["reason"] == "outside_custody" and '"batch_id"' in kept["request"]
-    honest = _redeem(broker, a.batch([(chain_id, 0, i12, w12)]))
+    honest = broker.redeem(a.batch([(chain_id, 0, i12, w12)]))
     assert honest.status_code == 200, honest.text
     res = honest.json()["body"]["results"][0]
     assert (res["status"], res["reason"], res["amount"]["amount"]) == ("accepted", None, 12)
-    assert _payable(broker, "a-shop") == 12 and _payable(broker, "b-shop") == 25
+    assert broker.payable("a-shop") == 12 and broker.payable("b-shop") == 25
     assert chain_id.hex() not in broker.session.get(f"{broker.url}/v1/revocations").json()["body"]["chains"]
-    _audit(broker)
+    broker.audit()
 
 
 def test_a_customer_pays_at_a_then_b_then_a_again(
