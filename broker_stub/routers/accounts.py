@@ -8,9 +8,8 @@ from typing import Any
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse
 
-from broker_stub.core import check_idempotency_key
 from broker_stub.openapi import CARD, ERRORS, MONEY, body, obj
-from broker_stub.routers.deps import broker_of, json_body, reply, require_session, run
+from broker_stub.routers.deps import broker_of, idempotent_account_write, json_body, require_session, run
 
 router = APIRouter(tags=["accounts"], responses=ERRORS)
 
@@ -57,10 +56,7 @@ async def topup(
     authorization: str | None = Header(None),
     idempotency_key: str | None = Header(None, alias="Idempotency-Key"),
 ) -> JSONResponse:
-    account_id = await require_session(request, authorization)
-    key = check_idempotency_key(idempotency_key)
-    data = await json_body(request)
-    return reply(await run(broker_of(request).accounts.topup, account_id, data, key))
+    return await idempotent_account_write(request, authorization, idempotency_key, lambda b: b.accounts.topup)
 
 
 @router.get("/v1/account/chains", summary="Every chain bought by this account (lost-wallet recovery)")
@@ -83,7 +79,4 @@ async def cashout(
     authorization: str | None = Header(None),
     idempotency_key: str | None = Header(None, alias="Idempotency-Key"),
 ) -> JSONResponse:
-    account_id = await require_session(request, authorization)
-    key = check_idempotency_key(idempotency_key)
-    data = await json_body(request)
-    return reply(await run(broker_of(request).accounts.cashout, account_id, data, key))
+    return await idempotent_account_write(request, authorization, idempotency_key, lambda b: b.accounts.cashout)

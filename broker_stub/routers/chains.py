@@ -7,9 +7,8 @@ from typing import Any
 from fastapi import APIRouter, Header, Path, Request
 from fastapi.responses import JSONResponse
 
-from broker_stub.core import check_idempotency_key
 from broker_stub.openapi import CARD, ERRORS, HEX, MONEY, body, obj
-from broker_stub.routers.deps import broker_of, json_body, reply, require_session, run
+from broker_stub.routers.deps import broker_of, idempotent_account_write, json_body, require_session, run
 from netpay.errors import MalformedMessage
 
 router = APIRouter(tags=["chains"], responses=ERRORS)
@@ -31,10 +30,7 @@ async def purchase(
     authorization: str | None = Header(None),
     idempotency_key: str | None = Header(None, alias="Idempotency-Key"),
 ) -> JSONResponse:
-    account_id = await require_session(request, authorization)
-    key = check_idempotency_key(idempotency_key)
-    data = await json_body(request)
-    return reply(await run(broker_of(request).issuing.purchase, account_id, data, key))
+    return await idempotent_account_write(request, authorization, idempotency_key, lambda b: b.issuing.purchase)
 
 
 @router.post(

@@ -7,9 +7,8 @@ from typing import Any
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse
 
-from broker_stub.core import check_idempotency_key
 from broker_stub.openapi import ERRORS, MONEY, body, obj, signed
-from broker_stub.routers.deps import broker_of, json_body, reply, require_session, run
+from broker_stub.routers.deps import broker_of, idempotent_account_write, json_body, require_session, run
 
 router = APIRouter(tags=["hosted"], responses=ERRORS)
 
@@ -32,10 +31,7 @@ async def buy(
     authorization: str | None = Header(None),
     idempotency_key: str | None = Header(None, alias="Idempotency-Key"),
 ) -> JSONResponse:
-    account_id = await require_session(request, authorization)
-    key = check_idempotency_key(idempotency_key)
-    data = await json_body(request)
-    return reply(await run(broker_of(request).hosted.buy, account_id, data, key))
+    return await idempotent_account_write(request, authorization, idempotency_key, lambda b: b.hosted.buy)
 
 
 @router.post("/v1/account/hosted/chains/{chain_id}/return", summary="Return a hosted chain to the account")
