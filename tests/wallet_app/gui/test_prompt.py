@@ -3,6 +3,9 @@ delay, Enter never paying, Escape declining, prompts from two vendors queueing."
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 from PySide6.QtCore import Qt
 
 from tests.support.gui import compose, save_screenshot
@@ -137,4 +140,35 @@ def test_a_price_above_the_balance_never_enables_pay(qtbot, gui_wallet, vendor):
     qtbot.wait(PurchasePrompt.PAY_DELAY_MS + 300)
     assert not dialog.pay_button.isEnabled()
     qtbot.mouseClick(dialog.decline_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: gui_wallet.poll(answer, vendor.url)["status"] == "declined", timeout=5000)
+
+
+def test_the_allowance_limit_follows_its_checkbox_and_looks_it(qtbot, gui_wallet, vendor):
+    """Unticked, the limit drop-down is disabled and drawn as disabled (it once looked ready to use); ticked, it is
+    enabled and drawn as a normal field; the choice counts only while the box is ticked."""
+    window = _ready(qtbot, gui_wallet)
+    answer = gui_wallet.offer(vendor, "harbour-bridge-reopens")
+    dialog = _prompt(qtbot, gui_wallet)
+    combo = dialog.allow_limit
+    assert not dialog.allow_check.isChecked() and not combo.isEnabled()
+    assert dialog.chosen_limit() is None
+
+    def text_colours() -> set[int]:
+        image = combo.grab().toImage()
+        return {image.pixel(x, y) & 0xFFFFFF for y in range(image.height()) for x in range(image.width())}
+
+    unticked = text_colours()
+    shots = Path(tempfile.gettempdir()) / "netpay-screenshots"
+    shots.mkdir(exist_ok=True)
+    assert compose(window, dialog).save(str(shots / "prompt-allowance-off.png"), "PNG")
+    dialog.allow_check.setChecked(True)
+    assert combo.isEnabled()
+    ticked = text_colours()
+    assert dialog.chosen_limit() == combo.currentData()
+    white, disabled_fill = 0xFFFFFF, 0xF1F5F9  # the light theme's field and disabled-field backgrounds
+    assert disabled_fill in unticked and white not in unticked
+    assert white in ticked and disabled_fill not in ticked
+    dialog.allow_check.setChecked(False)
+    assert not combo.isEnabled() and dialog.chosen_limit() is None
+    qtbot.keyClick(dialog, Qt.Key.Key_Escape)
     qtbot.waitUntil(lambda: gui_wallet.poll(answer, vendor.url)["status"] == "declined", timeout=5000)
