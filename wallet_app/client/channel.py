@@ -11,6 +11,16 @@ Protocol: one connection per request, one line of JSON each way (at most 64 KiB)
 "since"}`` → ``{"ok": true, "spent": {origin: minor units}}``; a refusal is ``{"ok": false, "error": {code, message,
 details}}`` with the :mod:`netpay.errors` code. The wallet pays exactly as for a page (every check, its journal, its
 history, ``via = "api"``) and refuses a quote whose price is not the one the client's rules reserved.
+
+A payment inside the program's own request (``NetPay-Payment``, one HTTP request to the shop) takes two calls:
+``{"token", "op": "prepare", "offer", "origin", "price"}`` → ``{"ok": true, "payment_id", "payment"}`` (the payment
+JSON, journalled by the wallet, to be sent as it is), then ``{"token", "op": "finish", "payment_id", "answer",
+"error"}`` with the shop's answer (``{"receipt": ...}`` from ``NetPay-Receipt``, or null) and its refusal (the error
+body's ``{code, message, details}``, or null) → the same answer as ``pay``; a refusal the shop signed (the coins came
+back) also says ``"released": true``. The wallet verifies whatever the program hands it (the receipt's and the
+refusal's signatures); with neither it sends the journalled payment to the payment URL itself. One prepared payment
+at a time (a chain's coins leave in order): another ``prepare`` waits for its ``finish``, and a payment not finished
+within :data:`PREPARED_HOLD_S` is finished by the wallet itself the same way.
 """
 
 from __future__ import annotations
@@ -35,19 +45,30 @@ from netpay.errors import (
     PeerUnavailable,
     error_from_body,
 )
+from netpay.encoding import parse_json
 from netpay.money import Money
+from wallet_app.clients.http import EncodedJson
 
-__all__ = ["AgentChannel", "ChannelPayer", "PaidInfo", "agent_paths", "spent_today"]
+__all__ = ["AgentChannel", "ChannelPayer", "ChannelPrepared", "PaidInfo", "agent_paths", "spent_today"]
 
 log = logging.getLogger(__name__)
 
 MAX_LINE = 64 * 1024
+PREPARED_HOLD_S = 30.0  # a prepared payment the program does not finish by then is finished by the wallet
 
 
 def agent_paths(data_dir: Path) -> tuple[Path, Path]:
     """The socket and the token file of the wallet on ``data_dir``."""
     run = Path(data_dir) / "run"
     return run / "agent.sock", run / "agent.token"
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelPrepared:
+    """A payment the running wallet journalled for the program to send inside its own request."""
+
+    payment_id: str
+    wire: EncodedJson  # the exact bytes to send (``wire.encoded``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +111,12 @@ class AgentChannel:
         self._sock: socket.socket | None = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
+        # One payment at a time, from its journal to its answer: held from a prepare to its finish (released by
+        # whichever thread finishes it, so a plain Lock, not an RLock).
         self._pay_lock = threading.Lock()
+        self._prepared: dict[str, tuple[Any, threading.Timer]] = {}
+        self._prepared_lock = threading.Lock()
+        self.hold_s = PREPARED_HOLD_S
 
     def start(self) -> AgentChannel:
         run = self.sock_path.parent
@@ -161,11 +187,82 @@ class AgentChannel:
                 paid = pay_offer(self.service, req.get("offer"), str(req.get("origin", "")), price)
             return {"ok": True, "access_token": paid.access_token, "payment_id": paid.payment_id,
                     "amount": paid.amount.to_json()}  # fmt: skip
+        if op == "prepare":
+            return self._prepare(req)
+        if op == "finish":
+            return self._finish(req)
         if op == "spent_today":
             return {"ok": True, "spent": spent_today(self.service, str(req.get("currency")), int(req.get("since", 0)))}
         raise MalformedMessage(f"unknown op {op!r}", field="op")
 
+    def _prepare(self, req: dict[str, Any]) -> dict[str, Any]:
+        price = Money.from_json(req.get("price"), "price")
+        offer = req.get("offer")
+        if not isinstance(offer, dict):
+            raise MalformedMessage("the offer must be an object", field="offer")
+        if not self._pay_lock.acquire(timeout=self.hold_s + 5):
+            raise PeerUnavailable("the wallet is busy finishing another payment")
+        try:
+            prepared = self.service.prepare_payment(
+                offer.get("quote"), offer.get("vendor_certificate"), str(req.get("origin", "")), "api", price
+            )
+        except BaseException:
+            self._pay_lock.release()
+            raise
+        timer = threading.Timer(self.hold_s, self._abandoned, args=(prepared.payment_id,))
+        timer.daemon = True
+        with self._prepared_lock:
+            self._prepared[prepared.payment_id] = (prepared, timer)
+        timer.start()
+        return {"ok": True, "payment_id": prepared.payment_id, "payment": prepared.wire.encoded.decode()}
+
+    def _take(self, payment_id: Any) -> Any:
+        """The prepared payment of that id, taken (only one finisher gets it), or None."""
+        with self._prepared_lock:
+            entry = self._prepared.pop(payment_id, None) if isinstance(payment_id, str) else None
+        if entry is None:
+            return None
+        entry[1].cancel()
+        return entry[0]
+
+    def _finish(self, req: dict[str, Any]) -> dict[str, Any]:
+        prepared = self._take(req.get("payment_id"))
+        if prepared is None:
+            raise MalformedMessage("no prepared payment of that id waits to be finished", field="payment_id")
+        try:
+            error = req.get("error")
+            refusal = error_from_body({"error": error}, 400) if isinstance(error, dict) else None
+            try:
+                paid = self.service.finish_payment(prepared, req.get("answer"), refusal)
+            except NetPayError as exc:
+                if getattr(exc, "released", False):
+                    return {"ok": False, "released": True, **exc.to_body()}
+                raise
+        finally:
+            self._pay_lock.release()
+        return {"ok": True, "access_token": paid.access_token, "payment_id": paid.payment_id,
+                "amount": paid.amount.to_json()}  # fmt: skip
+
+    def _abandoned(self, payment_id: str) -> None:
+        """A prepared payment the program never finished: the wallet sends it to the payment URL itself (the shop
+        answers with its receipt if the program's request reached it, else takes it now or refuses it)."""
+        prepared = self._take(payment_id)
+        if prepared is None:
+            return
+        try:
+            self.service.finish_payment(prepared, None, None)
+        except NetPayError as exc:  # pending (recovery finishes it), or the shop's refusal: in the history
+            log.warning("an abandoned prepared payment %s ended with %s", payment_id, exc.code)
+        except Exception:
+            log.exception("finishing an abandoned prepared payment failed")
+        finally:
+            self._pay_lock.release()
+
     def close(self) -> None:
+        with self._prepared_lock:
+            left = list(self._prepared)
+        for payment_id in left:  # the wallet stops: finish what a program left prepared now
+            self._abandoned(payment_id)
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=2)
@@ -181,6 +278,7 @@ class ChannelPayer:
 
     def __init__(self, sock_path: Path, token: str, timeout: float = 60.0) -> None:
         self.sock_path, self.token, self.timeout = sock_path, token, timeout
+        self._lock = threading.Lock()  # one payment at a time from this program, from prepare to finish
 
     @classmethod
     def find(cls, data_dir: Path) -> ChannelPayer | None:
@@ -203,12 +301,35 @@ class ChannelPayer:
             except (OSError, ValueError) as exc:
                 raise PeerUnavailable(f"the running wallet did not answer: {type(exc).__name__}") from None
         if not isinstance(answer, dict) or not answer.get("ok"):
-            raise error_from_body(answer if isinstance(answer, dict) else {}, 400)
+            exc = error_from_body(answer if isinstance(answer, dict) else {}, 400)
+            if isinstance(answer, dict) and answer.get("released") is True:
+                exc.released = True  # type: ignore[attr-defined]  # the shop's signed refusal: nothing recorded
+            raise exc
         return answer
 
     def pay(self, offer: dict[str, Any], origin: str, price: Money) -> PaidInfo:
         a = self.call({"op": "pay", "offer": offer, "origin": origin, "price": price.to_json()})
         return PaidInfo(str(a["access_token"]), str(a["payment_id"]), Money.from_json(a["amount"], "amount"))
+
+    def prepare(self, offer: dict[str, Any], origin: str, price: Money) -> ChannelPrepared:
+        """Have the running wallet check the offer (at exactly ``price``) and journal its payment, to be sent
+        inside the program's request; hold :attr:`lock` from here to :meth:`finish`."""
+        a = self.call({"op": "prepare", "offer": offer, "origin": origin, "price": price.to_json()})
+        raw = a.get("payment")
+        if not isinstance(raw, str) or not isinstance(a.get("payment_id"), str):
+            raise PeerUnavailable("the running wallet answered a prepare without a payment")
+        encoded = raw.encode()
+        return ChannelPrepared(a["payment_id"], EncodedJson.of(parse_json(encoded), encoded))
+
+    def finish(self, prepared: ChannelPrepared, answer: Any, error: NetPayError | None) -> PaidInfo:
+        """Hand the shop's answer (and refusal) to the wallet, which settles, releases or sends the payment."""
+        body = error.to_body()["error"] if error is not None else None
+        a = self.call({"op": "finish", "payment_id": prepared.payment_id, "answer": answer, "error": body})
+        return PaidInfo(str(a["access_token"]), str(a["payment_id"]), Money.from_json(a["amount"], "amount"))
+
+    @property
+    def lock(self) -> threading.Lock:
+        return self._lock
 
     def spent_today(self, currency: str, since: int) -> dict[str, int]:
         return {str(k): int(v) for k, v in self.call({"op": "spent_today", "currency": currency, "since": since})[

@@ -4,10 +4,10 @@ The wallet is a :class:`wallet_app.services.WalletService` opened on the vault (
 vault's process lock, so it refuses to run beside a running wallet window). Every payment is an ordinary wallet
 payment (``via = "api"``), so it is in the wallet's history and counts towards today's budgets in later runs too.
 
-With a shop whose challenge names a ``payment_header`` and a wallet opened here, the payment travels inside the
-retried request (``NetPay-Payment``) and the receipt comes back with the resource (``NetPay-Receipt``); a fresh quote
+With a shop whose challenge names a ``payment_header``, the payment travels inside the retried request (``NetPay-Payment``) and the receipt comes back with the resource (``NetPay-Receipt``); a fresh quote
 the answer carries (``NetPay-Quote``) is kept for the next request to the same path, which is then paid in its first
-request: one round trip a paid call (docs/protocol.md §5, "Paid API over HTTP 402").
+request: one round trip a paid call (docs/protocol.md §5, "Paid API over HTTP 402"). Through a running wallet's
+agent channel the same: the wallet journals the payment (``prepare``) and settles its answer (``finish``).
 """
 
 from __future__ import annotations
@@ -143,7 +143,7 @@ class PayingSession(requests.Session):
         if cached is not None:
             kwargs["headers"] = {**(kwargs.get("headers") or {}), "Authorization": f"NetPay {cached}"}
         resp: requests.Response | None = None
-        if cached is None and isinstance(self.payer, VaultPayer) and (spare := self._spare(spare_key)) is not None:
+        if cached is None and (spare := self._spare(spare_key)) is not None:
             sent, retry = self._pay_in_request(spare, method, url_s, key, spare_key, args, kwargs, kept=True)
             resp = sent
             if not retry:
@@ -156,7 +156,7 @@ class PayingSession(requests.Session):
         if origin_of(resp.url or url_s) != origin_of(url_s):
             return resp  # redirected to another site's paywall: paying it would hand that site's token to this one
         offer = _offer(resp)
-        if isinstance(self.payer, VaultPayer) and f'payment_header="{PAYMENT_HEADER}"' in challenge:
+        if f'payment_header="{PAYMENT_HEADER}"' in challenge:
             paid_resp = self._pay_in_request(offer, method, url_s, key, spare_key, args, kwargs)[0]
             assert paid_resp is not None
             return paid_resp
@@ -179,7 +179,6 @@ class PayingSession(requests.Session):
         """Send the request with the offer's payment in it. ``(answer, retry)``: ``retry`` when the shop proved it
         recorded nothing (its signed refusal released the coins), so the answer's own challenge may be paid, or when
         the wallet refused a ``kept`` offer before paying anything (answer None: ask without a payment)."""
-        assert isinstance(self.payer, VaultPayer)
         origin = origin_of(url)
         try:
             price = _price(offer)

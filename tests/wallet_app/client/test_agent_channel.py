@@ -7,10 +7,11 @@ import json
 import socket
 import stat
 import threading
+from typing import Any
 
 import pytest
 
-from netpay.errors import AuthenticationRequired, MalformedMessage
+from netpay.errors import AuthenticationRequired, MalformedMessage, NetPayError
 from netpay.money import Money
 from tests.support.vendor import RunningVendor
 from wallet_app.client import AgentChannel, ChannelPayer, OverBudget, SpendingRules, VaultPayer, connect
@@ -146,3 +147,92 @@ def test_the_wallet_process_opens_the_channel_and_programs_reach_it(
         proc.stdin.close()  # end of input: the headless wallet stops
         assert proc.wait(30) == 0
     assert ChannelPayer.find(home) is None
+
+
+def test_a_program_pays_inside_its_own_request_through_the_running_wallet(
+    funded_wallet: WalletService, vendor: RunningVendor, running: AgentChannel
+) -> None:
+    """The running wallet journals the payment (prepare) and settles the shop's answer (finish): a repeat call is one
+    request to the shop, as with a vault the program opened itself."""
+    from tests.wallet_app.client.test_pay_in_request import counting, spends
+
+    with connect(funded_wallet.session.directory, SpendingRules.parse("EUR", per_request=1, daily=10)) as api:
+        assert isinstance(api.payer, ChannelPayer)
+        seen = counting(api)
+        url = f"{vendor.url}/api/search"
+        assert api.get(url, params={"q": "comet"}, timeout=30).status_code == 200
+        assert seen == [("/api/search", 402), ("/api/search", 200)]  # the challenge, then paid inside the retry
+        seen.clear()
+        for q in ("market", "budget", "cup"):
+            resp = api.get(url, params={"q": q}, timeout=30)
+            assert resp.status_code == 200 and resp.json()["query"] == q
+        assert seen == [("/api/search", 200)] * 3  # the kept quote paid inside the request: no 402, no POST
+        assert api.budget.spent() == 4 and len(api.payments) == 4
+    assert spends(funded_wallet) == [("settled", None)] * 4
+    assert {e.via for e in funded_wallet.activity() if e.kind == "payment"} == {"api"}
+
+
+def test_a_prepared_payment_the_program_abandons_is_finished_by_the_wallet(
+    funded_wallet: WalletService, vendor: RunningVendor, running: AgentChannel
+) -> None:
+    """A program that journals a payment and dies: the next prepare waits for it, the wallet sends it to the payment
+    URL itself once the hold ends (paid once, settled), and the dead program's late finish changes nothing."""
+    from tests.wallet_app.client.test_pay_in_request import spends
+
+    running.hold_s = 0.5
+    payer = ChannelPayer.find(funded_wallet.session.directory)
+    assert payer is not None
+    offers = [vendor.session.get(f"{vendor.url}/api/search", params={"q": q}, timeout=10).json() for q in ("a", "b")]
+    first = payer.prepare(offers[0], vendor.url, Money(1, "EUR"))
+    assert spends(funded_wallet) == [("pending", None)]  # journalled before it may leave the wallet
+    second = payer.prepare(offers[1], vendor.url, Money(1, "EUR"))  # waits for the first to be finished
+    assert spends(funded_wallet) == [("settled", None), ("pending", None)]  # sent to the payment URL by the wallet
+    with pytest.raises(MalformedMessage):  # already finished by the wallet: the late finish is refused
+        payer.finish(first, None, None)
+    paid = payer.finish(second, None, None)  # no answer from the shop: the wallet sends it itself
+    assert paid.payment_id == second.payment_id and paid.amount == Money(1, "EUR")
+    assert spends(funded_wallet) == [("settled", None)] * 2
+    assert sum(e.amount.amount for e in funded_wallet.activity() if e.kind == "payment") == 2
+
+
+def test_hostile_finishes_change_nothing_and_free_the_wallet(
+    funded_wallet: WalletService, vendor: RunningVendor, running: AgentChannel
+) -> None:
+    """A finish for an unknown or malformed id is refused. A program that got the item and then hands the wallet a
+    forged receipt, or a refusal the shop never signed (to have its coins back as well), settles and releases
+    nothing: the wallet verifies both, and those coins stay spent. The channel takes the next payment after each."""
+    import base64
+
+    from netpay.errors import BadSignature
+    from tests.wallet_app.client.test_pay_in_request import spends
+
+    sock, token = agent_paths(funded_wallet.session.directory)
+    payer = ChannelPayer(sock, token.read_text().strip())
+    for bad in ({"op": "finish", "payment_id": "nope"}, {"op": "finish", "payment_id": ["x"]}, {"op": "finish"}):
+        with pytest.raises(MalformedMessage):
+            payer.call(bad)
+    url = f"{vendor.url}/api/search"
+
+    def prepared_and_sent(q: str) -> Any:
+        prepared = payer.prepare(vendor.session.get(url, params={"q": q}, timeout=10).json(), vendor.url,
+                                 Money(1, "EUR"))  # fmt: skip
+        value = base64.urlsafe_b64encode(prepared.wire.encoded).rstrip(b"=").decode()
+        got = vendor.session.get(url, params={"q": q}, headers={"NetPay-Payment": value}, timeout=10)
+        assert got.status_code == 200 and "NetPay-Receipt" in got.headers  # the program has what it paid for
+        return prepared
+
+    prepared = prepared_and_sent("x")
+    forged = {"receipt": {"body": {"payment_id": prepared.payment_id}, "signature": "00" * 64}}
+    with pytest.raises(NetPayError):
+        payer.finish(prepared, forged, None)
+    assert spends(funded_wallet) == [("burned", "bad_receipt")]  # never counted as settled with a forged receipt
+    prepared = prepared_and_sent("y")  # the channel was freed by the failed finish
+    unsigned = BadSignature("refused")
+    unsigned.details = {"refusal": {"body": {"payment_id": prepared.payment_id}, "signature": "00" * 64}}
+    with pytest.raises(NetPayError) as info:
+        payer.finish(prepared, None, unsigned)
+    assert not getattr(info.value, "released", False)  # an unsigned refusal gives no coins back
+    assert [s for s, _ in spends(funded_wallet)] == ["burned", "burned"]
+    offer = vendor.session.get(url, params={"q": "z"}, timeout=10).json()
+    paid = payer.pay(offer, vendor.url, Money(1, "EUR"))  # the chain's next index: nothing was reused
+    assert paid.amount == Money(1, "EUR") and spends(funded_wallet)[2] == ("settled", None)
