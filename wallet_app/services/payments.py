@@ -87,6 +87,7 @@ class PreparedSpend:
     payment_url: str
     api_url: str
     spend: _Spend
+    ready: Any = None  # what ``meanwhile`` built during the journal's fsync (see PaymentEngine.prepare)
 
 
 SPEND_INTENT = "spend"
@@ -194,15 +195,26 @@ class PaymentEngine:
     def _pay_once(
         self, quote: Signed[Quote], cert: Signed[VendorCertificate], origin: str | None, via: PayVia
     ) -> PaidQuote:
-        prepared = self.prepare(quote, cert, origin, via)
+        client = self.vendor_client(cert.body.api_url)
+        build = getattr(client, "prepare_pay", None)
+        url = quote.body.payment_url
+        # the request that carries the payment is built while the journal's fsync runs (nothing leaves before)
+        prepared = self.prepare(quote, cert, origin, via, None if build is None else lambda wire: build(wire, url))
         return self._send(prepared.payment_id, prepared.wire, prepared.payment_url, prepared.api_url,
-                          spend=prepared.spend)  # fmt: skip
+                          spend=prepared.spend, client=client)  # fmt: skip
 
     def prepare(
-        self, quote: Signed[Quote], cert: Signed[VendorCertificate], origin: str | None, via: PayVia
+        self,
+        quote: Signed[Quote],
+        cert: Signed[VendorCertificate],
+        origin: str | None,
+        via: PayVia,
+        meanwhile: Callable[[EncodedJson], Any] | None = None,
     ) -> PreparedSpend:
         """Pick coins and journal the spend durably; return the payment, ready to leave the process (sent by
-        :meth:`pay`, or inside a paid API request and then given to :meth:`finish`)."""
+        :meth:`pay`, or inside a paid API request and then given to :meth:`finish`). ``meanwhile(wire)``: work
+        that sends nothing (building the request that carries it), done while the journal's fsync runs; what it
+        returns is :attr:`PreparedSpend.ready` (None if it failed: then the caller does that work itself)."""
         q, vc = quote.body, cert.body
         with self.lock:
             # Checked again under the lock: a twin payment of this quote from another thread may have been
@@ -230,14 +242,15 @@ class PaymentEngine:
                     wire.encoded.decode(), now, json.dumps(vc.api_url),
                 )  # fmt: skip
                 seg_rows = [[s.chain_id.hex(), s.from_index, s.to_index] for s in segments]
-                self.vault.journal(SPEND_INTENT, {"spend": row, "segments": seg_rows, "chains": states})
+                built = None if meanwhile is None else lambda: meanwhile(wire)
+                ready = self.vault.journal(SPEND_INTENT, {"spend": row, "segments": seg_rows, "chains": states}, built)
             except BaseException:
                 self.book.forget([p.chain_id for p in picks])
                 raise
         # Only now, with the journal durable, may the paywords leave the process.
         self.events.emit("balance_changed")
         crash_point("after_journal")
-        return PreparedSpend(payment_id, wire, q.payment_url, vc.api_url, spend)
+        return PreparedSpend(payment_id, wire, q.payment_url, vc.api_url, spend, ready)
 
     def finish(self, prepared: PreparedSpend, answer: Any, error: NetPayError | None) -> PaidQuote:
         """Finish a payment that was sent inside another request: ``answer`` is the payment call's answer the shop
@@ -286,9 +299,10 @@ class PaymentEngine:
         api_url: str,
         recovering: bool = False,
         spend: _Spend | None = None,
+        client: VendorClient | None = None,
     ) -> PaidQuote:
         """Send the journalled payment JSON (the stored bytes); settle on a receipt, release/burn on a refusal."""
-        client = self.vendor_client(api_url)
+        client = client or self.vendor_client(api_url)
         try:
             answer = client.pay(wire, payment_url)
         except PeerUnavailable:

@@ -430,18 +430,24 @@ class WalletService:
         return paid
 
     def prepare_payment(
-        self, quote: Any, vendor_cert: Any, origin: str | None, via: PayVia, price: Money | None = None
+        self,
+        quote: Any,
+        vendor_cert: Any,
+        origin: str | None,
+        via: PayVia,
+        price: Money | None = None,
+        meanwhile: Callable[[Any], Any] | None = None,
     ) -> PreparedSpend:
         """Like :meth:`pay_quote` up to the journal (every check of :meth:`check_quote` too; ``price``: refuse any
         other price): the payment, durably journalled, for the caller to send inside its own request (a paid API
         call); hand the shop's answer to :meth:`finish_payment`. Until then the spend is pending (and
-        :meth:`recover_pending` would send it to the payment URL)."""
+        :meth:`recover_pending` would send it to the payment URL). ``meanwhile``: see :meth:`PaymentEngine.prepare`."""
         checked, cert = self._paying(quote, vendor_cert, origin, via)
         if price is not None and checked.body.price != price:
             raise MalformedMessage(f"the quote's price is {checked.body.price}, not {price}", field="price")
         if checked.body.model.is_metered:
             raise MalformedMessage("a metered quote is paid unit by unit in a metered session", field="model")
-        return self.payments.prepare(checked, cert, origin, via)
+        return self.payments.prepare(checked, cert, origin, via, meanwhile)
 
     def finish_payment(self, prepared: PreparedSpend, answer: Any, error: NetPayError | None) -> PaidQuote:
         """Settle, release or finish sending a prepared payment (see :meth:`PaymentEngine.finish`)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -382,34 +383,71 @@ def test_killed_before_the_spend_reached_its_tables_recovers_it(
     w.close()
 
 
-def test_the_journal_is_fsynced_before_the_payment_leaves(
-    funded_wallet: WalletService, vendor: RunningVendor, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The spend's intent is committed to the log and then the log is fsync'd; only after that may the payment be
-    sent, even when the fsync is slow."""
+def arrivals(app: Any, times: list[tuple[str, float]]) -> Any:
+    """The shop's app, noting when each request reaches it (path and time) before it is handled."""
+
+    async def noting(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            times.append((scope["path"], time.monotonic()))
+        await app(scope, receive, send)
+
+    return noting
+
+
+def slow_fsync(monkeypatch: pytest.MonkeyPatch, events: list[tuple[str, float]], fail: bool = False) -> None:
+    """The vault's fsync takes 0.2 s (and raises, with ``fail``); its end is noted in ``events``."""
     import os
-    import time
 
     import wallet_app.vault.store as store
+
+    real = os.fsync
+
+    def fsync(fd: int) -> None:
+        time.sleep(0.2)
+        events.append(("fsync", time.monotonic()))
+        if fail:
+            raise OSError(5, "Input/output error")
+        real(fd)
+
+    monkeypatch.setattr(store.os, "fsync", fsync)
+
+
+def test_the_journal_is_fsynced_before_the_payment_leaves(
+    funded_wallet: WalletService, vendor_factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The spend's intent is committed to the log and then the log is fsync'd; the request carrying the payment is
+    built meanwhile, but the shop sees it only after the fsync ended, even when the fsync is slow."""
     from wallet_app.clients.vendor import VendorClient
 
-    events: list[str] = []
-    real_fsync, real_pay = os.fsync, VendorClient.pay
+    events: list[tuple[str, float]] = []
+    vendor = vendor_factory(wrap=lambda app: arrivals(app, events))
+    real_build = VendorClient.prepare_pay
 
-    def slow_fsync(fd: int) -> None:
-        time.sleep(0.2)
-        real_fsync(fd)
-        events.append("fsync")
+    def build(self: VendorClient, wire: Any, url: str | None = None) -> None:
+        events.append(("built", time.monotonic()))
+        real_build(self, wire, url)
 
-    def pay(self: VendorClient, wire: dict[str, Any], url: str | None = None) -> dict[str, Any]:
-        events.append("send")
-        return real_pay(self, wire, url)
-
-    monkeypatch.setattr(store.os, "fsync", slow_fsync)
-    monkeypatch.setattr(VendorClient, "pay", pay)
+    monkeypatch.setattr(VendorClient, "prepare_pay", build)
+    slow_fsync(monkeypatch, events)
     paid = _pay(funded_wallet, vendor)
     assert paid.access_token
-    assert events[:2] == ["fsync", "send"]
+    order = [name for name, _ in events if name != "/v1/quotes"]
+    assert order[:3] == ["built", "fsync", "/v1/payments"]  # built during the fsync, sent after it
+
+
+def test_a_failed_journal_fsync_sends_nothing(
+    funded_wallet: WalletService, vendor_factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fsync of the journal fails (an I/O error): the request built meanwhile is dropped, the shop never sees
+    the payment, and the wallet says so."""
+    events: list[tuple[str, float]] = []
+    vendor = vendor_factory(wrap=lambda app: arrivals(app, events))
+    q, c = quote_for(vendor.url, ITEM)
+    checked = funded_wallet.check_quote(q, c, vendor.url)
+    slow_fsync(monkeypatch, events, fail=True)
+    with pytest.raises(OSError):
+        funded_wallet.pay_quote(checked.quote, checked.vendor_certificate, vendor.url, "prompt")
+    assert "/v1/payments" not in [name for name, _ in events]
 
 
 def test_a_spend_the_vault_cannot_apply_stops_payments_until_it_can(
