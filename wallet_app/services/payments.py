@@ -5,7 +5,10 @@ Journal rules (what keeps coins from being lost or spent twice):
 1. The spend is written as ``pending`` with its reserved indexes, the exact payment JSON and the advanced traversal
    states, durably (fsync'd), **before** any payword leaves the process. It is written as one vault intent (one
    small row, so the fsync'd commit is cheap); the spend, its segments and the chains' new states reach their
-   tables in the vault's next transaction, or when the vault next opens if the process died first.
+   tables in the vault's next transaction, or when the vault next opens if the process died first. A program's
+   payment (:meth:`PaymentEngine.prepare` with ``at_once``) goes to its tables in the fsync'd commit itself: its
+   next payment usually follows at once, and would otherwise start with that second commit. The request that
+   carries a payment is built while the fsync runs, and sent after it.
 2. A receipt signed by the certified vendor key turns it ``settled``.
 3. A refusal turns it ``released`` only when the error carries ``details.refusal``, a ``PaymentRefusal`` signed by
    the vendor for this payment id: the vendor proves it recorded nothing, so the chain is rewound to the segment's
@@ -210,11 +213,13 @@ class PaymentEngine:
         origin: str | None,
         via: PayVia,
         meanwhile: Callable[[EncodedJson], Any] | None = None,
+        at_once: bool = False,
     ) -> PreparedSpend:
         """Pick coins and journal the spend durably; return the payment, ready to leave the process (sent by
         :meth:`pay`, or inside a paid API request and then given to :meth:`finish`). ``meanwhile(wire)``: work
         that sends nothing (building the request that carries it), done while the journal's fsync runs; what it
-        returns is :attr:`PreparedSpend.ready` (None if it failed: then the caller does that work itself)."""
+        returns is :attr:`PreparedSpend.ready` (None if it failed: then the caller does that work itself).
+        ``at_once``: the spend reaches its tables in the journal's own commit (:meth:`Vault.journal`)."""
         q, vc = quote.body, cert.body
         with self.lock:
             # Checked again under the lock: a twin payment of this quote from another thread may have been
@@ -243,7 +248,8 @@ class PaymentEngine:
                 )  # fmt: skip
                 seg_rows = [[s.chain_id.hex(), s.from_index, s.to_index] for s in segments]
                 built = None if meanwhile is None else lambda: meanwhile(wire)
-                ready = self.vault.journal(SPEND_INTENT, {"spend": row, "segments": seg_rows, "chains": states}, built)
+                intent = {"spend": row, "segments": seg_rows, "chains": states}
+                ready = self.vault.journal(SPEND_INTENT, intent, built, at_once)
             except BaseException:
                 self.book.forget([p.chain_id for p in picks])
                 raise
@@ -278,8 +284,12 @@ class PaymentEngine:
             conn.execute(_INSERT_SPEND, (*row, status, error))
         except sqlcipher3.IntegrityError:
             # A second spend of one quote: only if an earlier intent could not be applied while the wallet ran
-            # (its twin check then missed it). Its indexes are counted as burned; it is never re-sent.
+            # (its twin check then missed it). Its indexes are counted as burned; it is never re-sent. Applied at
+            # once, nothing is sent yet: the whole journal entry is refused instead.
             conn.execute("ROLLBACK TO spend")
+            if intent.get("at_once"):
+                conn.execute("RELEASE spend")
+                raise QuoteAlreadyPaid("this quote is already being paid", quote_id=row[1]) from None
             status, error = "burned", "twin_payment"
             conn.execute(_INSERT_SPEND, (*row, status, error))
         conn.execute("RELEASE spend")
@@ -356,9 +366,9 @@ class PaymentEngine:
                 (receipt_json, r.access_token, now, payment_id),
             ).rowcount
             if settled:
-                c.execute(
-                    """UPDATE chains SET holder = ? WHERE chain_id IN
-                       (SELECT chain_id FROM spend_segments WHERE payment_id = ?)""",
+                c.execute(  # only where it changes: a chain paid to its holder again keeps its page unwritten
+                    """UPDATE chains SET holder = ?1 WHERE holder IS NOT ?1 AND chain_id IN
+                       (SELECT chain_id FROM spend_segments WHERE payment_id = ?2)""",
                     (spend.vendor_id, payment_id),
                 )
             return bool(settled)

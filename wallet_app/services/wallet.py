@@ -447,7 +447,9 @@ class WalletService:
             raise MalformedMessage(f"the quote's price is {checked.body.price}, not {price}", field="price")
         if checked.body.model.is_metered:
             raise MalformedMessage("a metered quote is paid unit by unit in a metered session", field="model")
-        return self.payments.prepare(checked, cert, origin, via, meanwhile)
+        # a program pays call after call: its spend reaches the tables in the journal's own commit (one commit, not
+        # a second one at the start of its next call)
+        return self.payments.prepare(checked, cert, origin, via, meanwhile, at_once=True)
 
     def finish_payment(self, prepared: PreparedSpend, answer: Any, error: NetPayError | None) -> PaidQuote:
         """Settle, release or finish sending a prepared payment (see :meth:`PaymentEngine.finish`)."""

@@ -325,10 +325,22 @@ class Vault:
         a killed process left behind."""
         self._appliers[kind] = applier
 
-    def journal(self, kind: str, payload: dict[str, Any], meanwhile: Callable[[], T] | None = None) -> T | None:
+    def journal(
+        self,
+        kind: str,
+        payload: dict[str, Any],
+        meanwhile: Callable[[], T] | None = None,
+        at_once: bool = False,
+    ) -> T | None:
         """Record an intent durably (the log is fsync'd before this returns), then apply it like a deferred write:
         in the vault's next transaction, whichever thread runs it. Until then every use of the vault applies it
         first, so nobody reads the tables without it.
+
+        ``at_once``: apply it in the transaction that is fsync'd instead, with ``payload["at_once"] = True`` for
+        the applier (no intents row; a bigger commit now, none later). For a caller whose next payment usually
+        follows at once (a program paying call after call), where the deferred write would only move into that
+        next payment with a commit of its own; a person's purchase keeps the small commit, and the rest is done
+        after the answer.
 
         The intent is committed with ``synchronous = NORMAL`` and the log then fsync'd as a whole, which makes it
         exactly as durable as a ``FULL`` commit, without holding the vault lock during the fsync.
@@ -339,6 +351,10 @@ class Vault:
         """
         if kind not in self._appliers:
             raise KeyError(f"no applier for intents of kind {kind!r}")
+        if at_once:
+            with self.tx() as c:
+                self._appliers[kind](c, {**payload, "at_once": True})
+            return self._sync_log(meanwhile)  # an fsync error is raised: then nothing may be sent
         with self.tx() as c:
             seq = c.execute(
                 "INSERT INTO intents (kind, payload) VALUES (?, ?)", (kind, json.dumps(payload, separators=(",", ":")))

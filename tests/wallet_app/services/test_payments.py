@@ -435,6 +435,28 @@ def test_the_journal_is_fsynced_before_the_payment_leaves(
     assert order[:3] == ["built", "fsync", "/v1/payments"]  # built during the fsync, sent after it
 
 
+def test_a_twin_spend_applied_at_once_is_refused_whole(funded_wallet: WalletService, vendor: RunningVendor) -> None:
+    """A program's spend reaches its tables in the journal's own commit. A second spend of the same quote there
+    (the twin check before it bypassed) is refused with nothing written, rather than journalled as burned: nothing
+    of it was sent."""
+    from netpay.errors import QuoteAlreadyPaid
+    from wallet_app.services.payments import SPEND_INTENT
+
+    w = funded_wallet
+    q, c = quote_for(vendor.url, ITEM)
+    prepared = w.prepare_payment(q, c, vendor.url, "api")
+    assert w.vault.one("SELECT status FROM spends WHERE payment_id = ?", (prepared.payment_id,))[0] == "pending"
+    assert w.vault.one("SELECT COUNT(*) FROM intents")[0] == 0  # applied in the journal's commit
+    columns = ("payment_id, quote_id, quote_digest, vendor_id, vendor_name, vendor_key, payment_url, item_url, title, "
+               "amount, currency, via, origin, payment_json, created_at, api_url_json")  # fmt: skip
+    row = list(w.vault.one(f"SELECT {columns} FROM spends WHERE payment_id = ?", (prepared.payment_id,)))
+    row[0] = "f" * 32  # another payment of the same quote
+    before = w.vault.dump()
+    with pytest.raises(QuoteAlreadyPaid):
+        w.vault.journal(SPEND_INTENT, {"spend": row, "segments": [], "chains": []}, at_once=True)
+    assert w.vault.dump() == before
+
+
 def test_a_failed_journal_fsync_sends_nothing(
     funded_wallet: WalletService, vendor_factory: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

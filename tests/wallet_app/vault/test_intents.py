@@ -39,8 +39,9 @@ def _open(home: Path, keyring_file: Path, note: bool = True) -> WalletService:
     return w
 
 
-def _killed_after_journalling(home: Path, keyring_file: Path, numbers: list[int]) -> None:
-    """A wallet process journals intents and is killed (SIGKILL) before it applies them."""
+def _killed_after_journalling(home: Path, keyring_file: Path, numbers: list[int], at_once: bool = False) -> None:
+    """A wallet process journals intents and is killed (SIGKILL) before it applies them (``at_once``: journalled
+    applied in their own commit, as a program's payments are)."""
     script = (
         "import os, signal; from pathlib import Path; import wallet_app.vault.store as store;"
         "store.WORKER_DELAY_S = 600;"  # the vault's worker must not apply them first
@@ -49,7 +50,7 @@ def _killed_after_journalling(home: Path, keyring_file: Path, numbers: list[int]
         "from tests.wallet_app.vault.test_intents import _note;"
         f"w = WalletService(Path({str(home)!r}), key_store=KeyStore(FileKeyring(Path({str(keyring_file)!r})),"
         " kdf=FAST_TEST_KDF)); w.vault.on_intent('note', _note); w.unlock(recover=False);"
-        f"[w.vault.journal('note', {{'n': n}}) for n in {numbers!r}];"
+        f"[w.vault.journal('note', {{'n': n}}, at_once={at_once!r}) for n in {numbers!r}];"
         "os.kill(os.getpid(), signal.SIGKILL)"
     )
     proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
@@ -80,6 +81,14 @@ def test_an_intent_is_applied_before_the_next_read_and_only_once(home: tuple[Pat
 def test_intents_of_a_killed_process_are_applied_at_the_next_open(home: tuple[Path, Path]) -> None:
     _killed_after_journalling(*home, [3, 4])
     w = _open(*home)
+    assert w.vault.one("SELECT COUNT(*) FROM intents")[0] == 0
+    assert w.get_setting("notes") == 7
+    w.close()
+
+
+def test_intents_applied_at_once_survive_a_kill_in_their_tables(home: tuple[Path, Path]) -> None:
+    _killed_after_journalling(*home, [3, 4], at_once=True)
+    w = _open(*home, note=False)  # nothing left to apply: no applier is needed to open
     assert w.vault.one("SELECT COUNT(*) FROM intents")[0] == 0
     assert w.get_setting("notes") == 7
     w.close()
