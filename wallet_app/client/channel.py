@@ -33,7 +33,6 @@ import secrets
 import socket
 import struct
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -70,7 +69,6 @@ class ChannelPrepared:
 
     payment_id: str
     wire: EncodedJson  # the exact bytes to send (``wire.encoded``)
-    ready: None = None  # nothing built in advance (see VaultPayer.prepare)
 
 
 @dataclass(frozen=True, slots=True)
@@ -313,12 +311,9 @@ class ChannelPayer:
         a = self.call({"op": "pay", "offer": offer, "origin": origin, "price": price.to_json()})
         return PaidInfo(str(a["access_token"]), str(a["payment_id"]), Money.from_json(a["amount"], "amount"))
 
-    def prepare(
-        self, offer: dict[str, Any], origin: str, price: Money, meanwhile: Callable[[Any], Any] | None = None
-    ) -> ChannelPrepared:
+    def prepare(self, offer: dict[str, Any], origin: str, price: Money) -> ChannelPrepared:
         """Have the running wallet check the offer (at exactly ``price``) and journal its payment, to be sent
-        inside the program's request; hold :attr:`lock` from here to :meth:`finish`. (``meanwhile`` is not used:
-        the journal's fsync runs in the wallet's process.)"""
+        inside the program's request; hold :attr:`lock` from here to :meth:`finish`."""
         a = self.call({"op": "prepare", "offer": offer, "origin": origin, "price": price.to_json()})
         raw = a.get("payment")
         if not isinstance(raw, str) or not isinstance(a.get("payment_id"), str):

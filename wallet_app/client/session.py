@@ -8,9 +8,7 @@ With a shop whose challenge names a ``payment_header``, the payment travels insi
 (``NetPay-Payment``) and the receipt comes back with the resource (``NetPay-Receipt``); a fresh quote the answer
 carries (``NetPay-Quote``) is kept for the next request to the same path, which is then paid in its first request:
 one round trip a paid call (docs/protocol.md §5, "Paid API over HTTP 402"). Through a running wallet's agent channel
-the same: the wallet journals the payment (``prepare``) and settles its answer (``finish``). With a vault opened
-here, the paid request is built while the journal's fsync runs (:class:`~wallet_app.vault.overlap.Overlap`) and
-sent only after it.
+the same: the wallet journals the payment (``prepare``) and settles its answer (``finish``).
 """
 
 from __future__ import annotations
@@ -78,17 +76,12 @@ class VaultPayer:
             return spent_today(self.service, currency, since)
         return {}
 
-    def prepare(
-        self, offer: dict[str, Any], origin: str, price: Money, meanwhile: Callable[[Any], Any] | None = None
-    ) -> PreparedSpend:
+    def prepare(self, offer: dict[str, Any], origin: str, price: Money) -> PreparedSpend:
         """Check the offer (at exactly ``price``) and journal its payment, to be sent inside a request. Hold
-        :attr:`lock` from here to :meth:`finish`: a chain's next coins go to one payment at a time, in order.
-        ``meanwhile(wire)``: builds the request while the journal's fsync runs (its result: ``ready``)."""
+        :attr:`lock` from here to :meth:`finish`: a chain's next coins go to one payment at a time, in order."""
         if not isinstance(offer, dict):
             raise MalformedMessage("the offer must be an object", field="offer")
-        return self.service.prepare_payment(
-            offer.get("quote"), offer.get("vendor_certificate"), origin, "api", price, meanwhile
-        )
+        return self.service.prepare_payment(offer.get("quote"), offer.get("vendor_certificate"), origin, "api", price)
 
     def finish(self, prepared: PreparedSpend, answer: Any, error: NetPayError | None) -> PaidInfo:
         """Settle, release or finish sending a prepared payment (``WalletService.finish_payment``)."""
@@ -198,17 +191,9 @@ class PayingSession(requests.Session):
         headers = {k: v for k, v in (kwargs.get("headers") or {}).items() if k.lower() != "authorization"}
         resp: requests.Response | None = None
         answer: Any = None
-
-        def build(wire: Any) -> tuple[requests.PreparedRequest, dict[str, Any]] | None:
-            """The paid request, built while the wallet's journal fsync runs (sent only after it)."""
-            value = base64.urlsafe_b64encode(wire.encoded).rstrip(b"=").decode()
-            if args or len(value) > MAX_PAYMENT_HEADER:
-                return None
-            return self._build(method, url, **_paying(kwargs, headers, value))
-
         with self.payer.lock:  # a chain's coins leave in order: one payment at a time, from journal to answer
             try:
-                prepared = self.payer.prepare(offer, origin, price, build)
+                prepared = self.payer.prepare(offer, origin, price)
             except NetPayError:
                 self.budget.release(reservation)
                 if kept:  # a kept quote the wallet will not pay (already paid, expired...): nothing was sent
@@ -221,11 +206,9 @@ class PayingSession(requests.Session):
             error: NetPayError | None = None
             if len(payment) <= MAX_PAYMENT_HEADER:
                 with contextlib.suppress(requests.RequestException):  # unknown whether it arrived: finish() asks
-                    ready = getattr(prepared, "ready", None)
-                    if ready is not None:
-                        resp = self.send(ready[0], **ready[1])
-                    else:
-                        resp = super().request(method, url, *args, **_paying(kwargs, headers, payment))
+                    # never followed: a redirect would hand the payment to whatever site it names
+                    paying = {**kwargs, "headers": {**headers, PAYMENT_HEADER: payment}, "allow_redirects": False}
+                    resp = super().request(method, url, *args, **paying)
             if resp is not None:
                 answer = _header_json(resp, RECEIPT_HEADER)
                 if answer is None and resp.status_code >= 400:
@@ -256,19 +239,6 @@ class PayingSession(requests.Session):
             headers["Authorization"] = f"NetPay {paid.access_token}"
             resp = super().request(method, url, *args, **{**kwargs, "headers": headers})
         return resp, False
-
-    def _build(
-        self, method: str | bytes, url: str, params: Any = None, data: Any = None, headers: Any = None,
-        cookies: Any = None, files: Any = None, auth: Any = None, timeout: Any = None, allow_redirects: bool = True,
-        proxies: Any = None, hooks: Any = None, stream: Any = None, verify: Any = None, cert: Any = None,
-        json: Any = None,
-    ) -> tuple[requests.PreparedRequest, dict[str, Any]]:  # fmt: skip
-        """What ``requests.Session.request`` does before it sends: the prepared request and ``send``'s arguments."""
-        req = requests.Request(method=method.upper(), url=url, headers=headers, files=files, data=data or {},  # type: ignore[arg-type]
-                               json=json, params=params or {}, auth=auth, cookies=cookies, hooks=hooks)  # fmt: skip
-        prepared = self.prepare_request(req)
-        settings = self.merge_environment_settings(prepared.url, proxies or {}, stream, verify, cert)
-        return prepared, {"timeout": timeout, "allow_redirects": allow_redirects, **settings}
 
     def _spare(self, spare_key: str) -> dict[str, Any] | None:
         """The kept offer for this path, taken (each is paid at most once), if it has long enough left."""
@@ -304,12 +274,6 @@ class PayingSession(requests.Session):
         with self._lock:
             self.payments.append(paid)
         return paid.access_token
-
-
-def _paying(kwargs: dict[str, Any], headers: dict[str, Any], payment: str) -> dict[str, Any]:
-    """The request's arguments with the payment in its header; never following a redirect (it would hand the
-    payment to whatever site it names)."""
-    return {**kwargs, "headers": {**headers, PAYMENT_HEADER: payment}, "allow_redirects": False}
 
 
 def _offer(resp: requests.Response) -> dict[str, Any]:

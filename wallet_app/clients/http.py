@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import requests
@@ -15,7 +14,7 @@ from netpay.encoding import canonical_json, parse_json
 from netpay.errors import MalformedMessage, NetPayError, PeerUnavailable, error_from_body
 from wallet_app.clients.policy import ca_file_from_env, require_secure_url
 
-__all__ = ["DEFAULT_TIMEOUT", "EncodedJson", "JsonClient", "PreparedCall", "set_ca_file", "shared_session"]
+__all__ = ["DEFAULT_TIMEOUT", "EncodedJson", "JsonClient", "set_ca_file", "shared_session"]
 
 DEFAULT_TIMEOUT = (3.0, 15.0)  # connect, read (seconds)
 _RETRY_STATUSES = {502, 503, 504}
@@ -71,16 +70,6 @@ class EncodedJson(dict[str, Any]):
         return out
 
 
-@dataclass(frozen=True, slots=True)
-class PreparedCall:
-    """A request built by :meth:`JsonClient.prepare_call` and not sent yet."""
-
-    url: str
-    prepared: requests.PreparedRequest
-    settings: dict[str, Any]  # what requests.Session.send takes besides the request
-    attempts: int
-
-
 class JsonClient:
     """Base of the broker and vendor clients. ``retries`` applies only to requests marked idempotent."""
 
@@ -116,18 +105,6 @@ class JsonClient:
         Connection failures, timeouts and 502/503/504 raise :class:`PeerUnavailable` after ``retries`` more tries
         when the request is idempotent (GET by default; a POST only when the caller says so).
         """
-        return self.send_call(self.prepare_call(method, path, body, headers=headers, idempotent=idempotent))
-
-    def prepare_call(
-        self,
-        method: str,
-        path: str,
-        body: Any = None,
-        *,
-        headers: dict[str, str] | None = None,
-        idempotent: bool | None = None,
-    ) -> PreparedCall:
-        """Build the request :meth:`request` would send, without sending it (see :meth:`send_call`)."""
         if idempotent is None:
             idempotent = method in ("GET", "HEAD", "PUT", "DELETE")
         hdrs = {"Accept": "application/json"}
@@ -137,23 +114,14 @@ class JsonClient:
             hdrs["Content-Type"] = "application/json"
         if headers:
             hdrs.update(headers)
+        attempts = 1 + (self.retries if idempotent else 0)
         url = self.url(path)
-        # what requests.Session.request does before it sends
-        prepared = self.session.prepare_request(requests.Request(method, url, data=data, headers=hdrs))
-        settings = self.session.merge_environment_settings(prepared.url, {}, None, None, None)
-        return PreparedCall(url, prepared, {"timeout": self.timeout, "allow_redirects": True, **settings},
-                            1 + (self.retries if idempotent else 0))  # fmt: skip
-
-    def send_call(self, call: PreparedCall) -> Any:
-        """Send a request built by :meth:`prepare_call` and return the decoded JSON answer, or raise the error the
-        server answered with (retried as :meth:`request` says)."""
-        url = call.url
         last: NetPayError | None = None
-        for attempt in range(call.attempts):
+        for attempt in range(attempts):
             if attempt:
                 time.sleep(min(0.05 * 2**attempt, 1.0))
             try:
-                resp = self.session.send(call.prepared.copy() if attempt else call.prepared, **call.settings)
+                resp = self.session.request(method, url, data=data, headers=hdrs, timeout=self.timeout)
             except requests.exceptions.SSLError as exc:
                 reason = str(exc.__context__ or exc).split("(Caused by")[-1].strip(" ()'\"")[:200]
                 raise PeerUnavailable(
@@ -165,7 +133,7 @@ class JsonClient:
             except requests.RequestException as exc:
                 last = PeerUnavailable(f"{url} could not be reached: {type(exc).__name__}", url=url)
                 continue
-            if resp.status_code in _RETRY_STATUSES and attempt + 1 < call.attempts:
+            if resp.status_code in _RETRY_STATUSES and attempt + 1 < attempts:
                 last = PeerUnavailable(f"{url} answered {resp.status_code}")
                 continue
             return self._decode(resp)

@@ -7,8 +7,7 @@ Journal rules (what keeps coins from being lost or spent twice):
    small row, so the fsync'd commit is cheap); the spend, its segments and the chains' new states reach their
    tables in the vault's next transaction, or when the vault next opens if the process died first. A program's
    payment (:meth:`PaymentEngine.prepare` with ``at_once``) goes to its tables in the fsync'd commit itself: its
-   next payment usually follows at once, and would otherwise start with that second commit. The request that
-   carries a payment is built while the fsync runs, and sent after it.
+   next payment usually follows at once, and would otherwise start with that second commit.
 2. A receipt signed by the certified vendor key turns it ``settled``.
 3. A refusal turns it ``released`` only when the error carries ``details.refusal``, a ``PaymentRefusal`` signed by
    the vendor for this payment id: the vendor proves it recorded nothing, so the chain is rewound to the segment's
@@ -90,7 +89,6 @@ class PreparedSpend:
     payment_url: str
     api_url: str
     spend: _Spend
-    ready: Any = None  # what ``meanwhile`` built during the journal's fsync (see PaymentEngine.prepare)
 
 
 SPEND_INTENT = "spend"
@@ -198,13 +196,9 @@ class PaymentEngine:
     def _pay_once(
         self, quote: Signed[Quote], cert: Signed[VendorCertificate], origin: str | None, via: PayVia
     ) -> PaidQuote:
-        client = self.vendor_client(cert.body.api_url)
-        build = getattr(client, "prepare_pay", None)
-        url = quote.body.payment_url
-        # the request that carries the payment is built while the journal's fsync runs (nothing leaves before)
-        prepared = self.prepare(quote, cert, origin, via, None if build is None else lambda wire: build(wire, url))
+        prepared = self.prepare(quote, cert, origin, via)
         return self._send(prepared.payment_id, prepared.wire, prepared.payment_url, prepared.api_url,
-                          spend=prepared.spend, client=client)  # fmt: skip
+                          spend=prepared.spend)  # fmt: skip
 
     def prepare(
         self,
@@ -212,14 +206,11 @@ class PaymentEngine:
         cert: Signed[VendorCertificate],
         origin: str | None,
         via: PayVia,
-        meanwhile: Callable[[EncodedJson], Any] | None = None,
         at_once: bool = False,
     ) -> PreparedSpend:
         """Pick coins and journal the spend durably; return the payment, ready to leave the process (sent by
-        :meth:`pay`, or inside a paid API request and then given to :meth:`finish`). ``meanwhile(wire)``: work
-        that sends nothing (building the request that carries it), done while the journal's fsync runs; what it
-        returns is :attr:`PreparedSpend.ready` (None if it failed: then the caller does that work itself).
-        ``at_once``: the spend reaches its tables in the journal's own commit (:meth:`Vault.journal`)."""
+        :meth:`pay`, or inside a paid API request and then given to :meth:`finish`). ``at_once``: the spend
+        reaches its tables in the journal's own commit (:meth:`Vault.journal`)."""
         q, vc = quote.body, cert.body
         with self.lock:
             # Checked again under the lock: a twin payment of this quote from another thread may have been
@@ -247,16 +238,15 @@ class PaymentEngine:
                     wire.encoded.decode(), now, json.dumps(vc.api_url),
                 )  # fmt: skip
                 seg_rows = [[s.chain_id.hex(), s.from_index, s.to_index] for s in segments]
-                built = None if meanwhile is None else lambda: meanwhile(wire)
                 intent = {"spend": row, "segments": seg_rows, "chains": states}
-                ready = self.vault.journal(SPEND_INTENT, intent, built, at_once)
+                self.vault.journal(SPEND_INTENT, intent, at_once=at_once)
             except BaseException:
                 self.book.forget([p.chain_id for p in picks])
                 raise
         # Only now, with the journal durable, may the paywords leave the process.
         self.events.emit("balance_changed")
         crash_point("after_journal")
-        return PreparedSpend(payment_id, wire, q.payment_url, vc.api_url, spend, ready)
+        return PreparedSpend(payment_id, wire, q.payment_url, vc.api_url, spend)
 
     def finish(self, prepared: PreparedSpend, answer: Any, error: NetPayError | None) -> PaidQuote:
         """Finish a payment that was sent inside another request: ``answer`` is the payment call's answer the shop
@@ -309,10 +299,9 @@ class PaymentEngine:
         api_url: str,
         recovering: bool = False,
         spend: _Spend | None = None,
-        client: VendorClient | None = None,
     ) -> PaidQuote:
         """Send the journalled payment JSON (the stored bytes); settle on a receipt, release/burn on a refusal."""
-        client = client or self.vendor_client(api_url)
+        client = self.vendor_client(api_url)
         try:
             answer = client.pay(wire, payment_url)
         except PeerUnavailable:

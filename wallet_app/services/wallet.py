@@ -430,18 +430,12 @@ class WalletService:
         return paid
 
     def prepare_payment(
-        self,
-        quote: Any,
-        vendor_cert: Any,
-        origin: str | None,
-        via: PayVia,
-        price: Money | None = None,
-        meanwhile: Callable[[Any], Any] | None = None,
+        self, quote: Any, vendor_cert: Any, origin: str | None, via: PayVia, price: Money | None = None
     ) -> PreparedSpend:
         """Like :meth:`pay_quote` up to the journal (every check of :meth:`check_quote` too; ``price``: refuse any
         other price): the payment, durably journalled, for the caller to send inside its own request (a paid API
         call); hand the shop's answer to :meth:`finish_payment`. Until then the spend is pending (and
-        :meth:`recover_pending` would send it to the payment URL). ``meanwhile``: see :meth:`PaymentEngine.prepare`."""
+        :meth:`recover_pending` would send it to the payment URL)."""
         checked, cert = self._paying(quote, vendor_cert, origin, via)
         if price is not None and checked.body.price != price:
             raise MalformedMessage(f"the quote's price is {checked.body.price}, not {price}", field="price")
@@ -449,7 +443,7 @@ class WalletService:
             raise MalformedMessage("a metered quote is paid unit by unit in a metered session", field="model")
         # a program pays call after call: its spend reaches the tables in the journal's own commit (one commit, not
         # a second one at the start of its next call)
-        return self.payments.prepare(checked, cert, origin, via, meanwhile, at_once=True)
+        return self.payments.prepare(checked, cert, origin, via, at_once=True)
 
     def finish_payment(self, prepared: PreparedSpend, answer: Any, error: NetPayError | None) -> PaidQuote:
         """Settle, release or finish sending a prepared payment (see :meth:`PaymentEngine.finish`)."""

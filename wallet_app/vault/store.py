@@ -24,14 +24,13 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import sqlcipher3
 
 from netpay.errors import WalletLocked as WalletLockedError
 from wallet_app.keys import VaultHeader
 from wallet_app.vault.errors import VaultDamaged, VaultInUse, VaultMissing, VaultTooNew, VaultWriteFailed, WrongKey
-from wallet_app.vault.overlap import Overlap
 from wallet_app.vault.schema import MIGRATIONS
 
 __all__ = [
@@ -59,7 +58,6 @@ log = logging.getLogger(__name__)
 
 #: Applies one intent's payload to the tables, inside the transaction that also deletes the intent.
 IntentApplier = Callable[[Any, dict[str, Any]], None]
-T = TypeVar("T")
 #: A deferred write: ``(write, hook run after it commits, required)``. A required one (an intent) that fails stops
 #: the vault until it succeeds; another one that fails is logged and dropped.
 _Job = tuple[Callable[[Any], object], Callable[[], None] | None, bool]
@@ -159,7 +157,6 @@ class Vault:
         self._wal: int | None = None  # descriptor of the write-ahead log, for journal()'s fsync
         self._written = 0  # commits so far (deferred ones too) ...
         self._synced = 0  # ... and how many of them an fsync of the log has made durable
-        self._overlap = Overlap()  # work done while journal() waits for its fsync
 
     def exists(self) -> bool:
         return self.path.exists() and self.header_path.exists()
@@ -325,13 +322,7 @@ class Vault:
         a killed process left behind."""
         self._appliers[kind] = applier
 
-    def journal(
-        self,
-        kind: str,
-        payload: dict[str, Any],
-        meanwhile: Callable[[], T] | None = None,
-        at_once: bool = False,
-    ) -> T | None:
+    def journal(self, kind: str, payload: dict[str, Any], at_once: bool = False) -> None:
         """Record an intent durably (the log is fsync'd before this returns), then apply it like a deferred write:
         in the vault's next transaction, whichever thread runs it. Until then every use of the vault applies it
         first, so nobody reads the tables without it.
@@ -344,50 +335,40 @@ class Vault:
 
         The intent is committed with ``synchronous = NORMAL`` and the log then fsync'd as a whole, which makes it
         exactly as durable as a ``FULL`` commit, without holding the vault lock during the fsync.
-
-        ``meanwhile``: work that sends nothing (building the request that will carry the payment), done on a helper
-        thread during the fsync (:class:`~wallet_app.vault.overlap.Overlap`); its result is returned, or None if it
-        failed or there was nothing to wait for and it was not run.
         """
         if kind not in self._appliers:
             raise KeyError(f"no applier for intents of kind {kind!r}")
         if at_once:
             with self.tx() as c:
                 self._appliers[kind](c, {**payload, "at_once": True})
-            return self._sync_log(meanwhile)  # an fsync error is raised: then nothing may be sent
+            self._sync_log()  # an fsync error is raised: then nothing may be sent
+            return
         with self.tx() as c:
             seq = c.execute(
                 "INSERT INTO intents (kind, payload) VALUES (?, ?)", (kind, json.dumps(payload, separators=(",", ":")))
             ).lastrowid
         with self._lock:  # only once committed
             self._deferred.append((lambda c: self._apply_intent(c, seq, kind, payload), None, True))
-        ready = self._sync_log(meanwhile)  # an fsync error is raised: then nothing may be sent
+        self._sync_log()  # an fsync error is raised: then nothing may be sent
         with self._lock:
             self._kick()
-        return ready
 
-    def _sync_log(self, meanwhile: Callable[[], T] | None = None) -> T | None:
+    def _sync_log(self) -> None:
         """fsync the write-ahead log: every commit made before this call is then durable. Runs without the vault
         lock (others may use the vault meanwhile) on a duplicate descriptor that no close() can pull away.
-        An fsync on any descriptor of a file flushes all of that file's written data. ``meanwhile``: see
-        :meth:`journal`."""
+        An fsync on any descriptor of a file flushes all of that file's written data."""
         with self._lock:
             if self.conn is None or self._synced == self._written:
-                return None
+                return
             if self._wal is None:
                 self._wal = os.open(self.path.with_name(DB_FILE + "-wal"), os.O_RDONLY)
             fd, upto = os.dup(self._wal), self._written
         try:
-            if meanwhile is None:
-                os.fsync(fd)
-                ready = None
-            else:
-                ready = self._overlap.run(lambda: os.fsync(fd), meanwhile)
+            os.fsync(fd)
         finally:
             os.close(fd)
         with self._lock:
             self._synced = max(self._synced, upto)
-        return ready
 
     def _apply_intent(self, conn: Any, seq: int, kind: str, payload: dict[str, Any]) -> None:
         self._appliers[kind](conn, payload)
