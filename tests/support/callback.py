@@ -115,6 +115,12 @@ class TestWallet:
         budget = self.allowances.get(certificate.body.vendor_id)
         return QuoteCheck(self.balance - price, budget is not None and price <= budget)
 
+    def covers(self, vendor_id: str, price: Money) -> bool:
+        if self.locked:
+            raise WalletLocked()
+        budget = self.allowances.get(vendor_id)
+        return budget is not None and price <= budget
+
     def pay(self, quote: Signed[Quote], certificate: Signed[VendorCertificate], origin: str, *, via: str) -> PaidResult:
         with self.lock:
             if quote.digest in self.paid:

@@ -167,16 +167,19 @@ class PurchaseCoordinator:
             raise WalletLocked("the wallet is locked; unlock it and try again")
         with self._lock:
             self._refuse_replay_locked(offer)
-        check = self.wallet.check_quote(offer.quote, offer.certificate, page_origin)
         quote = offer.quote.body
         digest = offer.digest
+        # Covered by an allowance: paid at once, and pay() makes every check of check_quote() itself (again under
+        # the payment lock, the allowance's too), so they are not made twice. A prompt needs the full verdict.
+        auto = not navigation and self.wallet.covers(cert.vendor_id, quote.price)
+        check = None if auto else self.wallet.check_quote(offer.quote, offer.certificate, page_origin)
         with self._lock:
             self._expire_locked()
             self._refuse_replay_locked(offer)
-            auto = not navigation and check.covered_by_allowance
             if auto:
                 self._quotes[digest] = "paying"
             else:
+                assert check is not None
                 self._refuse_crowding_locked(page_origin)
                 prompt = Prompt(
                     prompt_id=secrets.token_urlsafe(12),

@@ -54,6 +54,11 @@ class WalletPort(Protocol):
         """The core's own checks (trust, revocation, expiry, not already paid); raises on refusal, changes nothing."""
         ...
 
+    def covers(self, vendor_id: str, price: Money) -> bool:
+        """True if the vendor's allowance covers ``price`` now. Such a purchase goes straight to :meth:`pay`,
+        which makes every check of :meth:`check_quote` itself (and the allowance's again, under its lock)."""
+        ...
+
     def pay(self, quote: Signed[Quote], certificate: Signed[VendorCertificate], origin: str, *, via: str) -> PaidResult:
         """Pay ``quote`` (journal, send, store the receipt). ``via``: "allowance", "prompt" or "uri"."""
         ...

@@ -55,6 +55,9 @@ class ServicesWalletPort:
             remaining = unspent - checked.price
         return QuoteCheck(remaining, checked.covered_by_allowance, checked.change_advice)
 
+    def covers(self, vendor_id: str, price: Money) -> bool:
+        return self.service.covers(vendor_id, price)
+
     def pay(self, quote: Signed[Quote], certificate: Signed[VendorCertificate], origin: str, *, via: str) -> PaidResult:
         paid = self.service.pay_quote(quote, certificate, origin, via)  # type: ignore[arg-type]
         receipt = paid.receipt.body

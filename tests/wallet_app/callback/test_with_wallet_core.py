@@ -159,3 +159,22 @@ def test_no_exact_change_says_what_to_buy_and_reveals_no_balance(
     assert poll["status"] == "failed" and poll["error"]["code"] == "insufficient_coins"
     assert "buy coins of €0.01" in poll["error"]["message"]
     assert spends(wallet) == []
+
+
+def test_an_allowance_purchase_is_checked_as_fully_as_a_prompted_one(
+    handoff: CallbackServer, vendor: RunningVendor, funded_wallet: WalletService
+) -> None:
+    """A purchase an allowance covers goes straight to paying, without the prompt's separate quote check; paying
+    makes those checks itself. A quote the vault already paid (the callback restarted and does not remember it)
+    and a vendor the broker has since revoked are both refused with their own codes, and nothing more is paid."""
+    funded_wallet.set_allowance(vendor.vendor_id, "Daily Planet", Money(10, "EUR"), Money(100, "EUR"))
+    body = offer(vendor)
+    assert post(handoff, body, vendor.url).json()["status"] == "paid"
+    handoff.coordinator._quotes.clear()  # as after a restart of the callback: only the vault remembers the quote
+    again = post(handoff, body, vendor.url)
+    assert again.status_code == 409 and again.json()["error"]["code"] == "quote_paid"
+    assert [s[1:] for s in spends(funded_wallet)] == [("settled", "allowance")]
+    funded_wallet.trust.revoked_vendors.add(vendor.vendor_id)  # the broker's list, as the wallet last fetched it
+    revoked = post(handoff, offer(vendor, "night-market-returns"), vendor.url)
+    assert revoked.json()["error"]["code"] == "revoked"
+    assert [s[1:] for s in spends(funded_wallet)] == [("settled", "allowance")]
