@@ -154,20 +154,11 @@ def test_a_program_pays_inside_its_own_request_through_the_running_wallet(
 ) -> None:
     """The running wallet journals the payment (prepare) and settles the shop's answer (finish): a repeat call is one
     request to the shop, as with a vault the program opened itself."""
-    from tests.wallet_app.client.test_pay_in_request import counting, spends
+    from tests.wallet_app.client.test_pay_in_request import four_searches_each_paid_in_one_request, spends
 
     with connect(funded_wallet.session.directory, SpendingRules.parse("EUR", per_request=1, daily=10)) as api:
         assert isinstance(api.payer, ChannelPayer)
-        seen = counting(api)
-        url = f"{vendor.url}/api/search"
-        assert api.get(url, params={"q": "comet"}, timeout=30).status_code == 200
-        assert seen == [("/api/search", 402), ("/api/search", 200)]  # the challenge, then paid inside the retry
-        seen.clear()
-        for q in ("market", "budget", "cup"):
-            resp = api.get(url, params={"q": q}, timeout=30)
-            assert resp.status_code == 200 and resp.json()["query"] == q
-        assert seen == [("/api/search", 200)] * 3  # the kept quote paid inside the request: no 402, no POST
-        assert api.budget.spent() == 4 and len(api.payments) == 4
+        four_searches_each_paid_in_one_request(api, vendor)
     assert spends(funded_wallet) == [("settled", None)] * 4
     assert {e.via for e in funded_wallet.activity() if e.kind == "payment"} == {"api"}
 
