@@ -52,6 +52,9 @@ from vendor_stub.wire import PaymentParser, sign_text
 
 __all__ = ["Binding", "PaymentDesk", "PreparedPayment"]
 
+#: Quotes this process issued and remembers (to pay them without a second signature check), at most.
+MAX_ISSUED = 10_000
+
 
 class _Done:
     """Set once when an in-flight payment is finished; a twin of it waits for that. A bare lock held until then:
@@ -144,8 +147,11 @@ class PaymentDesk:
         wire = signed.to_wire()
         now = self._now()
         with self._inflight_lock:
-            if len(self._issued) > 10_000:
+            if len(self._issued) > MAX_ISSUED:
                 self._issued = {k: v for k, v in self._issued.items() if v[1].expires_at > now}
+                if len(self._issued) > MAX_ISSUED // 2:  # a flood of live quotes: keep the newest half (a
+                    # quote no longer remembered is still paid, after its signature is checked)
+                    self._issued = dict(list(self._issued.items())[-(MAX_ISSUED // 2) :])
             self._issued[quote.quote_id] = (signed.signature, quote, signed.digest)
             self._parser.remember_quote(wire, signed)
         return wire

@@ -118,3 +118,23 @@ def test_a_header_that_is_not_a_payment_is_refused_and_records_nothing(vendor: R
             assert error["code"] in ("malformed", "wrong_type"), error
             assert error["details"]["refusal"]["type"] == "payment_refusal"
     assert vendor.dump() == before
+
+
+def test_a_flood_of_challenges_keeps_the_shops_memory_bounded(
+    vendor: RunningVendor, broker: RunningBroker, monkeypatch: Any
+) -> None:
+    """Every 402 signs a fresh quote, which the shop remembers so that paying it needs no second signature check.
+    A flood of challenges (all live quotes) keeps that memory bounded; a quote it dropped is still paid, its
+    signature checked instead."""
+    import vendor_stub.payments as payments
+    from tests.support.vendor import buy_chain, get_quote, make_payment
+
+    monkeypatch.setattr(payments, "MAX_ISSUED", 20)
+    first = get_quote(vendor.url, "harbour-bridge-reopens")
+    for n in range(60):
+        assert requests.get(f"{vendor.url}/api/search", params={"q": f"x{n}"}, timeout=10).status_code == 402
+    issued = vendor.vendor.desk._issued
+    assert len(issued) <= 21 and first["body"]["quote_id"] not in issued
+    cert, traversal = buy_chain(broker, 20, 1)
+    resp = vendor.pay(make_payment(first, [(cert, traversal, first["body"]["price"]["amount"])]))
+    assert resp.status_code == 200 and "receipt" in resp.json()
