@@ -179,6 +179,10 @@ class ChainBook:
             self._traversals[chain_id] = t
         return t
 
+    def state(self, chain_id: str) -> bytes:
+        """The chain's traversal state as it stands (what :meth:`advance` would start from)."""
+        return self._traversal(chain_id).to_bytes()
+
     def advance(self, chain_id: str, coins: int) -> tuple[int, int, bytes, bytes]:
         """Advance the chain's traversal by ``coins`` in memory only: ``(from, to, W_to, new state)``. The caller
         makes the new state durable (a spend intent, applied with :meth:`store_state`) before using the paywords,

@@ -23,6 +23,8 @@ class WalletEvents:
     - ``balance_changed()``: unspent coins changed (buy, pay, release, return, restore).
     - ``payment_settled(paid: PaidQuote)``: a receipt was stored.
     - ``auto_payment_made(paid: PaidQuote)``: a payment was made under an allowance without asking.
+    - ``vault_locking()``: the vault is about to lock (still open: a last write, such as taking back a payment a
+      program journalled ahead, can be made now).
     - ``vault_locked()``: the vault was locked (by the user or after the idle time).
     - ``vault_unlocked()``: the vault was opened.
     - ``payment_failed(payment_id: str, code: str, message: str)``: a payment was refused (released or burned).
@@ -33,6 +35,7 @@ class WalletEvents:
     balance_changed: list[Callable[[], None]] = field(default_factory=list)
     payment_settled: list[Callable[[Any], None]] = field(default_factory=list)
     auto_payment_made: list[Callable[[Any], None]] = field(default_factory=list)
+    vault_locking: list[Callable[[], None]] = field(default_factory=list)
     vault_locked: list[Callable[[], None]] = field(default_factory=list)
     vault_unlocked: list[Callable[[], None]] = field(default_factory=list)
     payment_failed: list[Callable[[str, str, str], None]] = field(default_factory=list)

@@ -89,6 +89,8 @@ class PreparedSpend:
     payment_url: str
     api_url: str
     spend: _Spend
+    #: with ``undoable``: per chain ``(chain_id, from, to, traversal state at from)`` (:meth:`PaymentEngine.cancel`)
+    undo: tuple[tuple[str, int, int, bytes], ...] = ()
 
 
 SPEND_INTENT = "spend"
@@ -207,10 +209,12 @@ class PaymentEngine:
         origin: str | None,
         via: PayVia,
         at_once: bool = False,
+        undoable: bool = False,
     ) -> PreparedSpend:
         """Pick coins and journal the spend durably; return the payment, ready to leave the process (sent by
         :meth:`pay`, or inside a paid API request and then given to :meth:`finish`). ``at_once``: the spend
-        reaches its tables in the journal's own commit (:meth:`Vault.journal`)."""
+        reaches its tables in the journal's own commit (:meth:`Vault.journal`). ``undoable``: keep what
+        :meth:`cancel` needs to give the coins back while the payment has not left the process."""
         q, vc = quote.body, cert.body
         with self.lock:
             # Checked again under the lock: a twin payment of this quote from another thread may have been
@@ -225,8 +229,10 @@ class PaymentEngine:
             now = int(self.clock())
             spend = _Spend(payment_id, vc.vendor_id, vc.public_key, quote.digest, q.price, q.item_url, via)
             try:
-                segments, states = [], []
+                segments, states, undo = [], [], []
                 for p in picks:
+                    if undoable:  # (zipped with the segments below: one each)
+                        undo.append((p.chain_id, self.book.state(p.chain_id)))
                     start, to, word, state = self.book.advance(p.chain_id, p.coins)
                     segments.append(Segment(self.book.certificate(p.chain_id), start, to, word))
                     states.append([p.chain_id, state.hex(), to])
@@ -246,7 +252,40 @@ class PaymentEngine:
         # Only now, with the journal durable, may the paywords leave the process.
         self.events.emit("balance_changed")
         crash_point("after_journal")
-        return PreparedSpend(payment_id, wire, q.payment_url, vc.api_url, spend)
+        undone = tuple((cid, s.from_index, s.to_index, old) for (cid, old), s in zip(undo, segments, strict=True)
+                       ) if undoable else ()  # fmt: skip
+        return PreparedSpend(payment_id, wire, q.payment_url, vc.api_url, spend, undone)
+
+    def cancel(self, prepared: PreparedSpend) -> bool:
+        """Give back the coins of a payment prepared with ``undoable`` that has NOT left this process (the caller
+        knows: it holds the payment and never sent it): the spend is deleted and its chains put back where they
+        were, as if it had never been prepared. False (nothing changed) when that cannot be done safely: it is
+        not pending any more, or another payment has taken later coins of one of its chains since; it then stays
+        pending, and is finished like any other (:meth:`finish` or recovery send it).
+
+        Not durable by itself: lost in a power cut, the spend is simply pending again (recovery sends it). The
+        next journal entry's fsync makes it durable before any of those coins can be spent again."""
+        if not prepared.undo:
+            return False
+        with self.lock:
+            with self.vault.tx() as c:
+                row = c.execute("SELECT status FROM spends WHERE payment_id = ?", (prepared.payment_id,)).fetchone()
+                if row is None or row["status"] != "pending":
+                    return False
+                for chain_id, _start, to, _state in prepared.undo:
+                    pos = c.execute("SELECT position FROM chains WHERE chain_id = ?", (chain_id,)).fetchone()
+                    if pos is None or pos[0] != to:
+                        return False
+                for chain_id, start, to, state in prepared.undo:
+                    c.execute(
+                        "UPDATE chains SET traversal = ?, position = ? WHERE chain_id = ? AND position = ?",
+                        (state, start, chain_id, to),
+                    )
+                c.execute("DELETE FROM spend_segments WHERE payment_id = ?", (prepared.payment_id,))
+                c.execute("DELETE FROM spends WHERE payment_id = ?", (prepared.payment_id,))
+            self.book.forget([chain_id for chain_id, *_ in prepared.undo])
+        self.events.emit("balance_changed")
+        return True
 
     def finish(self, prepared: PreparedSpend, answer: Any, error: NetPayError | None) -> PaidQuote:
         """Finish a payment that was sent inside another request: ``answer`` is the payment call's answer the shop

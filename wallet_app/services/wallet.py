@@ -129,7 +129,11 @@ class WalletService:
 
     def lock(self) -> None:
         """Close the vault and drop the key, seeds and traversal states. Emits ``vault_locked``. Open metered
-        sessions end first (in the vault, so nothing more is paid for them after unlocking either)."""
+        sessions end first (in the vault, so nothing more is paid for them after unlocking either), and
+        ``vault_locking`` listeners make their last writes."""
+        if self.session.unlocked:
+            with contextlib.suppress(Exception):
+                self.events.emit("vault_locking")
         ended: list[tuple[str, str, str]] = []
         with self._lock:
             if self.session.unlocked:
@@ -430,12 +434,19 @@ class WalletService:
         return paid
 
     def prepare_payment(
-        self, quote: Any, vendor_cert: Any, origin: str | None, via: PayVia, price: Money | None = None
+        self,
+        quote: Any,
+        vendor_cert: Any,
+        origin: str | None,
+        via: PayVia,
+        price: Money | None = None,
+        undoable: bool = False,
     ) -> PreparedSpend:
         """Like :meth:`pay_quote` up to the journal (every check of :meth:`check_quote` too; ``price``: refuse any
         other price): the payment, durably journalled, for the caller to send inside its own request (a paid API
         call); hand the shop's answer to :meth:`finish_payment`. Until then the spend is pending (and
-        :meth:`recover_pending` would send it to the payment URL)."""
+        :meth:`recover_pending` would send it to the payment URL). ``undoable``: a payment prepared before the
+        program asks for it, which :meth:`cancel_payment` can take back while it has not left the process."""
         checked, cert = self._paying(quote, vendor_cert, origin, via)
         if price is not None and checked.body.price != price:
             raise MalformedMessage(f"the quote's price is {checked.body.price}, not {price}", field="price")
@@ -443,7 +454,13 @@ class WalletService:
             raise MalformedMessage("a metered quote is paid unit by unit in a metered session", field="model")
         # a program pays call after call: its spend reaches the tables in the journal's own commit (one commit, not
         # a second one at the start of its next call)
-        return self.payments.prepare(checked, cert, origin, via, at_once=True)
+        return self.payments.prepare(checked, cert, origin, via, at_once=True, undoable=undoable)
+
+    def cancel_payment(self, prepared: PreparedSpend) -> bool:
+        """Take back a payment prepared with ``undoable`` that was never sent (see :meth:`PaymentEngine.cancel`);
+        False when it stays pending (then finish it with :meth:`finish_payment`)."""
+        self._require()
+        return self.payments.cancel(prepared)
 
     def finish_payment(self, prepared: PreparedSpend, answer: Any, error: NetPayError | None) -> PaidQuote:
         """Settle, release or finish sending a prepared payment (see :meth:`PaymentEngine.finish`)."""
