@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,12 +16,13 @@ from netpay.messages import Quote, VendorCertificate
 from netpay.money import Money
 from netpay.signed import Signed
 from tests.support.broker import TEST_CARD
-from tests.support.test_keyring import MemoryKeyring
+from tests.support.test_keyring import FileKeyring, MemoryKeyring
 from wallet_app.keys import FAST_TEST_KDF, KeyStore
 from wallet_app.services import WalletService
 
 __all__ = [
     "FullDisk",
+    "WalletOnDisk",
     "file_hash",
     "full_disk_for_spends",
     "funded_wallet",
@@ -96,3 +98,34 @@ def quote_for(vendor_url: str, item_id: str, session: requests.Session | None = 
 def parsed_quote(vendor_url: str, item_id: str) -> tuple[Signed[Quote], Signed[VendorCertificate]]:
     q, c = quote_for(vendor_url, item_id)
     return Signed.from_wire(q, Quote), Signed.from_wire(c, VendorCertificate)
+
+
+@dataclass(frozen=True)
+class WalletOnDisk:
+    """A wallet in ``home`` whose key is in a file keyring: opened by this process (:meth:`service`) or by a child
+    process that is then killed or ends (:meth:`opener`), as a crash test needs."""
+
+    home: Path
+    keyring_file: Path
+
+    @classmethod
+    def funded(cls, tmp_path: Path, broker_url: str, coins: int) -> WalletOnDisk:
+        """A new wallet under ``tmp_path`` with one chain of ``coins`` one-cent coins, closed."""
+        made = cls(tmp_path / "w", tmp_path / "keyring.json")
+        w = made.service()
+        w.create()
+        funded_wallet(w, broker_url, chains=1, coins=coins)
+        w.close()
+        return made
+
+    def service(self) -> WalletService:
+        return WalletService(self.home, key_store=KeyStore(FileKeyring(self.keyring_file), kdf=FAST_TEST_KDF))
+
+    def opener(self) -> str:
+        """Python statements (one line) that open and unlock this wallet as ``w`` in a child process."""
+        return (
+            "from pathlib import Path; from tests.support.test_keyring import FileKeyring;"
+            "from wallet_app.keys import FAST_TEST_KDF, KeyStore; from wallet_app.services import WalletService;"
+            f"w = WalletService(Path({str(self.home)!r}), key_store=KeyStore(FileKeyring(Path("
+            f"{str(self.keyring_file)!r})), kdf=FAST_TEST_KDF)); w.unlock();"
+        )

@@ -209,7 +209,7 @@ def cmd_pay(ctx: Context) -> Result:
             payer.spent_today(rules.currency, 0)
         except PeerUnavailable:
             payer = None
-    with PayingSession(payer or ctx.wallet(), rules) as api:
+    with PayingSession(payer or ctx.wallet(), rules, prepare_ahead=False) as api:  # one call: nothing comes next
         try:
             resp = api.get(url, timeout=30)
         except requests.RequestException as exc:

@@ -278,7 +278,7 @@ class ChannelPayer:
 
     def __init__(self, sock_path: Path, token: str, timeout: float = 60.0) -> None:
         self.sock_path, self.token, self.timeout = sock_path, token, timeout
-        self._lock = threading.Lock()  # one payment at a time from this program, from prepare to finish
+        self._lock = threading.RLock()  # one payment at a time from this program, from prepare to finish
 
     @classmethod
     def find(cls, data_dir: Path) -> ChannelPayer | None:
@@ -328,7 +328,7 @@ class ChannelPayer:
         return PaidInfo(str(a["access_token"]), str(a["payment_id"]), Money.from_json(a["amount"], "amount"))
 
     @property
-    def lock(self) -> threading.Lock:
+    def lock(self) -> threading.RLock:
         return self._lock
 
     def spent_today(self, currency: str, since: int) -> dict[str, int]:

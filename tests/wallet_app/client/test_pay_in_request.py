@@ -26,6 +26,11 @@ def counting(api: PayingSession) -> list[tuple[str, int]]:
     return seen
 
 
+def recorded(vendor: RunningVendor) -> int:
+    """Payments the shop has recorded."""
+    return int(vendor.vendor.store.one("SELECT COUNT(*) FROM payments")[0])
+
+
 def spends(wallet: WalletService) -> list[tuple[str, str | None]]:
     rows = wallet.vault.query("SELECT status, error_code FROM spends WHERE via = 'api' ORDER BY created_at")
     return [(r[0], r[1]) for r in rows]
@@ -42,19 +47,33 @@ def four_searches_each_paid_in_one_request(api: PayingSession, vendor: RunningVe
         resp = api.get(url, params={"q": q}, timeout=30)
         assert resp.status_code == 200 and resp.json()["query"] == q
     assert seen == [("/api/search", 200)] * 3  # the kept quote paid in the request itself: no 402, no POST
-    assert len(api.payments) == 4 and api.budget.spent() == 4
+    assert api.settle(10)
+    held = 1 if api.prepare_ahead else 0  # the next query's payment, journalled ahead, holds its price
+    assert len(api.payments) == 4 and api.budget.spent() == 4 + held
 
 
 def test_a_repeat_call_is_paid_in_one_request(funded_wallet: WalletService, vendor: RunningVendor) -> None:
     api = PayingSession(funded_wallet, SpendingRules.parse("EUR", per_request=1, daily=10))
+    four_searches_each_paid_in_one_request(api, vendor)
+    # the fifth query's payment is journalled ahead: pending in the wallet, never seen by the shop
+    assert spends(funded_wallet) == [("settled", None)] * 4 + [("pending", None)]
+    assert recorded(vendor) == 4
+    api.close()  # not asked for: taken back, no trace
+    assert spends(funded_wallet) == [("settled", None)] * 4 and api.budget.spent() == 4
+
+
+def test_without_journalling_ahead_a_repeat_call_is_still_one_request(
+    funded_wallet: WalletService, vendor: RunningVendor
+) -> None:
+    api = PayingSession(funded_wallet, SpendingRules.parse("EUR", per_request=1, daily=10), prepare_ahead=False)
     four_searches_each_paid_in_one_request(api, vendor)
     assert spends(funded_wallet) == [("settled", None)] * 4
 
 
 def test_a_kept_quote_already_paid_is_not_paid_again(funded_wallet: WalletService, vendor: RunningVendor) -> None:
     url = f"{vendor.url}/api/search"
-    a = PayingSession(funded_wallet, SpendingRules.parse("EUR", per_request=1, daily=10))
-    b = PayingSession(funded_wallet, SpendingRules.parse("EUR", per_request=1, daily=10))
+    rules = SpendingRules.parse("EUR", per_request=1, daily=10)
+    a, b = PayingSession(funded_wallet, rules, prepare_ahead=False), PayingSession(funded_wallet, rules)
     assert a.get(url, params={"q": "comet"}, timeout=10).status_code == 200
     b._spares.update(a._spares)  # the same quote kept twice (a copied session, a shop handing one out twice)
     assert a.get(url, params={"q": "market"}, timeout=10).status_code == 200
@@ -64,8 +83,32 @@ def test_a_kept_quote_already_paid_is_not_paid_again(funded_wallet: WalletServic
     # the wallet knows the quote is paid: nothing is sent with it, the fresh challenge is paid once (a shop given a
     # paid quote by another wallet refuses it with a signed refusal: test_paid_api_payment_in_request.py)
     assert seen == [("/api/search", 402), ("/api/search", 200)]
+    b.close()
     assert spends(funded_wallet) == [("settled", None)] * 3
     assert b.budget.spent() == 1 and len(b.payments) == 1
+
+
+def test_a_kept_quote_journalled_ahead_by_one_session_is_not_paid_by_another(
+    funded_wallet: WalletService, vendor: RunningVendor
+) -> None:
+    """Two sessions on one wallet, the same quote kept by both, one of them holding its payment journalled ahead:
+    the other's payment takes that one back first (a chain's coins leave in order) and pays the quote; the first
+    then finds it paid and pays its own challenge. Nothing is paid twice."""
+    url = f"{vendor.url}/api/search"
+    rules = SpendingRules.parse("EUR", per_request=1, daily=10)
+    a, b = PayingSession(funded_wallet, rules), PayingSession(funded_wallet, rules)
+    assert a.payer is b.payer  # one payer per wallet: one lock, one payment journalled ahead
+    assert a.get(url, params={"q": "comet"}, timeout=10).status_code == 200 and a.settle(10)
+    b._spares.update({k: type(v)(v.offer, v.origin, b) for k, v in a._spares.items()})
+    seen_a, seen_b = counting(a), counting(b)
+    assert b.get(url, params={"q": "budget"}, timeout=10).json()["query"] == "budget"
+    assert seen_b == [("/api/search", 200)]
+    assert a.get(url, params={"q": "market"}, timeout=10).json()["query"] == "market"
+    assert seen_a == [("/api/search", 402), ("/api/search", 200)]  # its kept quote is paid: not sent again
+    a.close()
+    b.close()
+    assert spends(funded_wallet) == [("settled", None)] * 3 and recorded(vendor) == 3
+    assert a.budget.spent() == 2 and b.budget.spent() == 1
 
 
 def test_a_kept_quote_about_to_expire_is_not_used(funded_wallet: WalletService, vendor: RunningVendor) -> None:
@@ -160,11 +203,11 @@ def test_a_paid_request_redirected_elsewhere_does_not_take_the_payment_along(
 
 
 def test_a_kept_quote_over_the_rules_is_dropped_not_raised(funded_wallet: WalletService, vendor: RunningVendor) -> None:
-    api = PayingSession(funded_wallet, SpendingRules.parse("EUR", per_request=1, daily=10))
+    api = PayingSession(funded_wallet, SpendingRules.parse("EUR", per_request=1, daily=10), prepare_ahead=False)
     url = f"{vendor.url}/api/search"
     assert api.get(url, params={"q": "comet"}, timeout=10).status_code == 200
     (kept,) = api._spares.values()
-    kept["quote"]["body"]["price"]["amount"] = 5  # a kept quote asking more than the rules allow (or altered)
+    kept.offer["quote"]["body"]["price"]["amount"] = 5  # a kept quote asking more than the rules allow (or altered)
     seen = counting(api)
     assert api.get(url, params={"q": "market"}, timeout=10).status_code == 200
     assert seen == [("/api/search", 402), ("/api/search", 200)]  # asked without it; the shop's own quote paid
@@ -192,7 +235,8 @@ def test_the_paid_request_leaves_only_after_the_journal_fsync(
         return note
 
     vendor = vendor_factory(wrap=noting)
-    api = PayingSession(funded_wallet, SpendingRules.parse("EUR", per_request=1, daily=10))
+    rules = SpendingRules.parse("EUR", per_request=1, daily=10)
+    api = PayingSession(funded_wallet, rules, prepare_ahead=False)  # journalled in the call (ahead: see below)
     slow_fsync(monkeypatch, seen)
     assert api.get(f"{vendor.url}/api/search", params={"q": "comet"}, timeout=10).status_code == 200
     assert seen == ["/api/search", "fsync", "paid request"]  # the challenge, the journal, then the payment

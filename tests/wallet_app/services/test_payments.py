@@ -22,7 +22,7 @@ from netpay.errors import (
 from netpay.money import Money
 from tests.support.broker import TEST_CARD, RunningBroker
 from tests.support.vendor import CARDS, RunningVendor
-from tests.support.wallet import full_disk_for_spends, quote_for
+from tests.support.wallet import WalletOnDisk, full_disk_for_spends, quote_for
 from tests.support.wallet import funded_wallet as fund
 from wallet_app.services import WalletService
 from wallet_app.vault import VaultWriteFailed
@@ -334,26 +334,14 @@ def test_killed_before_the_spend_reached_its_tables_recovers_it(
     import subprocess
     import sys
 
-    from tests.support.test_keyring import FileKeyring
-    from wallet_app.keys import FAST_TEST_KDF, KeyStore
-
-    keyring_file, home = tmp_path / "keyring.json", tmp_path / "w"
-
-    def service() -> WalletService:
-        return WalletService(home, key_store=KeyStore(FileKeyring(keyring_file), kdf=FAST_TEST_KDF))
-
-    w = service()
-    w.create()
-    fund(w, broker.url, chains=1, coins=50)
-    w.close()
+    disk = WalletOnDisk.funded(tmp_path, broker.url, coins=50)
+    service = disk.service
     script = (
-        "import os, sys; from pathlib import Path; import wallet_app.vault.store as store;"
+        "import os, sys; import wallet_app.vault.store as store;"
         "store.WORKER_DELAY_S = 600;"  # the worker will not get to it: only the next use of the vault would
-        "from tests.support.test_keyring import FileKeyring; from wallet_app.keys import FAST_TEST_KDF, KeyStore;"
-        "from wallet_app.services import WalletService; from tests.support.wallet import quote_for;"
-        f"w = WalletService(Path({str(home)!r}), key_store=KeyStore(FileKeyring(Path({str(keyring_file)!r})),"
-        " kdf=FAST_TEST_KDF)); w.unlock();"
-        f"q, c = quote_for({vendor.url!r}, {ITEM!r}); ch = w.check_quote(q, c, None);"
+        "from tests.support.wallet import quote_for;"
+        + disk.opener()
+        + f"q, c = quote_for({vendor.url!r}, {ITEM!r}); ch = w.check_quote(q, c, None);"
         "paid = w.pay_quote(ch.quote, ch.vendor_certificate, None, 'prompt');"
         "print(paid.access_token, flush=True); os._exit(0)"  # dies before anyone uses the vault again
     )
