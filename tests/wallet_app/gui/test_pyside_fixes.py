@@ -49,3 +49,21 @@ def test_only_a_leaking_pyside_is_patched() -> None:
     honest = pyside_fixes.leaks_a_reference(lambda: bool(len("x")), True)
     assert honest is False  # a call that returns True properly is not taken for the bug
     assert SignalInstance.emit.__name__ == "emit"
+
+
+def test_measuring_the_bug_gives_back_what_the_measurement_took() -> None:
+    """The probe that looks for the bug must not leave True short itself: 128 references lost at every start made
+    a wallet that imports little die in ``bool_dealloc`` at exit."""
+    import ctypes
+
+    decref = ctypes.pythonapi.Py_DecRef
+    decref.argtypes = [ctypes.py_object]
+    decref.restype = None
+
+    def leaky() -> bool:
+        decref(True)  # what the buggy PySide does: drops a reference it never took
+        return True
+
+    before = sys.getrefcount(True)
+    assert pyside_fixes.leaks_a_reference(leaky, True) is True
+    assert sys.getrefcount(True) >= before - 2
