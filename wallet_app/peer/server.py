@@ -12,30 +12,21 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import secrets
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import IO, Any
+from typing import TYPE_CHECKING, Any
 
-import h11
 import requests
-import uvicorn
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
-from starlette.concurrency import run_in_threadpool
 
 from netpay.errors import (
-    AuthenticationRequired,
     Forbidden,
     NetPayError,
-    NotFound,
     PeerUnavailable,
-    RateLimited,
     WalletLocked,
     error_from_body,
 )
@@ -43,22 +34,17 @@ from netpay.keys import SigningKey
 from netpay.messages import BusinessModel, VendorRequest
 from netpay.peers import peer_id_for, registration_text
 from netpay.signed import Signed
-from netpay_web.http import BodyLimitMiddleware, error_response, install_error_handlers
-from vendor_stub.api import build_api
-from vendor_stub.catalog import Catalog, Item
-from vendor_stub.service import Vendor, VendorHost
-from vendor_stub.settings import VendorSettings
-from vendor_stub.storage import Store
-from wallet_app.peer.shares import Share, ShareList
+from wallet_app.peer.shares import ShareList
 from wallet_app.peer.vaultdb import PeerVault, import_plain_records, new_secret, peer_sql
+
+if TYPE_CHECKING:  # imported when sharing starts (wallet_app.peer.http_app): not at every wallet start
+    from vendor_stub.catalog import Catalog
+    from vendor_stub.service import Vendor
+    from wallet_app.peer.http_app import Runner
 
 __all__ = ["PeerServer", "PeerSettings"]
 
 log = logging.getLogger(__name__)
-
-_CHUNK = 256 * 1024
-_ITEM = re.compile(r"\A[0-9a-f]{32}\Z")
-_RANGE = re.compile(r"\Abytes=(\d*)-(\d*)\Z")
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,9 +83,9 @@ class PeerServer:
         records.session.before_lock(self.stop_for_lock)
         self.vendor: Vendor | None = None
         self.peer_id: str | None = None
-        self._server: _Runner | None = None
+        self._server: Runner | None = None
         self._serving = threading.Event()
-        self._slots = threading.BoundedSemaphore(settings.max_downloads)
+        self.download_slots = threading.BoundedSemaphore(settings.max_downloads)  # downloads served at once
         self._stop_heartbeat = threading.Event()
         self._heartbeat: threading.Thread | None = None
         self.port = settings.port
@@ -151,6 +137,11 @@ class PeerServer:
                 raise
 
     def _start(self) -> str:
+        from vendor_stub.service import Vendor, VendorHost
+        from vendor_stub.settings import VendorSettings
+        from vendor_stub.storage import Store
+        from wallet_app.peer.http_app import Runner, build_peer_app
+
         if not self.settings.enabled:
             raise Forbidden("sharing is switched off in the settings", reason="sharing_off")
         if not self.records.session.unlocked:
@@ -176,10 +167,8 @@ class PeerServer:
         tls = {}
         if self.settings.tls_cert:
             tls = {"ssl_certfile": self.settings.tls_cert, "ssl_keyfile": self.settings.tls_key}
-        config = uvicorn.Config(self._app(self.vendor), host=self.settings.host, port=self.port,
-                                log_level="warning", lifespan="on", timeout_keep_alive=5, timeout_graceful_shutdown=1,
-                                limit_concurrency=128 + 4 * self.settings.max_downloads, **tls)  # fmt: skip
-        self._server = _Runner(config)
+        app = build_peer_app(self, self.vendor)
+        self._server = Runner(app, self.settings.host, self.port, self.settings.max_downloads, tls)
         self._serving.set()
         self._server.start()
         self.publish()
@@ -360,139 +349,11 @@ class PeerServer:
                 log.info("CIS heartbeat failed: %s", exc.message)
 
     def _catalog(self) -> Catalog:
+        from vendor_stub.catalog import Catalog, Item
+
         one_off = BusinessModel.from_json({"kind": "one_off"}, "model")
         items = tuple(Item(s.item_id, s.title, s.money, one_off, s.description, ()) for s in self.shares.all())
         return Catalog(self.settings.display_name, "", "files", self.settings.currency, items)
-
-    def _app(self, vendor: Vendor) -> FastAPI:
-        @asynccontextmanager
-        async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-            vendor.start()
-            yield
-
-        app = FastAPI(title=f"NetPay peer: {self.settings.display_name}", lifespan=lifespan, docs_url=None,
-                      redoc_url=None, openapi_url=None)  # fmt: skip
-        install_error_handlers(app)
-        app.include_router(build_api(vendor))
-
-        @app.get("/files/{item_id}")
-        async def download(item_id: str, request: Request, token: str = "") -> Response:
-            return await self._download(vendor, item_id, request, token)
-
-        app.add_middleware(BodyLimitMiddleware, max_body=256 * 1024)
-        return app
-
-    async def _download(self, vendor: Vendor, item_id: str, request: Request, token: str) -> Response:
-        if not self.running:
-            return error_response(Forbidden("sharing is off", reason="sharing_off"))
-        if not _ITEM.match(item_id):
-            return error_response(NotFound("no such shared file"))
-        auth = request.headers.get("authorization", "")
-        token = auth[7:].strip() if auth.startswith("Bearer ") else token
-        if not token:
-            return error_response(AuthenticationRequired("send the receipt's access token (Authorization: Bearer)"))
-        if vendor.tokens.check(token, item_id, vendor.now()) is None:
-            return error_response(Forbidden("this access token does not open this file", reason="not_paid"))
-        try:
-            share, f = await run_in_threadpool(self.shares.open, item_id)
-        except NetPayError as exc:
-            return error_response(exc)
-        start, end, status = 0, share.size - 1, 200
-        rng = request.headers.get("range")
-        if rng is not None and (m := _RANGE.match(rng.replace(" ", ""))) is not None:
-            a, b = m.group(1), m.group(2)
-            if a == "" and b == "":
-                f.close()
-                return _unsatisfiable(share)
-            if a == "":
-                start = max(0, share.size - int(b[:20]))
-            else:
-                start = int(a[:20]) if len(a) <= 20 else share.size
-                if b != "":
-                    end = min(end, int(b[:20]) if len(b) <= 20 else end)
-            if start >= share.size or start > end:
-                f.close()
-                return _unsatisfiable(share)
-            status = 206
-        if not self._slots.acquire(blocking=False):
-            f.close()
-            return error_response(RateLimited("too many downloads at once; try again shortly"),
-                                  headers={"Retry-After": "2"})  # fmt: skip
-        headers = {
-            "Accept-Ranges": "bytes",
-            "Content-Length": str(end - start + 1),
-            "X-Content-SHA256": share.sha256,
-            "Repr-Digest": f"sha-256=:{_b64(share.sha256)}:",
-            "Content-Disposition": f"attachment; filename*=UTF-8''{_quote(Path(share.path).name)}",
-            "Cache-Control": "no-store",
-        }
-        if status == 206:
-            headers["Content-Range"] = f"bytes {start}-{end}/{share.size}"
-        return StreamingResponse(self._chunks(f, start, end), status_code=status, headers=headers,
-                                 media_type="application/octet-stream")  # fmt: skip
-
-    async def _chunks(self, f: IO[bytes], start: int, end: int) -> AsyncIterator[bytes]:
-        try:
-            await run_in_threadpool(f.seek, start)
-            left = end - start + 1
-            while left > 0 and self.running:
-                chunk = await run_in_threadpool(f.read, min(_CHUNK, left))
-                if not chunk:
-                    break
-                left -= len(chunk)
-                yield chunk
-        finally:
-            f.close()
-            self._slots.release()
-
-
-class _Server(uvicorn.Server):
-    """uvicorn, but a download cut short by switching sharing off (its connection is in h11's ERROR state, as it
-    promised more bytes) does not crash the shutdown."""
-
-    async def shutdown(self, sockets: Any = None) -> None:
-        try:
-            await super().shutdown(sockets)
-        except h11.LocalProtocolError:
-            log.info("a download was cut short by switching sharing off")
-
-
-class _Runner:
-    """The peer's uvicorn in a daemon thread."""
-
-    def __init__(self, config: uvicorn.Config) -> None:
-        self.server = _Server(config)
-        self._thread = threading.Thread(target=self.server.run, name=f"peer:{config.port}", daemon=True)
-
-    def start(self, timeout: float = 15.0) -> None:
-        self._thread.start()
-        deadline = time.monotonic() + timeout
-        while not self.server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError(f"the peer server on port {self.server.config.port} did not start")
-            time.sleep(0.01)
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self._thread.join(timeout=10)
-
-
-def _unsatisfiable(share: Share) -> Response:
-    return JSONResponse({"error": {"code": "malformed", "message": "the requested range is outside the file",
-                                   "details": {"size": share.size}}},
-                        status_code=416, headers={"Content-Range": f"bytes */{share.size}"})  # fmt: skip
-
-
-def _b64(hex_digest: str) -> str:
-    import base64
-
-    return base64.b64encode(bytes.fromhex(hex_digest)).decode()
-
-
-def _quote(name: str) -> str:
-    from urllib.parse import quote
-
-    return quote(name, safe="")
 
 
 def _earnings(one: Callable[[str], Any]) -> dict[str, int]:
