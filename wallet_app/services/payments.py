@@ -245,7 +245,11 @@ class PaymentEngine:
                 )  # fmt: skip
                 seg_rows = [[s.chain_id.hex(), s.from_index, s.to_index] for s in segments]
                 intent = {"spend": row, "segments": seg_rows, "chains": states}
-                self.vault.journal(SPEND_INTENT, intent, at_once=at_once)
+                try:
+                    self.vault.journal(SPEND_INTENT, intent, at_once=at_once)
+                except OSError:  # the log's fsync failed after the commit: nothing was sent, so none of it stands
+                    self._unjournal(payment_id, [(s.chain_id.hex(), s.from_index, s.to_index) for s in segments])
+                    raise
             except BaseException:
                 self.book.forget([p.chain_id for p in picks])
                 raise
@@ -255,6 +259,24 @@ class PaymentEngine:
         undone = tuple((cid, s.from_index, s.to_index, old) for (cid, old), s in zip(undo, segments, strict=True)
                        ) if undoable else ()  # fmt: skip
         return PreparedSpend(payment_id, wire, q.payment_url, vc.api_url, spend, undone)
+
+    def _unjournal(self, payment_id: str, segments: list[tuple[str, int, int]]) -> None:
+        """Undo a spend whose journal entry was committed but could not be made durable (its fsync failed): it was
+        never sent, and the caller is told it failed, so it must not stay pending for recovery to send later. Its
+        chains go back to where they were (rebuilt from the seed: this is the rare path). Best effort: if the vault
+        cannot even do this, the spend stays pending and recovery sends it (paid once, never an index reused)."""
+        try:
+            with self.vault.tx() as c:  # (applies the entry first, if it was still waiting to be applied)
+                for chain_id, _start, to in segments:
+                    pos = c.execute("SELECT position FROM chains WHERE chain_id = ?", (chain_id,)).fetchone()
+                    if pos is None or pos[0] != to:
+                        return  # another spend moved on from it: leave it to recovery
+                for chain_id, start, _to in segments:
+                    self.book.move_to(c, chain_id, start)
+                c.execute("DELETE FROM spend_segments WHERE payment_id = ?", (payment_id,))
+                c.execute("DELETE FROM spends WHERE payment_id = ?", (payment_id,))
+        except Exception:
+            log.exception("payment %s: its journal entry could not be made durable nor undone", payment_id)
 
     def cancel(self, prepared: PreparedSpend) -> bool:
         """Give back the coins of a payment prepared with ``undoable`` that has NOT left this process (the caller

@@ -246,3 +246,4 @@ def test_the_paid_request_leaves_only_after_the_journal_fsync(
         api.get(f"{vendor.url}/api/search", params={"q": "market"}, timeout=10)  # the kept quote: no 402 first
     assert seen == ["fsync"]  # nothing reached the shop
     assert api.budget.spent() == 1
+    assert spends(funded_wallet) == [("settled", None)]  # and nothing stays pending for recovery to send

@@ -416,15 +416,26 @@ def test_the_journal_is_fsynced_before_the_payment_leaves(
 def test_a_failed_journal_fsync_sends_nothing(
     funded_wallet: WalletService, vendor_factory: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The fsync of the journal fails (an I/O error): the shop never sees the payment, and the wallet says so."""
+    """The fsync of the journal fails (an I/O error): the shop never sees the payment, and the wallet says so; the
+    spend it committed does not stay pending (recovery would send it later, a payment the user was told failed), and
+    its coins are the chain's next ones again: the same quote is then paid once, from the same index."""
     events: list[str] = []
     vendor = vendor_factory(wrap=lambda app: arrivals(app, events))
     q, c = quote_for(vendor.url, ITEM)
     checked = funded_wallet.check_quote(q, c, vendor.url)
-    slow_fsync(monkeypatch, events, fail=True)
-    with pytest.raises(OSError):
-        funded_wallet.pay_quote(checked.quote, checked.vendor_certificate, vendor.url, "prompt")
+    (chain,) = funded_wallet.list_chains()
+    with monkeypatch.context() as m:
+        slow_fsync(m, events, fail=True)
+        with pytest.raises(OSError):
+            funded_wallet.pay_quote(checked.quote, checked.vendor_certificate, vendor.url, "prompt")
     assert "/v1/payments" not in events
+    assert funded_wallet.vault.query("SELECT * FROM spends") == []
+    assert funded_wallet.list_chains() == [chain]
+    assert funded_wallet.recover_pending() == 0
+    paid = funded_wallet.pay_quote(checked.quote, checked.vendor_certificate, vendor.url, "prompt")
+    assert paid.amount == checked.price and "/v1/payments" in events
+    (row,) = funded_wallet.vault.query("SELECT status FROM spends")
+    assert row[0] == "settled"
 
 
 def test_a_twin_spend_applied_at_once_is_refused_whole(funded_wallet: WalletService, vendor: RunningVendor) -> None:
