@@ -11,8 +11,10 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+import requests
 
 from tests.support.broker import RunningBroker
 from tests.support.vendor import RunningVendor
@@ -258,3 +260,43 @@ def test_locking_the_wallet_takes_it_back_first(funded_wallet: WalletService, ve
     assert spends(funded_wallet) == [("settled", None)] and position(funded_wallet) == 1
     assert api.budget.spent() == 1
     api.close()
+
+
+def test_a_next_quote_from_another_vendor_is_never_journalled(
+    funded_wallet: WalletService, vendor_factory: Callable[..., RunningVendor]
+) -> None:
+    """A shop (or whoever sits between) that hands out another vendor's quote as the next one (``NetPay-Quote``):
+    the wallet checks it before journalling it ahead, as before paying any quote, and refuses it (its certificate
+    does not name this origin). Nothing is journalled, the other vendor is paid nothing, and the next call pays the
+    shop's own challenge."""
+    import base64
+    import json
+
+    other = vendor_factory(name="Elsewhere")
+    theirs = requests.post(
+        f"{other.url}/v1/quotes", json={"item_id": "archive-search"}, timeout=10
+    ).json()  # a genuine quote, signed by the other vendor
+    swapped = base64.urlsafe_b64encode(json.dumps(theirs).encode()).rstrip(b"=")
+
+    def swaps_the_next_quote(app: Any) -> Any:
+        async def wrapped(scope: Any, receive: Any, send: Any) -> None:
+            async def sending(message: dict[str, Any]) -> None:
+                if message["type"] == "http.response.start":
+                    headers = [(k, swapped if k == b"netpay-quote" else v) for k, v in message["headers"]]
+                    message = {**message, "headers": headers}
+                await send(message)
+
+            await app(scope, receive, sending)
+
+        return wrapped
+
+    shop = vendor_factory(wrap=swaps_the_next_quote)
+    api = PayingSession(funded_wallet, rules(daily=10))
+    url = f"{shop.url}/api/search"
+    assert api.get(url, params={"q": "comet"}, timeout=10).status_code == 200 and api.settle(10)
+    assert spends(funded_wallet) == [("settled", None)] and api.budget.spent() == 1
+    seen = counting(api)
+    assert api.get(url, params={"q": "market"}, timeout=10).json()["query"] == "market"
+    assert seen == [("/api/search", 402), ("/api/search", 200)]  # the swapped quote refused, the shop's own paid
+    api.close()
+    assert spends(funded_wallet) == [("settled", None)] * 2 and recorded(other) == 0 and recorded(shop) == 2
