@@ -27,6 +27,8 @@ class AllowanceBook:
     def __init__(self, vault: Vault, clock: Callable[[], float]) -> None:
         self.vault = vault
         self.clock = clock
+        #: the last sum read, with the vault's version then: valid while nothing has been written since
+        self._spent: dict[tuple[str, str, int], tuple[tuple[int, int], int]] = {}
 
     def set(self, vendor_id: str, vendor_name: str, max_price: Money, daily_budget: Money) -> None:
         if max_price.currency != daily_budget.currency:
@@ -46,6 +48,18 @@ class AllowanceBook:
             c.execute("DELETE FROM allowances WHERE vendor_id = ?", (vendor_id,))
 
     def spent_today(self, vendor_id: str, currency: str) -> Money:
+        day = start_of_day(self.clock())
+        key = (vendor_id, currency, day)
+        version = self.vault.version()
+        cached = self._spent.get(key)
+        if version is not None and cached is not None and cached[0] == version:
+            return Money(cached[1], currency)  # nothing written since it was summed (a hand-off asks twice)
+        amount = self._sum_spent(vendor_id, currency, day)
+        if version is not None and self.vault.version() == version:
+            self._spent = {key: (version, amount)}
+        return Money(amount, currency)
+
+    def _sum_spent(self, vendor_id: str, currency: str, day: int) -> int:
         row = self.vault.one(
             # Two sums, so the allowance's own payments are read from the covering index alone (an OR of the two
             # read every row of the day); the units of a metered session opened under the allowance count too.
@@ -56,9 +70,9 @@ class AllowanceBook:
                        AND EXISTS (SELECT 1 FROM metered_sessions m WHERE m.approved_via = 'allowance'
                            AND m.vendor_id = spends.vendor_id
                            AND substr(spends.quote_id, 1, length(m.session_id) + 1) = m.session_id || '.'))""",
-            (vendor_id, currency, start_of_day(self.clock())),
+            (vendor_id, currency, day),
         )
-        return Money(int(row[0]), currency)
+        return int(row[0])
 
     def list(self) -> list[AllowanceInfo]:
         out = []

@@ -155,6 +155,7 @@ class Vault:
         self._worker: threading.Thread | None = None
         self._appliers: dict[str, IntentApplier] = {}
         self._wal: int | None = None  # descriptor of the write-ahead log, for journal()'s fsync
+        self._opens = 0  # times opened: with _written, what version() hands out
         self._written = 0  # commits so far (deferred ones too) ...
         self._synced = 0  # ... and how many of them an fsync of the log has made durable
 
@@ -228,6 +229,7 @@ class Vault:
             conn.close()
             raise
         self.conn = conn
+        self._opens += 1
 
     def _verify_copy(self, key: bytes | bytearray) -> None:
         """:func:`verify_database` on a copy of the vault and its log, made in a private directory beside it."""
@@ -352,6 +354,15 @@ class Vault:
         self._sync_log()  # an fsync error is raised: then nothing may be sent
         with self._lock:
             self._kick()
+
+    def version(self) -> tuple[int, int] | None:
+        """A token that changes with every commit (and every open): two equal tokens mean nothing was written in
+        between, so a read made at the first still holds at the second. None while writes wait to be applied or the
+        vault is closed: read the tables then. For a caller that reads the same thing twice in one operation."""
+        with self._lock:
+            if self.conn is None or self._deferred:
+                return None
+            return (self._opens, self._written)
 
     def _sync_log(self) -> None:
         """fsync the write-ahead log: every commit made before this call is then durable. Runs without the vault

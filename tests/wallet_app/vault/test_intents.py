@@ -174,3 +174,38 @@ def test_a_damaged_vault_left_by_a_killed_process_is_refused_and_left_as_it_was(
         _open(*home)
     assert hashes() == before
     assert sorted(p.name for p in vault_dir.iterdir() if p.name.startswith(".open-check")) == []
+
+
+def test_the_version_changes_with_every_write_and_is_unknown_while_one_waits(home: tuple[Path, Path]) -> None:
+    """What a cached read (the allowance's spend today) relies on: equal versions mean nothing was written."""
+    w = _open(*home)
+    v = w.vault.version()
+    assert v is not None and w.vault.version() == v
+    w.get_setting("notes")  # a read
+    assert w.vault.version() == v
+    w.set_setting("x", 1)
+    assert w.vault.version() not in (None, v)
+    w.vault.journal("note", {"n": 5})  # its application waits for the next use of the vault
+    assert w.vault.version() is None
+    assert w.get_setting("notes") == 5
+    after = w.vault.version()
+    assert after is not None and after != v
+    w.lock()
+    assert w.vault.version() is None
+    w.unlock(recover=False)
+    assert w.vault.version() not in (None, v, after)  # a new open: never equal to a version before it
+    w.close()
+
+
+def test_the_days_allowance_spend_is_read_again_after_any_write(home: tuple[Path, Path]) -> None:
+    w = _open(*home)
+    book = w.allowance_book
+    assert book.spent_today("v", "EUR").amount == 0
+    columns = ("payment_id, quote_id, quote_digest, vendor_id, vendor_name, vendor_key, payment_url, item_url, title, "
+               "amount, currency, via, origin, payment_json, created_at, api_url_json, status, updated_at")  # fmt: skip
+    with w.vault.tx() as c:  # an allowance payment recorded by any path
+        c.execute(f"INSERT INTO spends ({columns}) VALUES ('p1', 'q1', 'd1', 'v', 'V', 'k', 'u', 'u', 't', 7, 'EUR',"
+                  " 'allowance', NULL, '{}', ?1, '\"u\"', 'pending', ?1)", (int(w.clock()),))  # fmt: skip
+    assert book.spent_today("v", "EUR").amount == 7
+    assert book.spent_today("v", "EUR").amount == 7  # (from the cache: nothing written since)
+    w.close()
