@@ -240,7 +240,7 @@ class PayingSession(requests.Session):
         if resp is not None and resp.ok and (spare := _header_json(resp, QUOTE_HEADER)) is not None:
             new = KeptOffer(spare, origin, self)
             with self._lock:
-                if len(self._spares) >= MAX_SPARES:  # (the one journalled ahead is no longer found: taken back)
+                if len(self._spares) >= MAX_SPARES:  # (one journalled ahead for them is taken back by the next payment)
                     self._spares.clear()
                 self._spares[spare_key] = new
             self._journal_ahead(new)

@@ -29,7 +29,9 @@ class VaultPayer:
     (:meth:`of`): every session paying from it shares its lock and the payment journalled ahead, so one chain's
     coins leave in order whichever session sends them."""
 
-    _shared: ClassVar[weakref.WeakKeyDictionary[WalletService, VaultPayer]] = weakref.WeakKeyDictionary()
+    # by id(service): a payer holds its service, so a weak-keyed map would keep every service alive for good; a live
+    # payer keeps its service (and so its id) alive, and a dead one leaves the map
+    _shared: ClassVar[weakref.WeakValueDictionary[int, VaultPayer]] = weakref.WeakValueDictionary()
     _shared_lock: ClassVar[threading.Lock] = threading.Lock()
     _exit_hook: ClassVar[bool] = False
 
@@ -42,9 +44,10 @@ class VaultPayer:
     def of(cls, service: WalletService) -> VaultPayer:
         """The payer of ``service`` in this process."""
         with cls._shared_lock:
-            payer = cls._shared.get(service)
-            if payer is None:
-                payer = cls._shared[service] = cls(service)
+            payer = cls._shared.get(id(service))
+            if payer is None or payer.service is not service:
+                payer = cls(service)
+                cls._shared[id(service)] = payer
                 service.events.vault_locking.append(payer.take_back)
             if not cls._exit_hook:
                 atexit.register(cls._take_back_all)

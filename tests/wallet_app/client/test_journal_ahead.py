@@ -300,3 +300,23 @@ def test_a_next_quote_from_another_vendor_is_never_journalled(
     assert seen == [("/api/search", 402), ("/api/search", 200)]  # the swapped quote refused, the shop's own paid
     api.close()
     assert spends(funded_wallet) == [("settled", None)] * 2 and recorded(other) == 0 and recorded(shop) == 2
+
+
+def test_a_closed_wallet_and_its_sessions_are_freed(tmp_path: Path) -> None:
+    """One payer per wallet service, found again by every session on it, but never keeping a closed one alive."""
+    import gc
+    import weakref
+
+    from tests.support.wallet import new_wallet
+    from wallet_app.client.vault_payer import VaultPayer
+
+    w = new_wallet(tmp_path / "w")
+    a, b = PayingSession(w, rules(daily=10)), PayingSession(w, rules(daily=10))
+    assert a.payer is b.payer is VaultPayer.of(w)
+    gone = weakref.ref(w)
+    for api in (a, b):
+        api.close()
+    w.close()
+    del a, b, api, w
+    gc.collect()
+    assert gone() is None
