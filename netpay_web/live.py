@@ -39,14 +39,22 @@ KEEP_ALIVE_S = 600
 
 
 class LiveServer:
-    """A real uvicorn server on ``host:port`` in a daemon thread. ``url`` is its base URL."""
+    """A real uvicorn server on ``host:port`` in a daemon thread. ``url`` is its base URL. ``server_class``: a
+    subclass of ``uvicorn.Server`` to run instead (the wallet's peer server uses one)."""
 
-    def __init__(self, app: Any, host: str = "127.0.0.1", port: int | None = None, **config: Any) -> None:
+    def __init__(
+        self,
+        app: Any,
+        host: str = "127.0.0.1",
+        port: int | None = None,
+        server_class: type[uvicorn.Server] = uvicorn.Server,
+        **config: Any,
+    ) -> None:
         self.host = host
         self.port = port or free_port(host)
         config.setdefault("timeout_keep_alive", KEEP_ALIVE_S)
         cfg = uvicorn.Config(app, host=host, port=self.port, log_level="warning", lifespan="on", **config)
-        self.server = uvicorn.Server(cfg)
+        self.server = server_class(cfg)
         self._thread = threading.Thread(target=self.server.run, name=f"uvicorn:{self.port}", daemon=True)
 
     @property

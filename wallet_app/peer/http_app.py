@@ -10,8 +10,6 @@ from __future__ import annotations
 import base64
 import logging
 import re
-import threading
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -26,6 +24,7 @@ from starlette.concurrency import run_in_threadpool
 
 from netpay.errors import AuthenticationRequired, Forbidden, NetPayError, NotFound, RateLimited
 from netpay_web.http import BodyLimitMiddleware, error_response, install_error_handlers
+from netpay_web.live import LiveServer
 from vendor_stub.api import build_api
 from vendor_stub.service import Vendor
 from wallet_app.peer.shares import Share
@@ -33,7 +32,7 @@ from wallet_app.peer.shares import Share
 if TYPE_CHECKING:
     from wallet_app.peer.server import PeerServer
 
-__all__ = ["Runner", "build_peer_app"]
+__all__ = ["build_peer_app", "peer_server"]
 
 log = logging.getLogger(__name__)
 
@@ -145,24 +144,7 @@ class _Server(uvicorn.Server):
             log.info("a download was cut short by switching sharing off")
 
 
-class Runner:
-    """The peer's uvicorn in a daemon thread, serving ``app``."""
-
-    def __init__(self, app: FastAPI, host: str, port: int, max_downloads: int, tls: dict[str, Any]) -> None:
-        config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on", timeout_keep_alive=5,
-                                timeout_graceful_shutdown=1, limit_concurrency=128 + 4 * max_downloads,
-                                **tls)  # fmt: skip
-        self.server = _Server(config)
-        self._thread = threading.Thread(target=self.server.run, name=f"peer:{port}", daemon=True)
-
-    def start(self, timeout: float = 15.0) -> None:
-        self._thread.start()
-        deadline = time.monotonic() + timeout
-        while not self.server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError(f"the peer server on port {self.server.config.port} did not start")
-            time.sleep(0.01)
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self._thread.join(timeout=10)
+def peer_server(app: FastAPI, host: str, port: int, max_downloads: int, tls: dict[str, Any]) -> LiveServer:
+    """The peer's uvicorn, to run in a daemon thread serving ``app`` (not started yet)."""
+    return LiveServer(app, host, port, server_class=_Server, timeout_keep_alive=5, timeout_graceful_shutdown=1,
+                      limit_concurrency=128 + 4 * max_downloads, **tls)  # fmt: skip

@@ -38,9 +38,9 @@ from wallet_app.peer.shares import ShareList
 from wallet_app.peer.vaultdb import PeerVault, import_plain_records, new_secret, peer_sql
 
 if TYPE_CHECKING:  # imported when sharing starts (wallet_app.peer.http_app): not at every wallet start
+    from netpay_web.live import LiveServer
     from vendor_stub.catalog import Catalog
     from vendor_stub.service import Vendor
-    from wallet_app.peer.http_app import Runner
 
 __all__ = ["PeerServer", "PeerSettings"]
 
@@ -83,7 +83,7 @@ class PeerServer:
         records.session.before_lock(self.stop_for_lock)
         self.vendor: Vendor | None = None
         self.peer_id: str | None = None
-        self._server: Runner | None = None
+        self._server: LiveServer | None = None
         self._serving = threading.Event()
         self.download_slots = threading.BoundedSemaphore(settings.max_downloads)  # downloads served at once
         self._stop_heartbeat = threading.Event()
@@ -140,7 +140,7 @@ class PeerServer:
         from vendor_stub.service import Vendor, VendorHost
         from vendor_stub.settings import VendorSettings
         from vendor_stub.storage import Store
-        from wallet_app.peer.http_app import Runner, build_peer_app
+        from wallet_app.peer.http_app import build_peer_app, peer_server
 
         if not self.settings.enabled:
             raise Forbidden("sharing is switched off in the settings", reason="sharing_off")
@@ -168,7 +168,7 @@ class PeerServer:
         if self.settings.tls_cert:
             tls = {"ssl_certfile": self.settings.tls_cert, "ssl_keyfile": self.settings.tls_key}
         app = build_peer_app(self, self.vendor)
-        self._server = Runner(app, self.settings.host, self.port, self.settings.max_downloads, tls)
+        self._server = peer_server(app, self.settings.host, self.port, self.settings.max_downloads, tls)
         self._serving.set()
         self._server.start()
         self.publish()
