@@ -23,7 +23,7 @@ import json
 import logging
 import secrets
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -267,14 +267,7 @@ class PaymentEngine:
         cannot even do this, the spend stays pending and recovery sends it (paid once, never an index reused)."""
         try:
             with self.vault.tx() as c:  # (applies the entry first, if it was still waiting to be applied)
-                for chain_id, _start, to in segments:
-                    pos = c.execute("SELECT position FROM chains WHERE chain_id = ?", (chain_id,)).fetchone()
-                    if pos is None or pos[0] != to:
-                        return  # another spend moved on from it: leave it to recovery
-                for chain_id, start, _to in segments:
-                    self.book.move_to(c, chain_id, start)
-                c.execute("DELETE FROM spend_segments WHERE payment_id = ?", (payment_id,))
-                c.execute("DELETE FROM spends WHERE payment_id = ?", (payment_id,))
+                self._delete_unsent(c, payment_id, [(cid, start, to, None) for cid, start, to in segments])
         except Exception:
             log.exception("payment %s: its journal entry could not be made durable nor undone", payment_id)
 
@@ -289,24 +282,30 @@ class PaymentEngine:
         next journal entry's fsync makes it durable before any of those coins can be spent again."""
         if not prepared.undo:
             return False
-        with self.lock:
-            with self.vault.tx() as c:
-                row = c.execute("SELECT status FROM spends WHERE payment_id = ?", (prepared.payment_id,)).fetchone()
-                if row is None or row["status"] != "pending":
-                    return False
-                for chain_id, _start, to, _state in prepared.undo:
-                    pos = c.execute("SELECT position FROM chains WHERE chain_id = ?", (chain_id,)).fetchone()
-                    if pos is None or pos[0] != to:
-                        return False
-                for chain_id, start, to, state in prepared.undo:
-                    c.execute(
-                        "UPDATE chains SET traversal = ?, position = ? WHERE chain_id = ? AND position = ?",
-                        (state, start, chain_id, to),
-                    )
-                c.execute("DELETE FROM spend_segments WHERE payment_id = ?", (prepared.payment_id,))
-                c.execute("DELETE FROM spends WHERE payment_id = ?", (prepared.payment_id,))
-            self.book.forget([chain_id for chain_id, *_ in prepared.undo])
+        with self.lock, self.vault.tx() as c:
+            row = c.execute("SELECT status FROM spends WHERE payment_id = ?", (prepared.payment_id,)).fetchone()
+            pending = row is not None and row["status"] == "pending"
+            if not pending or not self._delete_unsent(c, prepared.payment_id, prepared.undo):
+                return False
         self.events.emit("balance_changed")
+        return True
+
+    def _delete_unsent(self, c: Any, payment_id: str, segments: Sequence[tuple[str, int, int, bytes | None]]) -> bool:
+        """Inside a transaction: delete a spend that never left this process and put each of its chains back from
+        ``to`` to ``start`` (to the traversal ``state`` kept from before, or rebuilt from the seed when None).
+        False, nothing changed, when a chain is no longer at ``to`` (a later spend took its next coins)."""
+        for chain_id, _start, to, _state in segments:
+            pos = c.execute("SELECT position FROM chains WHERE chain_id = ?", (chain_id,)).fetchone()
+            if pos is None or pos[0] != to:
+                return False
+        for chain_id, start, _to, state in segments:
+            if state is None:
+                self.book.move_to(c, chain_id, start)
+            else:
+                c.execute("UPDATE chains SET traversal = ?, position = ? WHERE chain_id = ?", (state, start, chain_id))
+        c.execute("DELETE FROM spend_segments WHERE payment_id = ?", (payment_id,))
+        c.execute("DELETE FROM spends WHERE payment_id = ?", (payment_id,))
+        self.book.forget([chain_id for chain_id, *_ in segments])
         return True
 
     def finish(self, prepared: PreparedSpend, answer: Any, error: NetPayError | None) -> PaidQuote:
