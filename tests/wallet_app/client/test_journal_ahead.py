@@ -320,3 +320,40 @@ def test_a_closed_wallet_and_its_sessions_are_freed(tmp_path: Path) -> None:
     del a, b, api, w
     gc.collect()
     assert gone() is None
+
+
+def test_a_shop_that_hands_out_the_same_next_quote_again_is_paid_once_for_it(
+    funded_wallet: WalletService, vendor_factory: Callable[..., RunningVendor]
+) -> None:
+    """A shop that replays the next quote it handed out first in every later answer: the payment journalled ahead
+    pays it once; journalling it again is refused by the wallet (already paid), and each later query is paid on the
+    shop's own challenge. Nothing is paid twice, nothing stays pending."""
+    first: list[bytes] = []
+
+    def replays_the_next_quote(app: Any) -> Any:
+        async def wrapped(scope: Any, receive: Any, send: Any) -> None:
+            async def sending(message: dict[str, Any]) -> None:
+                if message["type"] == "http.response.start":
+                    headers = []
+                    for k, v in message["headers"]:
+                        if k == b"netpay-quote":
+                            if not first:
+                                first.append(v)
+                            v = first[0]
+                        headers.append((k, v))
+                    message = {**message, "headers": headers}
+                await send(message)
+
+            await app(scope, receive, sending)
+
+        return wrapped
+
+    shop = vendor_factory(wrap=replays_the_next_quote)
+    api = PayingSession(funded_wallet, rules(daily=10))
+    url = f"{shop.url}/api/search"
+    for q in ("comet", "market", "budget", "cup"):
+        assert api.get(url, params={"q": q}, timeout=10).json()["query"] == q
+        assert api.settle(10)
+    api.close()
+    assert spends(funded_wallet) == [("settled", None)] * 4 and recorded(shop) == 4
+    assert api.budget.spent() == 4 and len(api.payments) == 4
