@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import os
 from pathlib import Path
@@ -23,8 +24,10 @@ __all__ = ["ENV_CA_FILE", "ca_file_from_env", "is_loopback_host", "require_secur
 ENV_CA_FILE = "NETPAY_WALLET_CA_FILE"
 
 
+@functools.lru_cache(maxsize=256)
 def is_loopback_host(host: str | None) -> bool:
-    """True for ``localhost``, any 127.0.0.0/8 address and ``::1``."""
+    """True for ``localhost``, any 127.0.0.0/8 address and ``::1`` (a fact about the name alone: remembered, since
+    every payment checks the same few hosts several times)."""
     if not host:
         return False
     host = host.strip("[]").lower()

@@ -355,6 +355,13 @@ class Vault:
         with self._lock:
             self._kick()
 
+    @property
+    def generation(self) -> int:
+        """How many times this vault has been opened: what a caller caches from tables only it writes (an
+        allowance, say) holds while this is unchanged; another open (after a lock, or a restored backup) may have
+        other rows."""
+        return self._opens
+
     def version(self) -> tuple[int, int] | None:
         """A token that changes with every commit (and every open): two equal tokens mean nothing was written in
         between, so a read made at the first still holds at the second. None while writes wait to be applied or the
