@@ -63,6 +63,7 @@ class Signed(Generic[B]):
     signature: bytes
     _signed: bytes | None = field(default=None, init=False, repr=False, compare=False)
     _wire: bytes | None = field(default=None, init=False, repr=False, compare=False)
+    _digest: str | None = field(default=None, init=False, repr=False, compare=False)
     #: The body's canonical JSON as signed; for a parsed object, the body exactly as it was received.
     _body_json: bytes | None = field(default=None, init=False, repr=False, compare=False)
     #: Parsed from a body in another form than ``body.to_body()`` writes (an optional field left out, or null where
@@ -97,8 +98,12 @@ class Signed(Generic[B]):
 
     @property
     def digest(self) -> str:
-        """SHA-256 of the signed bytes, hex: binds a receipt or payment to exactly this object."""
-        return hashlib.sha256(self.signed_bytes()).hexdigest()
+        """SHA-256 of the signed bytes, hex: binds a receipt or payment to exactly this object (computed once)."""
+        data = self._digest
+        if data is None:
+            data = hashlib.sha256(self.signed_bytes()).hexdigest()
+            object.__setattr__(self, "_digest", data)
+        return data
 
     def wire_json(self) -> bytes:
         """``canonical_json(self.to_wire())``, encoded once per object (a payment embeds its quote and
