@@ -57,7 +57,9 @@ from wallet_app.callback.server import CallbackServer
 from wallet_app.callback.services_adapter import ServicesWalletPort
 from wallet_app.clients.vendor import VendorClient
 
-REPETITIONS = 120
+#: The target reads a difference of two medians (purchase − floor) against a third; at 120 rounds that difference
+#: moved by ±0.05 of the baseline from run to run on this machine with no change to the code, at 400 by ±0.02.
+REPETITIONS = 300
 WARMUP = 3
 
 
